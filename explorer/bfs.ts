@@ -1,0 +1,210 @@
+/**
+ * Breadth-first search over all interleavings. The search keeps only
+ * fingerprints in the store (with parent and event, for paths) and full
+ * states on the frontier, as TLC does. Every new state is checked against
+ * every invariant; a state with no enabled event while some actor has not
+ * terminated is a deadlock. BFS order makes the first violation found for a
+ * property a shortest one. The loop reports progress through a callback and
+ * never prints.
+ */
+import type { EventObject } from 'xstate';
+import { canonical } from './canonical.ts';
+import type { AnyEngine } from './engine.ts';
+import type { Hasher } from './fingerprint.ts';
+import type { ResolvedVariant } from './model.ts';
+import { StateStore } from './state-store.ts';
+
+export interface Progress {
+  readonly states: number;
+  readonly depth: number;
+  readonly frontier: number;
+  readonly transitions: number;
+  readonly seconds: number;
+}
+
+export interface SearchConfig {
+  readonly depth: number;
+  readonly maxStates: number;
+  /** Keep every edge (needed by the temporal checks, which work on the whole graph). */
+  readonly recordEdges: boolean;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+/** The explored graph's edges, as parallel columns (from, to, event id, mask of the actors that moved). */
+export class EdgeList {
+  from = new Int32Array(1024);
+  to = new Int32Array(1024);
+  event = new Int32Array(1024);
+  actors = new Int32Array(1024);
+  length = 0;
+
+  push(from: number, to: number, event: number, actors: number): void {
+    if (this.length === this.from.length) this.grow();
+    const i = this.length++;
+    this.from[i] = from;
+    this.to[i] = to;
+    this.event[i] = event;
+    this.actors[i] = actors;
+  }
+
+  private grow(): void {
+    const grow = (a: Int32Array) => {
+      const b = new Int32Array(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.from = grow(this.from);
+    this.to = grow(this.to);
+    this.event = grow(this.event);
+    this.actors = grow(this.actors);
+  }
+}
+
+export interface SearchOutcome {
+  readonly store: StateStore;
+  /** Interned events: the store's event ids index this list. */
+  readonly events: readonly EventObject[];
+  readonly complete: boolean;
+  readonly cutBy?: 'depth' | 'maxStates';
+  readonly transitions: number;
+  readonly maxDepth: number;
+  readonly seconds: number;
+  readonly peakRss: number;
+  /** Property name -> index of the first (shallowest) state violating it; 'deadlock' for deadlocks. */
+  readonly firstViolation: ReadonlyMap<string, number>;
+  readonly edges?: EdgeList;
+  /** States whose successors were not generated (beyond a bound): temporal checks must not judge through them. */
+  readonly unexpanded: ReadonlySet<number>;
+  /** States in which every actor has terminated. */
+  readonly terminal: ReadonlySet<number>;
+}
+
+export function search(
+  variant: ResolvedVariant,
+  engine: AnyEngine,
+  hash: Hasher,
+  cfg: SearchConfig,
+): SearchOutcome {
+  const started = performance.now();
+  const store = new StateStore(1 << 14);
+  const eventIds = new Map<string, number>();
+  const events: EventObject[] = [];
+  const internEvent = (e: EventObject): number => {
+    const key = canonical(e, `event '${e.type}'`);
+    let id = eventIds.get(key);
+    if (id === undefined) {
+      id = events.length;
+      events.push(e);
+      eventIds.set(key, id);
+    }
+    return id;
+  };
+  const invariants = Object.entries(variant.invariants);
+  const firstViolation = new Map<string, number>();
+  const edges = cfg.recordEdges ? new EdgeList() : undefined;
+  const unexpanded = new Set<number>();
+  const terminal = new Set<number>();
+  const actorBit = new Map(engine.actors.map((a, i) => [a, 1 << i]));
+  let transitions = 0;
+  let peakRss = process.memoryUsage().rss;
+  let cutBy: 'depth' | 'maxStates' | undefined;
+  let lastReport = started;
+
+  const check = (s: unknown, index: number) => {
+    const view = engine.view(s);
+    for (const [name, holds] of invariants) {
+      if (!firstViolation.has(name) && !holds(view)) firstViolation.set(name, index);
+    }
+  };
+
+  const init = engine.initial();
+  store.add(hash(engine.encode(init)), -1, -1, 0);
+  check(init, 0);
+  let frontier: unknown[] = [init];
+  let frontierIds: number[] = [0];
+  let depth = 0;
+
+  levels: for (; frontier.length > 0; depth++) {
+    const atBound = depth >= cfg.depth;
+    const next: unknown[] = [];
+    const nextIds: number[] = [];
+    for (let f = 0; f < frontier.length; f++) {
+      const s = frontier[f];
+      const from = frontierIds[f];
+      let enabled = 0;
+      for (const event of variant.events(engine.view(s))) {
+        const ns = engine.step(s, event);
+        if (ns === null) continue;
+        enabled++;
+        transitions++;
+        const fp = hash(engine.encode(ns));
+        if (atBound) {
+          // Generate but do not add: a new state here means the bound cut the search.
+          if (store.find(fp) < 0) {
+            cutBy = 'depth';
+            unexpanded.add(from);
+          }
+          continue;
+        }
+        const index = store.add(fp, from, -1, depth + 1);
+        const to = index >= 0 ? index : store.find(fp);
+        if (edges) edges.push(from, to, internEvent(event), actorMask(engine, actorBit, s, event));
+        if (index < 0) continue;
+        if (!edges) store.setEvent(index, internEvent(event));
+        check(ns, index);
+        next.push(ns);
+        nextIds.push(index);
+        if (store.size >= cfg.maxStates) {
+          cutBy = 'maxStates';
+          for (let g = f; g < frontier.length; g++) unexpanded.add(frontierIds[g]);
+          for (const id of nextIds) unexpanded.add(id);
+          break levels;
+        }
+      }
+      if (enabled === 0) {
+        const ended = engine.terminated(s).every(Boolean);
+        if (ended) terminal.add(from);
+        else if (!firstViolation.has('deadlock')) firstViolation.set('deadlock', from);
+      }
+      if ((f & 255) === 0 && cfg.onProgress) {
+        const now = performance.now();
+        if (now - lastReport > 250) {
+          lastReport = now;
+          peakRss = Math.max(peakRss, process.memoryUsage().rss);
+          cfg.onProgress({
+            states: store.size,
+            depth,
+            frontier: frontier.length - f + next.length,
+            transitions,
+            seconds: (now - started) / 1000,
+          });
+        }
+      }
+    }
+    if (atBound) break;
+    frontier = next;
+    frontierIds = nextIds;
+  }
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const maxDepth = store.depth(store.size - 1); // BFS numbers states in depth order
+  return {
+    store,
+    events,
+    complete: cutBy === undefined,
+    cutBy,
+    transitions,
+    maxDepth,
+    seconds: (performance.now() - started) / 1000,
+    peakRss,
+    firstViolation,
+    edges,
+    unexpanded,
+    terminal,
+  };
+}
+
+function actorMask(engine: AnyEngine, bits: ReadonlyMap<string, number>, s: unknown, e: EventObject): number {
+  let mask = 0;
+  for (const a of engine.actorsOf(s, e)) mask |= bits.get(a) ?? 0;
+  return mask;
+}

@@ -1,0 +1,250 @@
+/**
+ * The vfio-mc command line. Exit codes: 0 every property holds within the
+ * bounds, 1 a violation (or an unexpected verdict), 2 a usage or model error.
+ */
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { EventObject } from 'xstate';
+import { createReferenceEngine } from './engine-reference.ts';
+import { explore } from './explore.ts';
+import { ModelError } from './model.ts';
+import { progressLine } from './progress.ts';
+import { findModel, registeredModels } from './registry.ts';
+import { formatMermaidDocument } from './report-mermaid.ts';
+import { formatReport, formatStepLabel } from './report-text.ts';
+import type { ExploreResult } from './result.ts';
+import { replay } from './trace.ts';
+import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
+
+const EXIT = { ok: 0, violation: 1, usage: 2 } as const;
+
+function positiveInt(name: string) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a positive integer, got '${raw}'`);
+    }
+    return n;
+  };
+}
+
+/** The JSON shape promised to scripts: stable field names, nothing printed besides it. */
+export function toJson(r: ExploreResult) {
+  return {
+    model: r.model,
+    variant: r.variant,
+    complete: r.complete,
+    states: r.states,
+    transitions: r.transitions,
+    depth: r.depth,
+    seconds: r.seconds,
+    statesPerSecond: r.statesPerSecond,
+    peakMemoryMB: r.peakMemoryMB,
+    collisionProbability: r.collisionProbability,
+    engine: r.engine,
+    bounds: r.bounds,
+    ...(r.cutBy && { cutBy: r.cutBy }),
+    properties: r.properties,
+    violations: r.violations.map((v) => ({
+      property: v.property,
+      kind: v.kind,
+      ...(v.cycleStart !== undefined && { cycleStart: v.cycleStart }),
+      trace: v.trace.map((s) => ({
+        actor: s.actor,
+        event: s.event,
+        state: s.state,
+        ...(s.call && { call: true }),
+        ...(s.result !== undefined && { result: s.result }),
+      })),
+    })),
+  };
+}
+
+const print = (s: string) => process.stdout.write(`${s}\n`);
+
+async function cmdExplore(target: string, o: Record<string, any>): Promise<number> {
+  const model = await findModel(target);
+  const variant = model.variant(o.variant);
+  const progress = progressLine(`${model.id}/${variant.name}`, o.progress && !o.json);
+  let result: ExploreResult;
+  try {
+    result = await explore(variant, {
+      depth: o.depth,
+      maxStates: o.maxStates,
+      engine: o.engine,
+      onProgress: (p) => progress.update(p),
+    });
+  } finally {
+    progress.stop();
+  }
+  const actors = createReferenceEngine(variant.machine).actors;
+  if (o.mermaid) writeFileSync(o.mermaid, formatMermaidDocument(result, actors));
+  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors));
+  return result.violations.length > 0 ? EXIT.violation : EXIT.ok;
+}
+
+async function cmdList(o: Record<string, any>): Promise<number> {
+  const models = await registeredModels();
+  const rows = models.map((m) => ({
+    id: m.id,
+    description: m.description,
+    variants: m.variantNames.map((name) => {
+      const v = m.variant(name);
+      return { name, invariants: Object.keys(v.invariants), properties: Object.keys(v.properties) };
+    }),
+  }));
+  if (o.json) {
+    print(JSON.stringify(rows, null, 2));
+    return EXIT.ok;
+  }
+  for (const m of rows) {
+    print(`${m.id}: ${m.description}`);
+    for (const v of m.variants) {
+      const props = [...v.invariants, ...v.properties, 'deadlock'].join(', ');
+      print(`  --variant ${v.name}: ${props}`);
+    }
+  }
+  return EXIT.ok;
+}
+
+async function cmdVerdicts(o: Record<string, any>): Promise<number> {
+  const wanted: string[] | undefined = o.models?.split(',');
+  const models = (await registeredModels()).filter((m) => !wanted || wanted.includes(m.id));
+  const rows: VerdictRow[] = [];
+  for (const m of models) {
+    for (const v of m.variantNames) {
+      const progress = progressLine(`${m.id}/${v}`, o.progress && !o.json);
+      try {
+        rows.push(await verdictRow(m, v));
+      } finally {
+        progress.stop();
+      }
+    }
+  }
+  if (o.json) {
+    print(
+      JSON.stringify(
+        rows.map((r) => ({ ...toJson(r.result), asExpected: r.asExpected, why: r.why })),
+        null,
+        2,
+      ),
+    );
+  } else {
+    print(formatVerdictTable(rows));
+  }
+  return rows.every((r) => r.asExpected) ? EXIT.ok : EXIT.violation;
+}
+
+/** Accepts a bare array of events, a trace, or the --json output of explore (first violation). */
+function eventsFromFile(data: any, file: string): EventObject[] {
+  const list = Array.isArray(data) ? data : (data?.trace ?? data?.violations?.[0]?.trace);
+  if (!Array.isArray(list))
+    throw new ModelError(`${file}: expected an array of events, a trace, or explore --json output`);
+  return list.map((x: any, i: number) => {
+    const e = x?.event ?? x;
+    if (typeof e?.type !== 'string') throw new ModelError(`${file}: step ${i + 1} has no event type`);
+    return e as EventObject;
+  });
+}
+
+async function cmdReplay(target: string, file: string, o: Record<string, any>): Promise<number> {
+  const model = await findModel(target);
+  const variant = model.variant(o.variant);
+  let data: unknown;
+  try {
+    data = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new ModelError(`${file}: ${(e as Error).message}`);
+  }
+  const r = replay(variant, eventsFromFile(data, file));
+  if (o.json) print(JSON.stringify(r.steps, null, 2));
+  else for (const [i, s] of r.steps.entries()) print(`${i + 1}. [${s.actor}] ${formatStepLabel(s)}`);
+  const last = r.snapshots[r.snapshots.length - 1];
+  const broken = Object.entries(variant.invariants).filter(([, holds]) => !holds(last));
+  if (!o.json)
+    print(
+      broken.length
+        ? `violated at the end: ${broken.map(([n]) => n).join(', ')}`
+        : 'every invariant holds at the end',
+    );
+  return broken.length ? EXIT.violation : EXIT.ok;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vfio-mc')
+    .description('Model checker for the Linux VFIO and iommufd user API')
+    .option('--debug', 'show stack traces on errors')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program
+    .command('list')
+    .description('registered models with their variants and properties')
+    .option('--json', 'machine-readable output')
+    .action(async (o) => setExit(await cmdList(o)));
+  program
+    .command('explore')
+    .description('explore every interleaving of a model within the bounds')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .option('--variant <name>', 'design variant (default: the model’s default)')
+    .option('--depth <n>', 'maximum depth (events from the initial state)', positiveInt('--depth'))
+    .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
+    .addOption(
+      new Option('--engine <kind>', 'successor engine')
+        .choices(['auto', 'compiled', 'reference'])
+        .default('auto'),
+    )
+    .option('--json', 'print one JSON object and nothing else')
+    .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+    .option('--no-progress', 'no progress line on the terminal')
+    .action(async (target, o) => setExit(await cmdExplore(target, o)));
+  program
+    .command('verdicts')
+    .description('explore every registered model and variant at default bounds; compare with expectations')
+    .option('--models <ids>', 'comma-separated model ids')
+    .option('--json', 'machine-readable output')
+    .option('--no-progress', 'no progress line on the terminal')
+    .action(async (o) => setExit(await cmdVerdicts(o)));
+  program
+    .command('replay')
+    .description('replay a trace (JSON) on the model with xstate’s transition()')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .argument('<trace>', 'JSON: an array of events, a trace, or explore --json output')
+    .option('--variant <name>', 'design variant')
+    .option('--json', 'machine-readable output')
+    .action(async (target, file, o) => setExit(await cmdReplay(target, file, o)));
+  return program;
+}
+
+let exitCode: number = EXIT.ok;
+const setExit = (c: number) => {
+  exitCode = c;
+};
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are not errors; everything else commander rejects is a usage error.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.ok : EXIT.usage;
+    }
+    const debug = argv.includes('--debug');
+    if (e instanceof ModelError) {
+      process.stderr.write(`vfio-mc: error: ${e.message}\n`);
+      if (debug) process.stderr.write(`${e.stack}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`vfio-mc: internal error: ${(e as Error).message}\n`);
+    if (debug) process.stderr.write(`${(e as Error).stack}\n`);
+    return EXIT.usage;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,421 @@
+/**
+ * The compiled engine: the machine's transition table flattened to
+ * (event type, actor, active leaf) -> candidate transitions, whose guards and
+ * assigns are called directly. xstate's `transition()` builds a whole new
+ * snapshot, resolves every action object and recomputes the state value on
+ * each event; here a state is the active leaf of each actor plus the context,
+ * and a step is a table look-up, the guards, and the assigns.
+ *
+ * It implements the subset of statecharts the protocol models use: parallel
+ * actors whose states may nest (no nested parallel states), guarded
+ * transitions with `assign` actions, final states. Anything else (entry/exit
+ * actions, eventless or delayed transitions, invocations, raise, history...)
+ * makes `compileMachine` throw `Unsupported` with the feature and the state
+ * that uses it, and the explorer falls back to the reference engine.
+ * test/explorer/engines.test.ts checks both engines agree on every model.
+ */
+import {
+  type AnyStateMachine,
+  and,
+  type EventObject,
+  getInitialSnapshot,
+  matchesState,
+  not,
+  or,
+  type StateNode,
+  type StateValue,
+} from 'xstate';
+import { canonical } from './canonical.ts';
+import type { Engine } from './engine.ts';
+import { actorNodes } from './engine-reference.ts';
+import type { ModelSnapshot } from './model.ts';
+
+/** The machine uses a feature the compiled engine does not implement. */
+export class Unsupported extends Error {
+  override name = 'Unsupported';
+}
+
+export interface CompiledState {
+  /** leaves[r]: index of actor r's active leaf state. */
+  readonly leaves: readonly number[];
+  readonly context: unknown;
+}
+
+type Guard = (context: unknown, event: EventObject) => boolean;
+type Action = ((context: unknown, event: EventObject) => unknown) | null; // null: no effect on the state
+
+interface Transition {
+  readonly region: number;
+  readonly guard: Guard | null;
+  readonly actions: readonly Exclude<Action, null>[];
+  /** The target leaf, or -1 for a targetless transition. */
+  readonly target: number;
+  /** xstate's `can()`: a transition with neither target nor actions does not count as accepting the event. */
+  readonly effect: boolean;
+}
+
+interface Region {
+  readonly name: string;
+  readonly node: StateNode<any, any>;
+  /** Leaf index -> its part of the state value, and that part canonically encoded. */
+  readonly leafValues: StateValue[];
+  readonly leafCodes: string[];
+  readonly leafFinal: boolean[];
+  /** Relative leaf path ('a.b') -> leaf index. */
+  readonly leafIndex: Map<string, number>;
+}
+
+type Table = Map<string, (readonly Transition[] | undefined)[][]>;
+
+type Implementations = AnyStateMachine['implementations'];
+
+// xstate's and/or/not are functions carrying a `check`; identify them by it.
+const checkOf = (g: unknown) => (g as { check: unknown }).check;
+const BUILTIN_AND = checkOf(and([]));
+const BUILTIN_OR = checkOf(or([]));
+const BUILTIN_NOT = checkOf(not(() => true));
+
+export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledState> {
+  const parallel = machine.root.type === 'parallel';
+  checkRoot(machine);
+  const regions = actorNodes(machine).map(({ name, node }) => compileRegion(name, node, parallel));
+  const table = compileTable(machine, regions);
+  const initial = initialState(machine, regions, parallel);
+  const sortedRegions = regions.map((r, i) => ({ r, i })).sort((a, b) => (a.r.name < b.r.name ? -1 : 1));
+  const terminated = (s: CompiledState) => regions.map((r, i) => r.leafFinal[s.leaves[i]]);
+  const done = (s: CompiledState) => regions.every((r, i) => r.leafFinal[s.leaves[i]]);
+  const selected: Transition[] = [];
+
+  /** xstate's selectTransitions: per actor, the first enabled candidate from the leaf up; guards see the pre-state. */
+  const select = (s: CompiledState, event: EventObject): number => {
+    const byRegion = table.get(event.type);
+    if (byRegion === undefined || done(s)) return 0;
+    let n = 0;
+    let effect = false;
+    for (let r = 0; r < regions.length; r++) {
+      const candidates = byRegion[r][s.leaves[r]];
+      if (candidates === undefined) continue;
+      for (const t of candidates) {
+        if (t.guard === null || t.guard(s.context, event)) {
+          selected[n++] = t;
+          effect ||= t.effect;
+          break;
+        }
+      }
+    }
+    return effect ? n : 0;
+  };
+
+  const stateValueOf = (s: CompiledState): StateValue => {
+    if (!parallel) return regions[0].leafValues[s.leaves[0]];
+    const v: Record<string, StateValue> = {};
+    for (let r = 0; r < regions.length; r++) v[regions[r].name] = regions[r].leafValues[s.leaves[r]];
+    return v;
+  };
+
+  return {
+    kind: 'compiled',
+    actors: regions.map((r) => r.name),
+    initial: () => initial,
+    step(s, event) {
+      const n = select(s, event);
+      if (n === 0) return null;
+      let leaves = s.leaves;
+      let context = s.context;
+      for (let i = 0; i < n; i++) {
+        const t = selected[i];
+        for (const a of t.actions) context = a(context, event);
+        if (t.target >= 0 && leaves[t.region] !== t.target) {
+          if (leaves === s.leaves) leaves = leaves.slice();
+          (leaves as number[])[t.region] = t.target;
+        }
+      }
+      return { leaves, context };
+    },
+    view(s): ModelSnapshot {
+      let value: StateValue | undefined;
+      return {
+        get value() {
+          value ??= stateValueOf(s);
+          return value;
+        },
+        context: s.context,
+        status: done(s) ? 'done' : 'active',
+        matches(v: StateValue) {
+          value ??= stateValueOf(s);
+          return matchesState(v, value);
+        },
+      };
+    },
+    encode(s) {
+      let value: string;
+      if (parallel) {
+        value = '{';
+        for (let k = 0; k < sortedRegions.length; k++) {
+          const { r, i } = sortedRegions[k];
+          value += `${k > 0 ? ',' : ''}${JSON.stringify(r.name)}:${r.leafCodes[s.leaves[i]]}`;
+        }
+        value += '}';
+      } else {
+        value = regions[0].leafCodes[s.leaves[0]];
+      }
+      return `${value}|${canonical(s.context)}`;
+    },
+    terminated,
+    actorsOf(s, event) {
+      const n = select(s, event);
+      const names: string[] = [];
+      for (let i = 0; i < n; i++) names.push(regions[selected[i].region].name);
+      return names;
+    },
+  };
+}
+
+function checkRoot(machine: AnyStateMachine): void {
+  const root = machine.root;
+  if (root.type === 'parallel') {
+    if (root.transitions.size > 0)
+      throw new Unsupported(`root-level 'on' transitions (machine '${machine.id}')`);
+    checkNodeFeatures(root);
+  }
+}
+
+function checkNodeFeatures(node: StateNode<any, any>): void {
+  const where = `state '${node.id}'`;
+  if (node.type === 'history') throw new Unsupported(`history states (${where})`);
+  if (node.entry.length > 0) throw new Unsupported(`entry actions (${where})`);
+  if (node.exit.length > 0) throw new Unsupported(`exit actions (${where})`);
+  if (node.always?.length) throw new Unsupported(`eventless 'always' transitions (${where})`);
+  if (node.after.length > 0) throw new Unsupported(`delayed 'after' transitions (${where})`);
+  if (node.invoke.length > 0) throw new Unsupported(`invoked actors (${where})`);
+}
+
+function compileRegion(name: string, node: StateNode<any, any>, parallel: boolean): Region {
+  const region: Region = {
+    name,
+    node,
+    leafValues: [],
+    leafCodes: [],
+    leafFinal: [],
+    leafIndex: new Map(),
+  };
+  const visit = (n: StateNode<any, any>, path: string[]) => {
+    checkNodeFeatures(n);
+    if (n.type === 'parallel') throw new Unsupported(`parallel states inside an actor (state '${n.id}')`);
+    if (n.type === 'atomic' || n.type === 'final') {
+      const value = pathToValue(path);
+      region.leafIndex.set(path.join('.'), region.leafValues.length);
+      region.leafValues.push(value);
+      region.leafCodes.push(canonical(value, 'state value'));
+      region.leafFinal.push(n.type === 'final' && n.parent === node);
+      return;
+    }
+    if (n.initial?.actions.length) throw new Unsupported(`initial transition actions (state '${n.id}')`);
+    for (const [key, child] of Object.entries(n.states)) visit(child as StateNode<any, any>, [...path, key]);
+  };
+  if (parallel) visit(node, []);
+  else for (const [key, child] of Object.entries(node.states)) visit(child as StateNode<any, any>, [key]);
+  if (region.leafValues.length === 0) throw new Unsupported(`actor '${name}' has no states`);
+  return region;
+}
+
+/** ['a', 'b', 'c'] -> { a: { b: 'c' } }, as xstate writes state values. */
+function pathToValue(path: readonly string[]): StateValue {
+  if (path.length === 0) return {};
+  let v: StateValue = path[path.length - 1];
+  for (let i = path.length - 2; i >= 0; i--) v = { [path[i]]: v };
+  return v;
+}
+
+/** Leaf paths relative to the region node. */
+function relativePath(n: StateNode<any, any>, region: StateNode<any, any>, parallel: boolean): string[] {
+  const depth = parallel ? region.path.length : 0;
+  return n.path.slice(depth);
+}
+
+function compileTable(machine: AnyStateMachine, regions: readonly Region[]): Table {
+  const table: Table = new Map();
+  const parallel = machine.root.type === 'parallel';
+  regions.forEach((region, r) => {
+    for (const [leafPath, leaf] of region.leafIndex) {
+      // Walk from the leaf up to the actor's own node: deeper states take precedence (xstate transitionAtomicNode).
+      let n: StateNode<any, any> | undefined = nodeAt(region, leafPath, parallel);
+      const perEvent = new Map<string, Transition[]>();
+      while (n !== undefined) {
+        for (const [descriptor, defs] of n.transitions) {
+          if (descriptor === '*' || descriptor.endsWith('.*')) {
+            throw new Unsupported(`wildcard event '${descriptor}' (state '${n.id}')`);
+          }
+          if (descriptor.startsWith('xstate.'))
+            throw new Unsupported(`'${descriptor}' events (state '${n.id}')`);
+          const list = perEvent.get(descriptor) ?? [];
+          for (const def of defs) list.push(compileTransition(machine, def, r, region, parallel));
+          perEvent.set(descriptor, list);
+        }
+        if (n === region.node) break;
+        n = n.parent;
+      }
+      for (const [eventType, list] of perEvent) {
+        let byRegion = table.get(eventType);
+        if (byRegion === undefined) {
+          byRegion = regions.map(() => []);
+          table.set(eventType, byRegion);
+        }
+        byRegion[r][leaf] = list;
+      }
+    }
+  });
+  return table;
+}
+
+function nodeAt(region: Region, leafPath: string, parallel: boolean): StateNode<any, any> {
+  let n = region.node;
+  const keys = leafPath.split('.');
+  if (!parallel) {
+    n = region.node.states[keys[0]] as StateNode<any, any>;
+    keys.shift();
+  }
+  for (const k of keys) n = n.states[k] as StateNode<any, any>;
+  return n;
+}
+
+function compileTransition(
+  machine: AnyStateMachine,
+  def: StateNode<any, any>['transitions'] extends Map<string, (infer T)[]> ? T : never,
+  r: number,
+  region: Region,
+  parallel: boolean,
+): Transition {
+  const where = `state '${def.source.id}', event '${def.eventType}'`;
+  const impl = machine.implementations;
+  const actions = def.actions.map((a: unknown) => compileAction(a, impl, where)).filter((a) => a !== null);
+  let target = -1;
+  if (def.target !== undefined) {
+    if (def.target.length !== 1) throw new Unsupported(`multiple targets (${where})`);
+    const leaf = initialLeaf(def.target[0] as StateNode<any, any>);
+    const path = relativePath(leaf, region.node, parallel).join('.');
+    const index = region.leafIndex.get(path);
+    if (index === undefined || !isWithin(leaf, region.node)) {
+      throw new Unsupported(`a target outside actor '${region.name}' (${where})`);
+    }
+    target = index;
+  }
+  return {
+    region: r,
+    guard: def.guard === undefined ? null : compileGuard(def.guard, impl, where),
+    actions,
+    target,
+    effect: def.target !== undefined || def.actions.length > 0,
+  };
+}
+
+function isWithin(n: StateNode<any, any>, ancestor: StateNode<any, any>): boolean {
+  for (let m: StateNode<any, any> | undefined = n; m !== undefined; m = m.parent)
+    if (m === ancestor) return true;
+  return false;
+}
+
+/** Entering a compound state enters its initial child, down to a leaf. */
+function initialLeaf(n: StateNode<any, any>): StateNode<any, any> {
+  let m = n;
+  while (m.type === 'compound') {
+    if (m.initial.actions.length) throw new Unsupported(`initial transition actions (state '${m.id}')`);
+    m = m.initial.target[0] as StateNode<any, any>;
+  }
+  if (m.type === 'parallel') throw new Unsupported(`a parallel target (state '${m.id}')`);
+  return m;
+}
+
+/** Mirrors xstate's evaluateGuard for inline, named and and/or/not guards. */
+function compileGuard(guard: unknown, impl: Implementations, where: string): Guard {
+  if (typeof guard === 'function') {
+    const g = guard as any;
+    if ('check' in g) return compileBuiltinGuard(g, impl, where);
+    return (context, event) => g({ context, event }, undefined);
+  }
+  const name = typeof guard === 'string' ? guard : (guard as { type: string }).type;
+  const resolved = impl.guards[name] as unknown;
+  if (resolved === undefined) throw new Unsupported(`guard '${name}' is not implemented (${where})`);
+  if (typeof resolved !== 'function') return compileGuard(resolved, impl, where);
+  if ('check' in resolved) return compileBuiltinGuard(resolved, impl, where);
+  const params = typeof guard === 'string' ? undefined : (guard as { params?: unknown }).params;
+  const fn = resolved as (args: unknown, params: unknown) => boolean;
+  if (typeof params === 'function') {
+    return (context, event) => fn({ context, event }, params({ context, event }));
+  }
+  return (context, event) => fn({ context, event }, params);
+}
+
+function compileBuiltinGuard(g: any, impl: Implementations, where: string): Guard {
+  const parts: Guard[] = (g.guards ?? []).map((x: unknown) => compileGuard(x, impl, where));
+  if (g.check === BUILTIN_AND) return (c, e) => parts.every((p) => p(c, e));
+  if (g.check === BUILTIN_OR) return (c, e) => parts.some((p) => p(c, e));
+  if (g.check === BUILTIN_NOT) return (c, e) => !parts[0](c, e);
+  throw new Unsupported(`built-in guard '${g.name}' (${where}); stateIn needs the reference engine`);
+}
+
+/** Only `assign` changes the state; log/emit and custom side-effect actions do not (transition() defers them). */
+function compileAction(action: unknown, impl: Implementations, where: string): Action {
+  let fn: any;
+  let params: unknown;
+  if (typeof action === 'function') fn = action;
+  else if (typeof action === 'string') fn = impl.actions[action];
+  else {
+    const a = action as { type: string; params?: unknown };
+    fn = impl.actions[a.type];
+    params = a.params;
+  }
+  if (fn === undefined) return null; // xstate treats an unimplemented named action as a no-op
+  if (fn.type === 'xstate.assign') return compileAssign(fn.assignment, params);
+  if (fn.type === 'xstate.log' || fn.type === 'xstate.emit') return null;
+  if (typeof fn.type === 'string' && fn.type.startsWith('xstate.')) {
+    throw new Unsupported(`action '${fn.type}' (${where})`);
+  }
+  return null;
+}
+
+function compileAssign(assignment: any, params: unknown): Exclude<Action, null> {
+  const paramsOf =
+    typeof params === 'function'
+      ? (context: unknown, event: EventObject) => params({ context, event })
+      : () => params;
+  if (typeof assignment === 'function') {
+    return (context, event) => {
+      const args = { context, event };
+      return Object.assign({}, context, assignment(args, paramsOf(context, event)));
+    };
+  }
+  const keys = Object.keys(assignment);
+  return (context, event) => {
+    const args = { context, event };
+    const p = paramsOf(context, event);
+    const partial: Record<string, unknown> = {};
+    for (const k of keys) {
+      const v = assignment[k];
+      partial[k] = typeof v === 'function' ? v(args, p) : v;
+    }
+    return Object.assign({}, context, partial);
+  };
+}
+
+function initialState(
+  machine: AnyStateMachine,
+  regions: readonly Region[],
+  parallel: boolean,
+): CompiledState {
+  const snap = getInitialSnapshot(machine);
+  const leaves = regions.map((region) => {
+    let v: StateValue = parallel ? (snap.value as Record<string, StateValue>)[region.name] : snap.value;
+    const path: string[] = [];
+    while (typeof v !== 'string') {
+      const [k] = Object.keys(v);
+      path.push(k);
+      v = (v as Record<string, StateValue>)[k];
+    }
+    path.push(v);
+    const index = region.leafIndex.get(path.join('.'));
+    if (index === undefined) throw new Unsupported(`initial state of actor '${region.name}' not found`);
+    return index;
+  });
+  return { leaves, context: snap.context };
+}

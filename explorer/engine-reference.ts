@@ -1,0 +1,66 @@
+/**
+ * The reference engine: xstate's own pure `transition()`. Every other engine
+ * is tested against this one, and every counterexample is re-executed on it
+ * before it is printed.
+ */
+import {
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type EventObject,
+  getInitialSnapshot,
+  type StateNode,
+  transition,
+} from 'xstate';
+import { canonical } from './canonical.ts';
+import type { Engine } from './engine.ts';
+
+/** The actors of a machine: its top-level parallel regions, or the machine itself when its root is not parallel. */
+export function actorNodes(machine: AnyStateMachine): { name: string; node: StateNode<any, any> }[] {
+  const root = machine.root;
+  if (root.type === 'parallel') return Object.entries(root.states).map(([name, node]) => ({ name, node }));
+  return [{ name: machine.id, node: root }];
+}
+
+/** Canonical encoding shared by both engines, so their fingerprints agree. */
+export function encodeState(value: unknown, context: unknown): string {
+  return `${canonical(value, 'state value')}|${canonical(context)}`;
+}
+
+/** The region (actor) a state node belongs to. */
+function regionOf(node: StateNode<any, any>, root: StateNode<any, any>): StateNode<any, any> {
+  let n = node;
+  while (n.parent && n.parent !== root) n = n.parent;
+  return n;
+}
+
+export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachineSnapshot> {
+  const actors = actorNodes(machine);
+  const parallel = machine.root.type === 'parallel';
+  return {
+    kind: 'reference',
+    actors: actors.map((a) => a.name),
+    initial: () => getInitialSnapshot(machine) as AnyMachineSnapshot,
+    step(s, event) {
+      if (s.status !== 'active' || !s.can(event)) return null;
+      return transition(machine, s, event)[0] as AnyMachineSnapshot;
+    },
+    view: (s) => s,
+    encode: (s) => encodeState(s.value, s.context),
+    terminated(s) {
+      const value = s.value as Record<string, unknown> | string;
+      return actors.map(({ name, node }) => {
+        const v = parallel ? (value as Record<string, unknown>)[name] : value;
+        return typeof v === 'string' && node.states[v]?.type === 'final';
+      });
+    },
+    actorsOf(s, event) {
+      if (s.status !== 'active' || !s.can(event)) return [];
+      const names = new Set<string>();
+      for (const t of machine.getTransitionData(s, event)) {
+        const region = regionOf(t.source, machine.root);
+        names.add(parallel ? region.key : machine.id);
+      }
+      return actors.map((a) => a.name).filter((n) => names.has(n));
+    },
+  };
+}

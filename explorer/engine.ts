@@ -1,0 +1,28 @@
+/**
+ * An engine computes a machine's successor states. Two exist:
+ * - engine-reference.ts: xstate's own `transition()`, the reference semantics;
+ * - engine-compiled.ts: the machine's guards and assigns evaluated directly,
+ *   many times faster, differentially tested against the reference.
+ * The search (bfs.ts) works through this interface only.
+ */
+import type { EventObject } from 'xstate';
+import type { ModelSnapshot } from './model.ts';
+
+export interface Engine<S = unknown> {
+  readonly kind: 'compiled' | 'reference';
+  /** The actors: the machine's top-level parallel regions, in document order. */
+  readonly actors: readonly string[];
+  initial(): S;
+  /** The state after `event`, or null when the machine does not accept it in `s` (no enabled transition). */
+  step(s: S, event: EventObject): S | null;
+  /** What properties and event generators see. */
+  view(s: S): ModelSnapshot;
+  /** Canonical encoding of (state value, context): equal states, equal strings. */
+  encode(s: S): string;
+  /** Per actor (same order as `actors`), whether it is in a final state. */
+  terminated(s: S): readonly boolean[];
+  /** The actors whose transitions take `event` in `s` (for traces); empty when it is not accepted. */
+  actorsOf(s: S, event: EventObject): string[];
+}
+
+export type AnyEngine = Engine<any>;

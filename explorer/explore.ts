@@ -1,0 +1,154 @@
+/**
+ * explore(): one variant, one bounded exhaustive search, one result.
+ * Options are resolved once here (defaults, validation); the search runs on
+ * the compiled engine when the machine allows it, else on the reference one;
+ * every violation is turned into a trace confirmed on the reference engine.
+ */
+
+import { type Progress, type SearchOutcome, search } from './bfs.ts';
+import type { AnyEngine } from './engine.ts';
+import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
+import { createReferenceEngine } from './engine-reference.ts';
+import { collisionProbability, createHasher, type Hasher } from './fingerprint.ts';
+import { ModelError, type ResolvedVariant } from './model.ts';
+import type { ExploreResult, PropertyVerdict, Violation } from './result.ts';
+import { checkTemporal, hasTemporal } from './temporal.ts';
+import { replay } from './trace.ts';
+
+export interface ExploreConfig {
+  /** Maximum BFS depth (events from the initial state). @default variant bounds, else 100 */
+  readonly depth: number;
+  /** Maximum number of distinct states. @default variant bounds, else 1_000_000 */
+  readonly maxStates: number;
+  /** 'auto' uses the compiled engine when the machine allows it. @default 'auto' */
+  readonly engine: 'auto' | 'compiled' | 'reference';
+  /** Called about four times a second with the search's progress. */
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export type ExploreOptions = Partial<ExploreConfig>;
+
+export const DEFAULT_DEPTH = 100;
+export const DEFAULT_MAX_STATES = 1_000_000;
+
+export function resolveExploreOptions(variant: ResolvedVariant, options: ExploreOptions = {}): ExploreConfig {
+  const depth = options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
+  const maxStates = options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
+  for (const [name, v] of [
+    ['depth', depth],
+    ['maxStates', maxStates],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new ModelError(`bound ${name} must be a positive integer, got ${v}`);
+  }
+  return { depth, maxStates, engine: options.engine ?? 'auto', onProgress: options.onProgress };
+}
+
+export function chooseEngine(
+  variant: ResolvedVariant,
+  which: ExploreConfig['engine'],
+): {
+  engine: AnyEngine;
+  note?: string;
+} {
+  if (which === 'reference') return { engine: createReferenceEngine(variant.machine) };
+  try {
+    return { engine: createCompiledEngine(variant.machine) };
+  } catch (e) {
+    if (!(e instanceof Unsupported)) throw e;
+    const note = `compiled engine does not support ${e.message}; using xstate's transition()`;
+    if (which === 'compiled') throw new ModelError(`model '${variant.modelId}': ${note}`);
+    return { engine: createReferenceEngine(variant.machine), note };
+  }
+}
+
+export async function explore(
+  variant: ResolvedVariant,
+  options: ExploreOptions = {},
+): Promise<ExploreResult> {
+  const cfg = resolveExploreOptions(variant, options);
+  const { engine, note } = chooseEngine(variant, cfg.engine);
+  const hash = await createHasher();
+  const outcome = search(variant, engine, hash, {
+    depth: cfg.depth,
+    maxStates: cfg.maxStates,
+    recordEdges: hasTemporal(variant),
+    onProgress: cfg.onProgress,
+  });
+  const violations: Violation[] = [];
+  const verdicts: PropertyVerdict[] = [];
+  const cut = outcome.complete
+    ? undefined
+    : `search cut off by --${outcome.cutBy === 'depth' ? 'depth' : 'max-states'}`;
+
+  for (const name of [...Object.keys(variant.invariants), 'deadlock']) {
+    const at = outcome.firstViolation.get(name);
+    const kind = name === 'deadlock' ? 'deadlock' : 'invariant';
+    if (at === undefined) {
+      verdicts.push({ name, kind, status: 'holds', ...(cut && { note: `within the bounds (${cut})` }) });
+      continue;
+    }
+    verdicts.push({ name, kind, status: 'violated' });
+    violations.push({ property: name, kind, ...confirmedTrace(variant, outcome, hash, at) });
+  }
+  const temporal = checkTemporal(variant, engine, outcome);
+  for (const t of temporal) {
+    verdicts.push(t.verdict);
+    if (t.violation) {
+      const { initial, trace } = confirmedTrace(variant, outcome, hash, -1, t.violation.path);
+      violations.push({
+        property: t.verdict.name,
+        kind: t.violation.kind,
+        initial,
+        trace,
+        ...(t.violation.cycleStart !== undefined && { cycleStart: t.violation.cycleStart }),
+      });
+    }
+  }
+
+  const states = outcome.store.size;
+  return {
+    model: variant.modelId,
+    variant: variant.name,
+    engine: engine.kind,
+    ...(note && { engineNote: note }),
+    complete: outcome.complete,
+    ...(outcome.cutBy && { cutBy: outcome.cutBy }),
+    bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
+    states,
+    transitions: outcome.transitions,
+    depth: outcome.maxDepth,
+    seconds: outcome.seconds,
+    statesPerSecond: outcome.seconds > 0 ? states / outcome.seconds : states,
+    peakMemoryMB: Math.round(outcome.peakRss / 2 ** 20),
+    collisionProbability: collisionProbability(states, outcome.transitions + 1),
+    properties: verdicts,
+    violations,
+  };
+}
+
+/**
+ * The trace to state `at` (or along an explicit path of (state, event id)
+ * pairs), replayed and confirmed on the reference engine.
+ */
+function confirmedTrace(
+  variant: ResolvedVariant,
+  outcome: SearchOutcome,
+  hash: Hasher,
+  at: number,
+  path?: readonly { state: number; event: number }[],
+): Pick<Violation, 'initial' | 'trace'> {
+  const { store, events } = outcome;
+  const steps =
+    path ??
+    store
+      .pathTo(at)
+      .slice(1)
+      .map((i) => ({ state: i, event: store.event(i) }));
+  const r = replay(
+    variant,
+    steps.map((s) => events[s.event]),
+    { hash, fingerprints: [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))] },
+  );
+  return { initial: r.snapshots[0].value, trace: r.steps };
+}

@@ -1,0 +1,47 @@
+/**
+ * Progress on a terminal: a status line (states, depth, frontier, states/s)
+ * drawn with cli-progress on stderr, shown only for runs longer than a second
+ * and only when stderr is a TTY. --json and --no-progress turn it off.
+ */
+import cliProgress from 'cli-progress';
+import type { Progress } from './bfs.ts';
+
+export interface ProgressSink {
+  update(p: Progress): void;
+  stop(): void;
+}
+
+const QUIET: ProgressSink = { update() {}, stop() {} };
+
+export function progressLine(label: string, enabled: boolean): ProgressSink {
+  if (!enabled || !process.stderr.isTTY) return QUIET;
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    update(p) {
+      if (!bar && p.seconds < 1) return;
+      const payload = {
+        label,
+        states: p.states.toLocaleString('en'),
+        depth: p.depth,
+        frontier: p.frontier.toLocaleString('en'),
+        rate: Math.round(p.states / Math.max(p.seconds, 1e-3)).toLocaleString('en'),
+      };
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          {
+            format: '{label} | {states} states | depth {depth} | frontier {frontier} | {rate} states/s',
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(0, 0, payload);
+      }
+      bar.update(0, payload);
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}

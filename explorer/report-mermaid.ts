@@ -1,0 +1,62 @@
+/**
+ * Counterexamples as Mermaid sequence diagrams, to paste into a mailing-list
+ * thread or a Markdown spec. Actors are participants; a uAPI call is an arrow
+ * to the kernel and its predicted result an arrow back; an internal step is a
+ * note over its actor. A liveness cycle is drawn as a `loop` block.
+ */
+
+import { formatChanges, formatEvent } from './report-text.ts';
+import type { ExploreResult, TraceStep, Violation } from './result.ts';
+
+/** Mermaid treats ';' and '#' specially in messages; keep the text plain. */
+const esc = (s: string) =>
+  s
+    .replace(/;/g, ',')
+    .replace(/#/g, 'no.')
+    .replace(/[\r\n]+/g, ' ');
+
+function stepLines(step: TraceStep): string[] {
+  const actors = step.actor.split('+');
+  const label = esc(formatEvent(step.event));
+  const changed = step.changes.length ? esc(formatChanges(step, 3)) : '';
+  if (step.call) {
+    const lines = [`  ${actors[0]}->>uapi: ${label}`];
+    lines.push(`  uapi-->>${actors[0]}: ${esc(step.result ?? 'returns')}${changed ? ` (${changed})` : ''}`);
+    return lines;
+  }
+  const over = actors.length > 1 ? `${actors[0]},${actors[actors.length - 1]}` : actors[0];
+  const result = step.result === undefined ? '' : ` → ${esc(step.result)}`;
+  return [`  Note over ${over}: ${label}${result}${changed ? `<br/>${changed}` : ''}`];
+}
+
+export function formatMermaid(v: Violation, actors: readonly string[]): string {
+  const lines = ['sequenceDiagram'];
+  for (const a of actors) lines.push(`  participant ${a}`);
+  if (v.trace.some((s) => s.call)) lines.push('  participant uapi as kernel');
+  lines.push(`  Note over ${actors[0]},${actors[actors.length - 1]}: ${esc(v.kind)}: ${esc(v.property)}`);
+  v.trace.forEach((step, i) => {
+    if (i === v.cycleStart) lines.push('  loop cycle (repeats forever)');
+    lines.push(
+      ...stepLines(step).map((l) => (v.cycleStart !== undefined && i >= v.cycleStart ? `  ${l}` : l)),
+    );
+  });
+  if (v.cycleStart !== undefined) lines.push('  end');
+  return lines.join('\n');
+}
+
+/** A Markdown document with one diagram per violation. */
+export function formatMermaidDocument(r: ExploreResult, actors: readonly string[]): string {
+  const parts = [`# ${r.model} / ${r.variant}`, ''];
+  if (r.violations.length === 0) parts.push('No violation within the bounds.');
+  for (const v of r.violations) {
+    parts.push(
+      `## ${v.kind}: ${v.property} (${v.trace.length} steps)`,
+      '',
+      '```mermaid',
+      formatMermaid(v, actors),
+      '```',
+      '',
+    );
+  }
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,74 @@
+/**
+ * What an exploration produces: plain data, shared by the reports (text,
+ * Mermaid, JSON) and by conformance/, which replays traces without the explorer.
+ */
+import type { EventObject, StateValue } from 'xstate';
+
+export type ViolationKind = 'invariant' | 'deadlock' | 'liveness' | 'unrecoverable';
+
+export interface TraceStep {
+  /** The actor (top-level region) whose transition took the event; 'a+b' if several did. */
+  readonly actor: string;
+  readonly event: EventObject;
+  /** The state value after the step. */
+  readonly state: StateValue;
+  /** True when the event is one of the model's uAPI calls. */
+  readonly call: boolean;
+  /** The predicted result ('0', an errno name, 'blocked'), where the model records one. */
+  readonly result?: string;
+  /** Context fields that this step changed, as dotted paths with before and after values. */
+  readonly changes: readonly Change[];
+}
+
+export interface Change {
+  readonly path: string;
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+export interface Violation {
+  readonly property: string;
+  readonly kind: ViolationKind;
+  /** Steps from the initial state. For a lasso (liveness) the cycle is trace[cycleStart..]. */
+  readonly trace: readonly TraceStep[];
+  /** Liveness only: index of the first step of the cycle; the last step returns to the state before it. */
+  readonly cycleStart?: number;
+  /** The initial state value, so that a reader sees where step 1 starts. */
+  readonly initial: StateValue;
+}
+
+export type PropertyStatus = 'holds' | 'violated' | 'not checked' | 'unknown';
+
+export interface PropertyVerdict {
+  readonly name: string;
+  readonly kind: 'invariant' | 'deadlock' | 'leadsTo' | 'eventually' | 'recoverable';
+  readonly status: PropertyStatus;
+  /** Why a property is 'not checked' or 'unknown' (for example: search cut off by a bound). */
+  readonly note?: string;
+}
+
+export interface ExploreStats {
+  readonly states: number;
+  readonly transitions: number;
+  readonly depth: number;
+  readonly seconds: number;
+  readonly statesPerSecond: number;
+  readonly peakMemoryMB: number;
+  /** TLC's optimistic estimate of a fingerprint collision: n * (t - n) / 2^64. */
+  readonly collisionProbability: number;
+}
+
+export interface ExploreResult extends ExploreStats {
+  readonly model: string;
+  readonly variant: string;
+  readonly engine: 'compiled' | 'reference';
+  /** Why the compiled engine was not used, when it was not. */
+  readonly engineNote?: string;
+  /** True when every reachable state was explored (no bound cut the search). */
+  readonly complete: boolean;
+  /** Which bound cut the search, when one did. */
+  readonly cutBy?: 'depth' | 'maxStates';
+  readonly bounds: { readonly depth: number; readonly maxStates: number };
+  readonly properties: readonly PropertyVerdict[];
+  readonly violations: readonly Violation[];
+}

@@ -1,0 +1,96 @@
+/**
+ * Traces: the events along a path, re-executed with xstate's own
+ * `transition()` (the reference engine) to turn them into readable steps.
+ * A counterexample found by the compiled engine is confirmed this way before
+ * it is printed: each event must be accepted and each state must have the
+ * fingerprint the search stored. A user's trace file goes through the same
+ * replay, so a rejected event is reported by its index and type.
+ */
+import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import { createReferenceEngine } from './engine-reference.ts';
+import type { Fingerprint, Hasher } from './fingerprint.ts';
+import { ModelError, type ResolvedVariant } from './model.ts';
+import type { Change, TraceStep } from './result.ts';
+
+export interface Replay {
+  readonly steps: TraceStep[];
+  /** Reference snapshots: the initial one, then one per step. */
+  readonly snapshots: AnyMachineSnapshot[];
+}
+
+/** An event of a trace was not accepted by the machine. */
+export class RejectedEvent extends ModelError {
+  constructor(
+    readonly index: number,
+    readonly event: EventObject,
+    model: string,
+  ) {
+    super(
+      `model '${model}': step ${index + 1}, event '${event.type}' ${JSON.stringify(event)} is not accepted in that state`,
+    );
+  }
+}
+
+/**
+ * Replay `events` from the initial state on the reference engine. With
+ * `expected` fingerprints (initial state first), every state must match them.
+ */
+export function replay(
+  variant: ResolvedVariant,
+  events: readonly EventObject[],
+  expected?: { hash: Hasher; fingerprints: readonly Fingerprint[] },
+): Replay {
+  const engine = createReferenceEngine(variant.machine);
+  let s = engine.initial();
+  const snapshots = [s];
+  const steps: TraceStep[] = [];
+  confirm(engine.encode(s), 0);
+  events.forEach((event, i) => {
+    const actors = engine.actorsOf(s, event);
+    const next = actors.length > 0 ? engine.step(s, event) : null;
+    if (next === null) throw new RejectedEvent(i, event, variant.modelId);
+    confirm(engine.encode(next), i + 1);
+    const actor = actors.join('+');
+    steps.push({
+      actor,
+      event,
+      state: next.value,
+      call: variant.calls.has(event.type),
+      result: variant.result(s, next, actor, event),
+      changes: diff(s.context, next.context),
+    });
+    snapshots.push(next);
+    s = next;
+  });
+  return { steps, snapshots };
+
+  function confirm(encoding: string, k: number) {
+    if (!expected) return;
+    const got = expected.hash(encoding);
+    const want = expected.fingerprints[k];
+    if (got.hi !== want.hi || got.lo !== want.lo) {
+      throw new Error(
+        `internal error: the counterexample does not replay on xstate's transition() at step ${k} ` +
+          `(the compiled engine and the reference disagree; rerun with --engine reference and report this)`,
+      );
+    }
+  }
+}
+
+/** Leaf-level differences between two contexts, as dotted paths. */
+export function diff(before: unknown, after: unknown, path = ''): Change[] {
+  if (Object.is(before, after)) return [];
+  const bothObjects =
+    typeof before === 'object' && before !== null && typeof after === 'object' && after !== null;
+  if (!bothObjects || Array.isArray(before) !== Array.isArray(after)) {
+    return [{ path: path || '(context)', before, after }];
+  }
+  if (Array.isArray(before) && before.length !== (after as unknown[]).length) {
+    return [{ path: path || '(context)', before, after }];
+  }
+  const b = before as Record<string, unknown>;
+  const a = after as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+  const at = (k: string) => (Array.isArray(before) ? `${path}[${k}]` : path ? `${path}.${k}` : k);
+  return keys.flatMap((k) => diff(b[k], a[k], at(k)));
+}

@@ -1,0 +1,18 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit and model tests. Tests that need a real kernel (conformance/**/*.kernel.test.ts)
+// run separately with `npm run test:kernel`.
+export default defineConfig({
+  test: {
+    include: [
+      'test/**/*.test.ts',
+      'machines/**/*.test.ts',
+      'invariants/**/*.test.ts',
+      'explorer/**/*.test.ts',
+      'conformance/**/*.test.ts',
+    ],
+    exclude: ['**/node_modules/**', '**/*.kernel.test.ts'],
+    testTimeout: 120_000,
+    pool: 'forks',
+  },
+});
