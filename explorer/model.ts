@@ -115,7 +115,7 @@ export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObj
 }
 
 /** One variant with everything inherited filled in: what the explorer runs. */
-export interface ResolvedVariant<TContext = any, TEvent extends EventObject = EventObject> {
+export interface ResolvedVariant<TContext = any, TEvent extends EventObject = any> {
   readonly modelId: string;
   readonly name: string;
   readonly description: string;
@@ -135,7 +135,7 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = Ev
   ) => string | undefined;
 }
 
-export interface Model<TContext = any, TEvent extends EventObject = EventObject> {
+export interface Model<TContext = any, TEvent extends EventObject = any> {
   readonly kind: 'vfio-mc/model';
   readonly id: string;
   readonly description: string;
