@@ -10,7 +10,6 @@
 import type { EventObject } from 'xstate';
 import { canonical } from './canonical.ts';
 import type { AnyEngine } from './engine.ts';
-import type { Hasher } from './fingerprint.ts';
 import type { ResolvedVariant } from './model.ts';
 import { StateStore } from './state-store.ts';
 
@@ -79,12 +78,7 @@ export interface SearchOutcome {
   readonly terminal: ReadonlySet<number>;
 }
 
-export function search(
-  variant: ResolvedVariant,
-  engine: AnyEngine,
-  hash: Hasher,
-  cfg: SearchConfig,
-): SearchOutcome {
+export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchConfig): SearchOutcome {
   const started = performance.now();
   const store = new StateStore(1 << 14);
   const eventIds = new Map<string, number>();
@@ -118,7 +112,7 @@ export function search(
   };
 
   const init = engine.initial();
-  store.add(hash(engine.encode(init)), -1, -1, 0);
+  store.add(engine.fingerprint(init), -1, -1, 0);
   check(init, 0);
   let frontier: unknown[] = [init];
   let frontierIds: number[] = [0];
@@ -137,7 +131,7 @@ export function search(
         if (ns === null) continue;
         enabled++;
         transitions++;
-        const fp = hash(engine.encode(ns));
+        const fp = engine.fingerprint(ns);
         if (atBound) {
           // Generate but do not add: a new state here means the bound cut the search.
           if (store.find(fp) < 0) {

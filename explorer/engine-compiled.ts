@@ -28,6 +28,7 @@ import {
 import { canonical } from './canonical.ts';
 import type { Engine } from './engine.ts';
 import { actorNodes } from './engine-reference.ts';
+import { digest, digestSortedEntries, type Fingerprint, stateFingerprint } from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
 
 /** The machine uses a feature the compiled engine does not implement. */
@@ -39,6 +40,8 @@ export interface CompiledState {
   /** leaves[r]: index of actor r's active leaf state. */
   readonly leaves: readonly number[];
   readonly context: unknown;
+  /** The state value's digest, computed once and inherited by successors whose leaves did not change. */
+  valueDigest?: Fingerprint;
 }
 
 type Guard = (context: unknown, event: EventObject) => boolean;
@@ -60,6 +63,7 @@ interface Region {
   /** Leaf index -> its part of the state value, and that part canonically encoded. */
   readonly leafValues: StateValue[];
   readonly leafCodes: string[];
+  readonly leafDigests: Fingerprint[];
   readonly leafFinal: boolean[];
   /** Relative leaf path ('a.b') -> leaf index. */
   readonly leafIndex: Map<string, number>;
@@ -130,7 +134,7 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
           (leaves as number[])[t.region] = t.target;
         }
       }
-      return { leaves, context };
+      return leaves === s.leaves ? { leaves, context, valueDigest: s.valueDigest } : { leaves, context };
     },
     view(s): ModelSnapshot {
       let value: StateValue | undefined;
@@ -146,6 +150,12 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
           return matchesState(v, value);
         },
       };
+    },
+    fingerprint(s) {
+      s.valueDigest ??= parallel
+        ? digestSortedEntries(sortedRegions.map(({ r, i }) => [r.name, r.leafDigests[s.leaves[i]]] as const))
+        : regions[0].leafDigests[s.leaves[0]];
+      return stateFingerprint(s.valueDigest, s.context);
     },
     encode(s) {
       let value: string;
@@ -196,6 +206,7 @@ function compileRegion(name: string, node: StateNode<any, any>, parallel: boolea
     node,
     leafValues: [],
     leafCodes: [],
+    leafDigests: [],
     leafFinal: [],
     leafIndex: new Map(),
   };
@@ -207,6 +218,7 @@ function compileRegion(name: string, node: StateNode<any, any>, parallel: boolea
       region.leafIndex.set(path.join('.'), region.leafValues.length);
       region.leafValues.push(value);
       region.leafCodes.push(canonical(value, 'state value'));
+      region.leafDigests.push(digest(value));
       region.leafFinal.push(n.type === 'final' && n.parent === node);
       return;
     }

@@ -13,6 +13,7 @@ import {
 } from 'xstate';
 import { canonical } from './canonical.ts';
 import type { Engine } from './engine.ts';
+import { digest, stateFingerprint } from './fingerprint.ts';
 
 /** The actors of a machine: its top-level parallel regions, or the machine itself when its root is not parallel. */
 export function actorNodes(machine: AnyStateMachine): { name: string; node: StateNode<any, any> }[] {
@@ -45,6 +46,7 @@ export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachi
       return transition(machine, s, event)[0] as AnyMachineSnapshot;
     },
     view: (s) => s,
+    fingerprint: (s) => stateFingerprint(digest(s.value), s.context),
     encode: (s) => encodeState(s.value, s.context),
     terminated(s) {
       const value = s.value as Record<string, unknown> | string;

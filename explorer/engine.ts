@@ -6,6 +6,7 @@
  * The search (bfs.ts) works through this interface only.
  */
 import type { EventObject } from 'xstate';
+import type { Fingerprint } from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
 
 export interface Engine<S = unknown> {
@@ -17,7 +18,9 @@ export interface Engine<S = unknown> {
   step(s: S, event: EventObject): S | null;
   /** What properties and event generators see. */
   view(s: S): ModelSnapshot;
-  /** Canonical encoding of (state value, context): equal states, equal strings. */
+  /** The 64-bit fingerprint of (state value, context); both engines compute the same one. */
+  fingerprint(s: S): Fingerprint;
+  /** Canonical encoding of (state value, context): equal states, equal strings (for tests and debugging). */
   encode(s: S): string;
   /** Per actor (same order as `actors`), whether it is in a final state. */
   terminated(s: S): readonly boolean[];

@@ -9,7 +9,7 @@ import { type Progress, type SearchOutcome, search } from './bfs.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
 import { createReferenceEngine } from './engine-reference.ts';
-import { collisionProbability, createHasher, type Hasher } from './fingerprint.ts';
+import { collisionProbability } from './fingerprint.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
 import type { ExploreResult, PropertyVerdict, Violation } from './result.ts';
 import { checkTemporal, hasTemporal } from './temporal.ts';
@@ -68,8 +68,7 @@ export async function explore(
 ): Promise<ExploreResult> {
   const cfg = resolveExploreOptions(variant, options);
   const { engine, note } = chooseEngine(variant, cfg.engine);
-  const hash = await createHasher();
-  const outcome = search(variant, engine, hash, {
+  const outcome = search(variant, engine, {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
     recordEdges: hasTemporal(variant),
@@ -89,13 +88,13 @@ export async function explore(
       continue;
     }
     verdicts.push({ name, kind, status: 'violated' });
-    violations.push({ property: name, kind, ...confirmedTrace(variant, outcome, hash, at) });
+    violations.push({ property: name, kind, ...confirmedTrace(variant, outcome, at) });
   }
   const temporal = checkTemporal(variant, engine, outcome);
   for (const t of temporal) {
     verdicts.push(t.verdict);
     if (t.violation) {
-      const { initial, trace } = confirmedTrace(variant, outcome, hash, -1, t.violation.path);
+      const { initial, trace } = confirmedTrace(variant, outcome, -1, t.violation.path);
       violations.push({
         property: t.verdict.name,
         kind: t.violation.kind,
@@ -134,7 +133,6 @@ export async function explore(
 function confirmedTrace(
   variant: ResolvedVariant,
   outcome: SearchOutcome,
-  hash: Hasher,
   at: number,
   path?: readonly { state: number; event: number }[],
 ): Pick<Violation, 'initial' | 'trace'> {
@@ -148,7 +146,7 @@ function confirmedTrace(
   const r = replay(
     variant,
     steps.map((s) => events[s.event]),
-    { hash, fingerprints: [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))] },
+    [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))],
   );
   return { initial: r.snapshots[0].value, trace: r.steps };
 }

@@ -8,7 +8,7 @@
  */
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
 import { createReferenceEngine } from './engine-reference.ts';
-import type { Fingerprint, Hasher } from './fingerprint.ts';
+import type { Fingerprint } from './fingerprint.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
 import type { Change, TraceStep } from './result.ts';
 
@@ -38,18 +38,18 @@ export class RejectedEvent extends ModelError {
 export function replay(
   variant: ResolvedVariant,
   events: readonly EventObject[],
-  expected?: { hash: Hasher; fingerprints: readonly Fingerprint[] },
+  expected?: readonly Fingerprint[],
 ): Replay {
   const engine = createReferenceEngine(variant.machine);
   let s = engine.initial();
   const snapshots = [s];
   const steps: TraceStep[] = [];
-  confirm(engine.encode(s), 0);
+  confirm(s, 0);
   events.forEach((event, i) => {
     const actors = engine.actorsOf(s, event);
     const next = actors.length > 0 ? engine.step(s, event) : null;
     if (next === null) throw new RejectedEvent(i, event, variant.modelId);
-    confirm(engine.encode(next), i + 1);
+    confirm(next, i + 1);
     const actor = actors.join('+');
     steps.push({
       actor,
@@ -64,10 +64,10 @@ export function replay(
   });
   return { steps, snapshots };
 
-  function confirm(encoding: string, k: number) {
+  function confirm(snapshot: AnyMachineSnapshot, k: number) {
     if (!expected) return;
-    const got = expected.hash(encoding);
-    const want = expected.fingerprints[k];
+    const got = engine.fingerprint(snapshot);
+    const want = expected[k];
     if (got.hi !== want.hi || got.lo !== want.lo) {
       throw new Error(
         `internal error: the counterexample does not replay on xstate's transition() at step ${k} ` +

@@ -50,6 +50,7 @@ describe.each(cases)('%s: compiled engine = xstate transition()', (_name, varian
         let r = reference.initial();
         for (const choice of [...choices, 0]) {
           expect(compiled.encode(c)).toBe(reference.encode(r));
+          expect(compiled.fingerprint(c)).toEqual(reference.fingerprint(r));
           expect(compiled.view(c).value).toEqual(reference.view(r).value);
           expect(compiled.view(c).status).toBe(reference.view(r).status);
           expect(compiled.terminated(c)).toEqual(reference.terminated(r));

@@ -1,0 +1,110 @@
+/**
+ * The benchmark model: k DMA regions in a type1 container, with the live-update
+ * flavour of the real protocols. The VMM maps, unmaps, invalidates a region's
+ * vaddr (UNMAP_DMA with VADDR) and re-supplies it (MAP_DMA with VADDR); an mdev
+ * driver pins and unpins pages (at most `maxPins` per region). Rules as in
+ * kernel 7.3 (vfio_iommu_type1.c): no pin while the vaddr is invalid, and an
+ * unmap of a pinned region waits for the driver (abstracted: refused).
+ *
+ * Each region is in one of 1 + 2 * (maxPins + 1) states (unmapped, or mapped
+ * with a valid or invalid vaddr and 0..maxPins pins), independently, so the
+ * model has (3 + 2 * maxPins)^k states: 7^6 = 117,649 at the default size.
+ */
+import { assign, setup } from 'xstate';
+import { defineModel } from '../model.ts';
+
+interface Region {
+  readonly mapped: boolean;
+  readonly vaddrValid: boolean;
+  readonly pins: number;
+}
+interface Ctx {
+  readonly regions: readonly Region[];
+}
+type Ev =
+  | { type: 'VmmMapDma'; r: number }
+  | { type: 'VmmUnmapDma'; r: number }
+  | { type: 'VmmInvalidateVaddr'; r: number }
+  | { type: 'VmmUpdateVaddr'; r: number }
+  | { type: 'MdevPinPages'; r: number }
+  | { type: 'MdevUnpinPages'; r: number };
+
+type Args = { context: Ctx; event: Ev & { r: number } };
+
+const UNMAPPED: Region = { mapped: false, vaddrValid: false, pins: 0 };
+
+const update = (f: (g: Region) => Region) =>
+  assign({
+    regions: ({ context, event }: Args) => context.regions.map((g, i) => (i === event.r ? f(g) : g)),
+  });
+
+const region = ({ context, event }: Args) => context.regions[event.r];
+const when = (p: (g: Region) => boolean) => (a: Args) => p(region(a));
+
+export function dmaRegionsModel(k: number, maxPins: number) {
+  const machine = setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
+    id: 'dma-regions',
+    type: 'parallel',
+    context: { regions: Array.from({ length: k }, () => UNMAPPED) },
+    states: {
+      vmm: {
+        initial: 'running',
+        states: {
+          running: {
+            on: {
+              VmmMapDma: {
+                guard: when((g) => !g.mapped),
+                actions: update(() => ({ mapped: true, vaddrValid: true, pins: 0 })),
+              },
+              VmmUnmapDma: { guard: when((g) => g.mapped && g.pins === 0), actions: update(() => UNMAPPED) },
+              VmmInvalidateVaddr: {
+                guard: when((g) => g.mapped && g.vaddrValid),
+                actions: update((g) => ({ ...g, vaddrValid: false })),
+              },
+              VmmUpdateVaddr: {
+                guard: when((g) => g.mapped && !g.vaddrValid),
+                actions: update((g) => ({ ...g, vaddrValid: true })),
+              },
+            },
+          },
+        },
+      },
+      mdev: {
+        initial: 'running',
+        states: {
+          running: {
+            on: {
+              MdevPinPages: {
+                guard: when((g) => g.mapped && g.vaddrValid && g.pins < maxPins),
+                actions: update((g) => ({ ...g, pins: g.pins + 1 })),
+              },
+              MdevUnpinPages: {
+                guard: when((g) => g.pins > 0),
+                actions: update((g) => ({ ...g, pins: g.pins - 1 })),
+              },
+            },
+          },
+        },
+      },
+    },
+  } as any);
+  const types = [
+    'VmmMapDma',
+    'VmmUnmapDma',
+    'VmmInvalidateVaddr',
+    'VmmUpdateVaddr',
+    'MdevPinPages',
+    'MdevUnpinPages',
+  ] as const;
+  const events = types.flatMap((type) => Array.from({ length: k }, (_, r) => ({ type, r }) as Ev));
+  return defineModel<Ctx, Ev>({
+    id: 'dma-regions',
+    machine,
+    events: () => events,
+    invariants: {
+      noPinWhileVaddrInvalid: (s) => s.context.regions.every((g) => g.vaddrValid || g.pins === 0 || g.mapped),
+    },
+  });
+}
+
+export const expectedStates = (k: number, maxPins: number) => (3 + 2 * maxPins) ** k;

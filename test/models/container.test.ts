@@ -1,0 +1,285 @@
+/**
+ * The container model (machines/container.ts, spec/container.md): each
+ * variant's verdict at its default bounds, each invariant shown firing with
+ * its shortest counterexample, and selftest-style scenarios (one scenario a
+ * test, the predicted errno asserted at each step).
+ */
+import { describe, expect, it } from 'vitest';
+import { type AnyStateMachine, createActor } from 'xstate';
+import { explore } from '../../explorer/explore.ts';
+import type { ResolvedVariant } from '../../explorer/model.ts';
+import type { ExploreResult } from '../../explorer/result.ts';
+import model, { type Ctx, type Design, type Ev, machineFor } from '../../machines/container.ts';
+
+const violated = (r: ExploreResult) =>
+  r.properties
+    .filter((p) => p.status === 'violated')
+    .map((p) => p.name)
+    .sort();
+
+const traceOf = (r: ExploreResult, property: string) => {
+  const v = r.violations.find((x) => x.property === property);
+  if (!v) throw new Error(`no counterexample for ${property}`);
+  return v.trace.map((s) => {
+    const e = s.event as Ev;
+    return e.dma !== undefined
+      ? `${e.type}(${e.dma})`
+      : e.range !== undefined
+        ? `${e.type}(${e.range})`
+        : e.type;
+  });
+};
+
+/** Each variant explored once at its default bounds, shared by the tests below. */
+const explored = new Map<string, Promise<ExploreResult>>();
+const run = (name: string) => {
+  if (!explored.has(name)) explored.set(name, explore(model.variant(name)));
+  return explored.get(name) as Promise<ExploreResult>;
+};
+
+/**
+ * A variant of the model with its machine replaced by a mutant or another
+ * design, explored to a small depth: a mutant's state space need not be
+ * finite (a lost uncharge lets locked_vm grow with every map), and BFS finds
+ * the shortest counterexample within the bound.
+ */
+const runDesign = (name: string, over: Partial<Design>) =>
+  explore({ ...model.variant(name), machine: machineFor(over) } as ResolvedVariant, { depth: 6 });
+
+describe('container verdicts at the default bounds', () => {
+  it.each(model.variantNames)('%s: finds exactly what it expects, completely', async (name) => {
+    const variant = model.variant(name);
+    const r = await run(name);
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
+    if (variant.expect?.states !== undefined) expect(r.states).toBe(variant.expect.states);
+  });
+});
+
+describe('seed 000 and U6: the deadlocks, shortest first', () => {
+  it('vfio-wait: close waits for a pin that waits for a vaddr only the closer could supply (4 steps)', async () => {
+    const r = await run('vfio-wait');
+    const t = traceOf(r, 'deadlock');
+    expect(t).toHaveLength(4);
+    expect(t.slice(0, 2)).toEqual(['VmmMapDma(0)', 'VmmUnmapVaddr(0)']);
+    expect([...t.slice(2)].sort()).toEqual(['MdevPinPages(0)', 'VmmCloseDevice']);
+  });
+
+  it('close-flag: a pin that starts after the close notification waits without the flag (5 steps)', async () => {
+    const r = await run('close-flag');
+    expect(traceOf(r, 'deadlock')).toEqual([
+      'VmmMapDma(0)',
+      'VmmUnmapVaddr(0)',
+      'VmmCloseDevice',
+      'ReleaseNotifyClose',
+      'MdevPinPages(0)',
+    ]);
+  });
+
+  it('current-hotplug: register_device holds iommu->lock while the notification holds device_list_lock (5 steps)', async () => {
+    const r = await run('current-hotplug');
+    expect(traceOf(r, 'deadlock')).toEqual([
+      'VmmMapDma(0)',
+      'MdevPinPages(0)',
+      'VmmUnmapDma(0)',
+      'VmmUnmapListLock',
+      'HotplugOpenDevice',
+    ]);
+  });
+});
+
+describe('each invariant fires on a variant or a mutant', () => {
+  it('noPinWithoutPageProvider: v6.1 pins from the new mm at the old vaddr after exec (3 steps)', async () => {
+    const r = await run('vfio-wait');
+    expect(r.violations.find((v) => v.property === 'noPinWithoutPageProvider')?.kind).toBe('invariant');
+    expect(traceOf(r, 'noPinWithoutPageProvider')).toEqual(['VmmMapDma(0)', 'VmmExec', 'MdevPinPages(0)']);
+  });
+
+  it('accountingConserved: v6.1 moves the owner to the new mm at exec without its charge (2 steps)', async () => {
+    const r = await run('vfio-wait');
+    expect(traceOf(r, 'accountingConserved')).toEqual(['VmmMapDma(0)', 'VmmExec']);
+  });
+
+  it('accountingConserved: a mutant vfio_remove_dma that skips the uncharge (2 steps)', async () => {
+    const r = await runDesign('current', { mutate: 'skipUncharge' });
+    expect(traceOf(r, 'accountingConserved')).toEqual(['VmmMapDma(0)', 'VmmUnmapDma(0)']);
+  });
+
+  it('vaddrInvalidExcludesMdev: a mutant without the "mdev present" EBUSY (2 steps)', async () => {
+    const r = await runDesign('current', { mutate: 'vaddrWithMdev' });
+    expect(traceOf(r, 'vaddrInvalidExcludesMdev')).toEqual(['VmmMapDma(0)', 'VmmUnmapVaddr(0)']);
+  });
+
+  it('vaddrInvalidExcludesMdev: the v6.1 design allows both by design (2 steps)', async () => {
+    const r = await runDesign('current', { kernel: '6.1' });
+    expect(traceOf(r, 'vaddrInvalidExcludesMdev')).toEqual(['VmmMapDma(0)', 'VmmUnmapVaddr(0)']);
+  });
+
+  it('unmapLeavesNoPins: a mutant walk that removes a dma with pages pinned (3 steps)', async () => {
+    const r = await runDesign('current', { mutate: 'removeWithPins' });
+    expect(traceOf(r, 'unmapLeavesNoPins')).toEqual(['VmmMapDma(0)', 'MdevPinPages(0)', 'VmmUnmapDma(0)']);
+  });
+
+  it('deadlock is reported as a deadlock, not an invariant', async () => {
+    const r = await run('vfio-wait');
+    expect(r.violations.find((v) => v.property === 'deadlock')?.kind).toBe('deadlock');
+  });
+});
+
+// ------------------------------------------------------------------ scenarios
+
+/** Drive the machine like a selftest: each event must be enabled; the actor's result is checked. */
+function scenario(machine: AnyStateMachine) {
+  const actor = createActor(machine).start();
+  const ctx = () => actor.getSnapshot().context as Ctx;
+  return {
+    ctx,
+    /** Send `ev`; `want` is the predicted result of `who`'s call. */
+    step(ev: Ev, who?: string, want?: string) {
+      expect(actor.getSnapshot().can(ev), `${ev.type} enabled`).toBe(true);
+      actor.send(ev);
+      if (who !== undefined) expect(ctx().ret[who], `${ev.type} result`).toBe(want);
+    },
+    disabled(ev: Ev) {
+      expect(actor.getSnapshot().can(ev), `${ev.type} disabled`).toBe(false);
+    },
+    value: () => actor.getSnapshot().value as Record<string, string>,
+  };
+}
+
+/** Close the mdev's device fd and run its release path to the end. */
+function closeDevice(s: ReturnType<typeof scenario>) {
+  s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+  s.step({ type: 'ReleaseCloseDevice' });
+  s.step({ type: 'ReleaseUnregisterLock' });
+  s.step({ type: 'ReleaseUnregisterListLock' });
+  s.step({ type: 'ReleaseFinish' });
+  s.step({ type: 'VmmCloseDeviceReturn' }, 'vmm', '0');
+}
+
+describe('scenarios, kernel 7.3', () => {
+  const s0 = () => scenario(machineFor({}));
+
+  it('vaddr_unmap_with_mdev_attached_fails', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', 'EBUSY'); // "Cannot update vaddr if mdev is present"
+    expect(s.ctx().t1.dmas[0].vaddrMm).toBe('mm0');
+  });
+
+  it('map_dma_twice_fails', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', 'EEXIST');
+    expect(s.ctx().mms.mm0.lockedVm).toBe(1); // pinned and charged once, by the IOMMU domain
+  });
+
+  it('unmap_with_a_pinned_page_notifies_the_driver_first', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', 'blocked'); // pfn_list not empty: notify
+    s.step({ type: 'VmmUnmapListLock' });
+    s.step({ type: 'VmmUnmapCallback' }); // the driver unpins under device_list_lock
+    expect(s.ctx().t1.dmas[0].pin).toBeNull();
+    s.step({ type: 'VmmUnmapListUnlock' });
+    s.step({ type: 'VmmUnmapRelock' }, 'vmm', '0');
+    expect(s.ctx().t1.dmas[0].mapped).toBe(false);
+    expect(s.ctx().mms.mm0.lockedVm).toBe(0);
+  });
+
+  it('live_update_without_the_mdev: detach, invalidate, exec, attach refused, re-supply, attach', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmDetachGroup' }, 'vmm', 'EBUSY'); // the device is open: container_users != 1
+    closeDevice(s);
+    s.step({ type: 'VmmDetachGroup' }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 'all' }, 'vmm', '0');
+    s.step({ type: 'VmmAttachGroup' }, 'vmm', 'EBUSY'); // "Attach could require pinning"
+    s.step({ type: 'VmmExec' }, 'vmm', '0');
+    expect(s.ctx().mms.mm1.lockedVm).toBe(0);
+    s.step({ type: 'VmmMapVaddr', dma: 0 }, 'vmm', '0'); // vfio_change_dma_owner: charge mm1
+    expect(s.ctx().mms.mm1.lockedVm).toBe(1);
+    s.step({ type: 'VmmAttachGroup' }, 'vmm', 'EBUSY'); // dma 1 is still invalid
+    s.step({ type: 'VmmMapVaddr', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmAttachGroup' }, 'vmm', '0');
+    s.step({ type: 'VmmOpenDevice' }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', '0');
+    expect(s.ctx().t1.dmas[1].pin).toEqual({ from: 'mm1', vaddrMm: 'mm1' });
+    expect(s.ctx().mms.mm1.lockedVm).toBe(2);
+  });
+
+  it('vaddr_unmap_all_over_an_invalid_dma_rolls_back', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    closeDevice(s);
+    s.step({ type: 'VmmDetachGroup' }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 'all' }, 'vmm', 'EINVAL'); // dma 1 already invalid
+    expect(s.ctx().t1.dmas[0].vaddrMm).toBe('mm0'); // dma 0 rolled back
+    s.step({ type: 'VmmMapVaddr', dma: 0 }, 'vmm', 'EINVAL'); // not invalid
+    s.step({ type: 'VmmUnmapDma', range: 1 }, 'vmm', '0'); // a normal unmap of an invalid dma is allowed
+    s.step({ type: 'VmmMapVaddr', dma: 1 }, 'vmm', 'ENOENT');
+  });
+
+  it('pin_after_exec_without_vaddr_update_is_enodev', () => {
+    const s = s0();
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmExec' }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'ENODEV'); // dma->mm is the dead mm0
+    s.step({ type: 'VmmMapVaddr', dma: 0 }, 'vmm', 'EINVAL'); // never invalidated
+  });
+
+  it('second_set_container_fails', () => {
+    const s = s0();
+    s.step({ type: 'VmmAttachGroup' }, 'vmm', 'EINVAL'); // already in the container
+  });
+});
+
+describe('scenarios, v6.1 (vfio_wait)', () => {
+  it('pin_waits_only_for_its_own_vaddr', () => {
+    const s = scenario(machineFor({ kernel: '6.1' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', '0'); // allowed with an mdev in v6.1
+    s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', '0'); // dma 1's vaddr is valid
+    s.step({ type: 'MdevUnpinPages', dma: 1 }, 'mdev', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked'); // sleeps in vfio_wait
+    s.disabled({ type: 'MdevPinWake' });
+    s.step({ type: 'VmmMapVaddr', dma: 0 }, 'vmm', '0'); // wake_up_all
+    s.step({ type: 'MdevPinWake' }, 'mdev', '0');
+    expect(s.value().mdev).toBe('idle');
+  });
+
+  it('container_close_fails_a_sleeping_pin_with_efault', () => {
+    const s = scenario(machineFor({ kernel: '6.1' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked');
+    s.step({ type: 'VmmCloseContainer' }, 'vmm', '0'); // VFIO_IOMMU_CONTAINER_CLOSE
+    s.step({ type: 'MdevPinWake' }, 'mdev', 'EFAULT');
+  });
+
+  it('exec_then_unmap_underflows_locked_vm', () => {
+    const s = scenario(machineFor({ kernel: '6.1' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmExec' }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', '0');
+    expect(s.ctx().mms.mm1.lockedVm).toBe(-1); // WARN_ON_ONCE(pages > locked_vm), then wraps
+  });
+
+  it('close_flag_as_proposed_wakes_a_sleeping_pin', () => {
+    const s = scenario(machineFor({ kernel: '6.1', closeFlag: 'per-waiter' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked');
+    s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+    s.disabled({ type: 'ReleaseCloseDevice' }); // still at the notification
+    s.step({ type: 'ReleaseNotifyClose' });
+    s.disabled({ type: 'ReleaseCloseDevice' }); // close_device waits for the in-flight pin
+    s.step({ type: 'MdevPinWake' }, 'mdev', 'EFAULT');
+    s.step({ type: 'ReleaseCloseDevice' });
+  });
+});

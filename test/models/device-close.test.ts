@@ -1,0 +1,252 @@
+/**
+ * The device-close model (machines/device-close.ts, spec/device-close.md):
+ * each variant's verdict at its default bounds, each invariant shown firing
+ * with its shortest counterexample, the BUG_ON retry bound's shape, and
+ * selftest-style scenarios (the predicted result asserted at each step).
+ */
+import { describe, expect, it } from 'vitest';
+import { type AnyStateMachine, createActor } from 'xstate';
+import { explore } from '../../explorer/explore.ts';
+import type { ResolvedVariant } from '../../explorer/model.ts';
+import type { ExploreResult } from '../../explorer/result.ts';
+import model, { type Ctx, type Design, type Ev, machineFor } from '../../machines/device-close.ts';
+
+const violated = (r: ExploreResult) =>
+  r.properties
+    .filter((p) => p.status === 'violated')
+    .map((p) => p.name)
+    .sort();
+
+const traceOf = (r: ExploreResult, property: string) => {
+  const v = r.violations.find((x) => x.property === property);
+  if (!v) throw new Error(`no counterexample for ${property}`);
+  return v.trace.map((s) => {
+    const e = s.event as Ev;
+    return e.dma !== undefined
+      ? `${e.type}(${e.dma})`
+      : e.range !== undefined
+        ? `${e.type}(${e.range})`
+        : e.type;
+  });
+};
+
+const explored = new Map<string, Promise<ExploreResult>>();
+const run = (name: string) => {
+  if (!explored.has(name)) explored.set(name, explore(model.variant(name)));
+  return explored.get(name) as Promise<ExploreResult>;
+};
+
+/** Another design or a mutant, explored to `depth` (a mutant's state space need not be finite). */
+const runDesign = (over: Partial<Design>, depth = 8) =>
+  explore({ ...model.variant(), machine: machineFor(over) } as ResolvedVariant, { depth });
+
+/** Map dma 0, close the device (the driver's close_device leaves its pin), then unmap it. */
+const PIN_LEFT_AT_CLOSE = [
+  'VmmMapDma(0)',
+  'VmmCloseDevice',
+  'MdevPinPages(0)',
+  'ReleaseCloseDevice',
+  'ReleaseUnregisterLock',
+  'ReleaseUnregisterListLock',
+  'ReleaseFinish',
+  'VmmCloseDeviceReturn',
+  'VmmUnmapDma(0)',
+];
+
+describe('device-close verdicts at the default bounds', () => {
+  it.each(model.variantNames)('%s: finds exactly what it expects, completely', async (name) => {
+    const variant = model.variant(name);
+    const r = await run(name);
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
+    if (variant.expect?.states !== undefined) expect(r.states).toBe(variant.expect.states);
+  });
+});
+
+describe('seed 002: who sees a stale driver view', () => {
+  it('notify-if-pinned: a range the driver never pinned is unmapped silently (2 steps)', async () => {
+    const r = await run('notify-if-pinned-compliant');
+    expect(r.violations.find((v) => v.property === 'driverViewConsistent')?.kind).toBe('invariant');
+    expect(traceOf(r, 'driverViewConsistent')).toEqual(['VmmMapDma(0)', 'VmmUnmapDma(0)']);
+  });
+
+  it('notify-always-once (the patch as written): UNMAP of both ranges announces only the first (7 steps)', async () => {
+    const r = await run('notify-always-once-compliant');
+    expect(traceOf(r, 'driverViewConsistent')).toEqual([
+      'VmmMapDma(0)',
+      'VmmMapDma(1)',
+      'VmmUnmapDma(all)',
+      'VmmUnmapListLock',
+      'VmmUnmapCallback',
+      'VmmUnmapListUnlock',
+      'VmmUnmapRelock',
+    ]);
+  });
+
+  it('notify-always with a re-pinning guest: pin and unpin inside the window hide the range (8 steps)', async () => {
+    const r = await run('repin-compliant');
+    expect(traceOf(r, 'driverViewConsistent')).toEqual([
+      'VmmMapDma(0)',
+      'VmmUnmapDma(0)',
+      'VmmUnmapListLock',
+      'VmmUnmapCallback',
+      'VmmUnmapListUnlock',
+      'MdevPinPages(0)',
+      'MdevUnpinPages(0)',
+      'VmmUnmapRelock',
+    ]);
+  });
+});
+
+describe('seed 004: the BUG_ON', () => {
+  it.each(['notify-if-pinned-non-compliant', 'notify-if-pinned-late', 'notify-always-late'])(
+    '%s: a pin left after close_device makes the next UNMAP spin into the BUG (9 steps)',
+    async (name) => {
+      const r = await run(name);
+      expect(r.violations.find((v) => v.property === 'noKernelBug')?.kind).toBe('invariant');
+      expect(traceOf(r, 'noKernelBug')).toEqual(PIN_LEFT_AT_CLOSE);
+    },
+  );
+
+  it('the re-pin race: R+1 lost races reach the BUG, 2 + 5(R+1) steps, for R = 1, 2, 3 and the kernel 10', async () => {
+    for (const R of [1, 2, 3, 10]) {
+      const r = await runDesign({ notify: 'always', repin: true, maxRetries: R }, 100);
+      expect(r.complete).toBe(true);
+      const t = traceOf(r, 'noKernelBug');
+      expect(t).toHaveLength(2 + 5 * (R + 1));
+      expect(t.filter((e) => e === 'MdevPinPages(0)')).toHaveLength(R + 1);
+      expect(t.at(-1)).toBe('VmmUnmapRelock');
+    }
+  });
+
+  it('a compliant driver that does not re-pin never reaches it (complete search)', async () => {
+    for (const name of ['notify-if-pinned-compliant', 'notify-always-compliant', 'two-unmappers']) {
+      const r = await run(name);
+      expect(r.complete).toBe(true);
+      expect(r.properties.find((p) => p.name === 'noKernelBug')?.status).toBe('holds');
+    }
+  });
+});
+
+describe('locks: two UNMAP_DMA threads invert iommu->lock and device_list_lock', () => {
+  it('deadlock in 5 steps', async () => {
+    const r = await run('two-unmappers');
+    expect(r.violations.find((v) => v.property === 'deadlock')?.kind).toBe('deadlock');
+    expect(traceOf(r, 'deadlock')).toEqual([
+      'VmmMapDma(0)',
+      'MdevPinPages(0)',
+      'VmmUnmapDma(0)',
+      'VmmUnmapListLock',
+      'UnmapperUnmapDma(0)',
+    ]);
+  });
+});
+
+describe('an invariant that holds in every variant fires on a mutant', () => {
+  it('unmapLeavesNoPins: a walk that removes a dma with a page pinned (3 steps)', async () => {
+    const r = await runDesign({ mutate: 'removeWithPins' }, 4);
+    expect(traceOf(r, 'unmapLeavesNoPins')).toEqual(['VmmMapDma(0)', 'MdevPinPages(0)', 'VmmUnmapDma(0)']);
+  });
+});
+
+// ------------------------------------------------------------------ scenarios
+
+function scenario(machine: AnyStateMachine) {
+  const actor = createActor(machine).start();
+  const ctx = () => actor.getSnapshot().context as Ctx;
+  return {
+    ctx,
+    step(ev: Ev, who?: string, want?: string) {
+      expect(actor.getSnapshot().can(ev), `${ev.type} enabled`).toBe(true);
+      actor.send(ev);
+      if (who !== undefined) expect(ctx().ret[who], `${ev.type} result`).toBe(want);
+    },
+    disabled(ev: Ev) {
+      expect(actor.getSnapshot().can(ev), `${ev.type} disabled`).toBe(false);
+    },
+  };
+}
+
+function closeDevice(s: ReturnType<typeof scenario>) {
+  s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+  s.step({ type: 'ReleaseCloseDevice' });
+  s.step({ type: 'ReleaseUnregisterLock' });
+  s.step({ type: 'ReleaseUnregisterListLock' });
+  s.step({ type: 'ReleaseFinish' });
+  s.step({ type: 'VmmCloseDeviceReturn' }, 'vmm', '0');
+}
+
+describe('scenarios', () => {
+  it('pin_is_charged_without_a_domain_and_unmap_notifies', () => {
+    const s = scenario(machineFor({}));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    expect(s.ctx().mms.mm0.lockedVm).toBe(0); // no domain: MAP_DMA pins nothing
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    expect(s.ctx().mms.mm0.lockedVm).toBe(1); // vfio_pin_page_external charges (do_accounting)
+    s.step({ type: 'VmmUnmapDma', range: 'all' }, 'vmm', 'blocked');
+    s.step({ type: 'VmmUnmapListLock' });
+    s.step({ type: 'VmmUnmapCallback' });
+    s.step({ type: 'VmmUnmapListUnlock' });
+    s.step({ type: 'VmmUnmapRelock' }, 'vmm', '0');
+    expect(s.ctx().mms.mm0.lockedVm).toBe(0);
+    expect(s.ctx().drv.view).toEqual([false, false]);
+  });
+
+  it('unmap_of_nothing_succeeds', () => {
+    const s = scenario(machineFor({}));
+    s.step({ type: 'VmmUnmapDma', range: 1 }, 'vmm', '0'); // v2: a range covering no dma, size 0
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', 'EEXIST');
+  });
+
+  it('pin_of_an_unmapped_range_is_einval', () => {
+    const s = scenario(machineFor({ repin: true }));
+    s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', 'EINVAL');
+  });
+
+  it('non_compliant_close_leaves_a_pin_and_the_next_unmap_is_a_bug', () => {
+    const s = scenario(machineFor({ driver: 'non-compliant' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    closeDevice(s);
+    expect(s.ctx().t1.devices).toEqual([]); // unregistered: nobody to notify
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', 'BUG');
+    expect(s.ctx().kernelBug).toBe(true);
+    s.disabled({ type: 'VmmMapDma', dma: 1 }); // the machine has stopped
+    s.step({ type: 'MdevHalt' });
+  });
+
+  it('late_worker_after_the_last_close_only_warns', () => {
+    const s = scenario(machineFor({ driver: 'late' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    closeDevice(s); // close_device only queued the unpin
+    s.step({ type: 'MdevUnpinPages', dma: 0 }, 'mdev', 'WARN'); // vfio_assert_device_open fails
+    expect(s.ctx().t1.dmas[0].pin).not.toBeNull();
+  });
+
+  it('late_worker_before_the_last_close_ends_unpins', () => {
+    const s = scenario(machineFor({ driver: 'late' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+    s.step({ type: 'ReleaseCloseDevice' });
+    s.step({ type: 'MdevUnpinPages', dma: 0 }, 'mdev', '0'); // open_count is still 1
+    expect(s.ctx().t1.dmas[0].pin).toBeNull();
+  });
+
+  it('retries_reset_when_the_walk_moves_to_another_dma', () => {
+    const s = scenario(machineFor({ repin: true, notify: 'if-pinned', maxRetries: 0 }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmMapDma', dma: 1 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', '0');
+    s.step({ type: 'VmmUnmapDma', range: 'all' }, 'vmm', 'blocked'); // notify dma 0, retries 0
+    s.step({ type: 'VmmUnmapListLock' });
+    s.step({ type: 'VmmUnmapCallback' });
+    s.step({ type: 'VmmUnmapListUnlock' });
+    s.step({ type: 'VmmUnmapRelock' }, 'vmm', 'blocked'); // dma 0 gone, dma 1 pinned: a new dma_last
+    expect(s.ctx().walk.vmm?.dmaLast).toBe(1);
+    expect(s.ctx().walk.vmm?.retries).toBe(0);
+  });
+});
