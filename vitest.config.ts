@@ -14,5 +14,8 @@ export default defineConfig({
     exclude: ['**/node_modules/**', '**/*.kernel.test.ts'],
     testTimeout: 120_000,
     pool: 'forks',
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'out/vitest-report.json' },
   },
 });

@@ -282,7 +282,7 @@ function compileTable(machine: AnyStateMachine, regions: readonly Region[]): Tab
 
 function nodeAt(region: Region, leafPath: string, parallel: boolean): StateNode<any, any> {
   let n = region.node;
-  const keys = leafPath.split('.');
+  const keys = leafPath === '' ? [] : leafPath.split('.');
   if (!parallel) {
     n = region.node.states[keys[0]] as StateNode<any, any>;
     keys.shift();
@@ -418,13 +418,14 @@ function initialState(
   const snap = getInitialSnapshot(machine);
   const leaves = regions.map((region) => {
     let v: StateValue = parallel ? (snap.value as Record<string, StateValue>)[region.name] : snap.value;
+    // An actor without child states has the value {} (xstate's atomic region): its one leaf has the empty path.
     const path: string[] = [];
-    while (typeof v !== 'string') {
+    while (typeof v !== 'string' && Object.keys(v).length > 0) {
       const [k] = Object.keys(v);
       path.push(k);
       v = (v as Record<string, StateValue>)[k];
     }
-    path.push(v);
+    if (typeof v === 'string') path.push(v);
     const index = region.leafIndex.get(path.join('.'));
     if (index === undefined) throw new Unsupported(`initial state of actor '${region.name}' not found`);
     return index;
