@@ -10,7 +10,7 @@
 import type { EventObject } from 'xstate';
 import { canonical } from './canonical.ts';
 import type { AnyEngine } from './engine.ts';
-import type { ResolvedVariant } from './model.ts';
+import type { ResolvedVariant, StatePredicate } from './model.ts';
 import { StateStore } from './state-store.ts';
 
 export interface Progress {
@@ -26,6 +26,8 @@ export interface SearchConfig {
   readonly maxStates: number;
   /** Keep every edge (needed by the temporal checks, which work on the whole graph). */
   readonly recordEdges: boolean;
+  /** State predicates evaluated on every state and kept as one bit each (the temporal checks' p and q). */
+  readonly labels?: readonly StatePredicate[];
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -76,6 +78,27 @@ export interface SearchOutcome {
   readonly unexpanded: ReadonlySet<number>;
   /** States in which every actor has terminated. */
   readonly terminal: ReadonlySet<number>;
+  /** labels[k][state] is 1 where the k-th label predicate holds. */
+  readonly labels: readonly Uint8Array[];
+}
+
+/** One growable bit column per label predicate. */
+class LabelColumns {
+  columns: Uint8Array[];
+  constructor(readonly predicates: readonly StatePredicate[]) {
+    this.columns = predicates.map(() => new Uint8Array(1024));
+  }
+  set(index: number, view: Parameters<StatePredicate>[0]): void {
+    for (let k = 0; k < this.predicates.length; k++) {
+      let col = this.columns[k];
+      if (index >= col.length) {
+        const bigger = new Uint8Array(col.length * 2);
+        bigger.set(col);
+        col = this.columns[k] = bigger;
+      }
+      col[index] = this.predicates[k](view) ? 1 : 0;
+    }
+  }
 }
 
 export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchConfig): SearchOutcome {
@@ -104,8 +127,10 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
   let cutBy: 'depth' | 'maxStates' | undefined;
   let lastReport = started;
 
+  const labels = new LabelColumns(cfg.labels ?? []);
   const check = (s: unknown, index: number) => {
     const view = engine.view(s);
+    labels.set(index, view);
     for (const [name, holds] of invariants) {
       if (!firstViolation.has(name) && !holds(view)) firstViolation.set(name, index);
     }
@@ -134,17 +159,22 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
         const fp = engine.fingerprint(ns);
         if (atBound) {
           // Generate but do not add: a new state here means the bound cut the search.
-          if (store.find(fp) < 0) {
+          const known = store.find(fp);
+          if (known < 0) {
             cutBy = 'depth';
             unexpanded.add(from);
+          } else if (edges) {
+            edges.push(from, known, internEvent(event), actorMask(engine, actorBit, s, event));
           }
           continue;
         }
         const index = store.add(fp, from, -1, depth + 1);
-        const to = index >= 0 ? index : store.find(fp);
-        if (edges) edges.push(from, to, internEvent(event), actorMask(engine, actorBit, s, event));
+        if (edges) {
+          const to = index >= 0 ? index : store.find(fp);
+          edges.push(from, to, internEvent(event), actorMask(engine, actorBit, s, event));
+        }
         if (index < 0) continue;
-        if (!edges) store.setEvent(index, internEvent(event));
+        store.setEvent(index, internEvent(event));
         check(ns, index);
         next.push(ns);
         nextIds.push(index);
@@ -194,6 +224,7 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
     edges,
     unexpanded,
     terminal,
+    labels: labels.columns,
   };
 }
 

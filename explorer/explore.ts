@@ -12,7 +12,7 @@ import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
 import type { ExploreResult, PropertyVerdict, Violation } from './result.ts';
-import { checkTemporal, hasTemporal } from './temporal.ts';
+import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
 
 export interface ExploreConfig {
@@ -72,6 +72,7 @@ export async function explore(
     depth: cfg.depth,
     maxStates: cfg.maxStates,
     recordEdges: hasTemporal(variant),
+    labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
   });
   const violations: Violation[] = [];

@@ -40,7 +40,11 @@ export function formatMermaid(v: Violation, actors: readonly string[]): string {
       ...stepLines(step).map((l) => (v.cycleStart !== undefined && i >= v.cycleStart ? `  ${l}` : l)),
     );
   });
-  if (v.cycleStart !== undefined) lines.push('  end');
+  if (v.cycleStart === v.trace.length) {
+    lines.push(
+      `  Note over ${actors[0]},${actors[actors.length - 1]}: stays here forever (no fair actor enabled)`,
+    );
+  } else if (v.cycleStart !== undefined) lines.push('  end');
   return lines.join('\n');
 }
 

@@ -71,7 +71,11 @@ export function formatSwimLanes(v: Violation, actors: readonly string[]): string
     );
     lines.push(`${String(i + 1).padStart(num)} | ${lanes.join(' | ')} | ${formatChanges(step)}`);
   });
-  if (v.cycleStart !== undefined) {
+  if (v.cycleStart === v.trace.length) {
+    lines.push(
+      `${'↻'.padStart(num)} | stays in this state forever: no fairly scheduled actor is enabled here`,
+    );
+  } else if (v.cycleStart !== undefined) {
     lines.push(`${'↻'.padStart(num)} | back to the state before step ${v.cycleStart + 1}`);
   }
   return lines.join('\n');
@@ -84,7 +88,9 @@ function describeViolation(v: Violation): string {
     case 'deadlock':
       return `deadlock after ${v.trace.length} steps (shortest): no event enabled, some actor has not terminated`;
     case 'liveness':
-      return `liveness '${v.property}' violated: a fair run that never satisfies it (lasso: ${v.cycleStart} steps, then a cycle of ${v.trace.length - (v.cycleStart ?? 0)})`;
+      return v.cycleStart === v.trace.length
+        ? `liveness '${v.property}' violated: after ${v.trace.length} steps the run can stop for good without satisfying it`
+        : `liveness '${v.property}' violated: a fair run that never satisfies it (lasso: ${v.cycleStart} steps, then a cycle of ${v.trace.length - (v.cycleStart ?? 0)} steps)`;
     case 'unrecoverable':
       return `'${v.property}' is unrecoverable after ${v.trace.length} steps (shortest): from here the property can never hold again`;
   }
