@@ -12,10 +12,11 @@ import { ModelError } from './model.ts';
 import { progressLine } from './progress.ts';
 import { findModel, registeredModels } from './registry.ts';
 import { formatMermaidDocument } from './report-mermaid.ts';
-import { formatReport, formatStepLabel } from './report-text.ts';
+import { formatReport, formatStepLabel, formatSwimLanes } from './report-text.ts';
 import type { ExploreResult } from './result.ts';
 import { replay } from './trace.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
+import { parseReplay, walk } from './walk.ts';
 
 const EXIT = { ok: 0, violation: 1, usage: 2 } as const;
 
@@ -171,6 +172,50 @@ async function cmdReplay(target: string, file: string, o: Record<string, any>): 
   return broken.length ? EXIT.violation : EXIT.ok;
 }
 
+async function cmdWalk(target: string, o: Record<string, any>): Promise<number> {
+  const model = await findModel(target);
+  const variant = model.variant(o.variant);
+  const r = walk(variant, {
+    runs: o.runs,
+    depth: o.depth,
+    seed: o.seed,
+    ...(o.replay && { replay: parseReplay(o.replay) }),
+  });
+  const actors = createReferenceEngine(variant.machine).actors;
+  if (o.json) {
+    print(
+      JSON.stringify(
+        { ...r, violation: r.violation && toJson({ violations: [r.violation] } as any).violations[0] },
+        null,
+        2,
+      ),
+    );
+  } else if (!r.violation) {
+    print(
+      `${model.id} / ${variant.name}: ${r.runs} random walks of up to ${o.depth} steps, no violation (seed ${r.seed})`,
+    );
+  } else {
+    const v = r.violation;
+    print(
+      `${model.id} / ${variant.name}: ${v.kind} '${v.property}' after ${v.trace.length} steps ` +
+        `(first found after ${r.firstFoundLength} steps, shrunk ${r.shrinks} times)`,
+    );
+    print(formatSwimLanes(v, actors));
+    print(`seed ${r.seed}, path ${r.path}`);
+    print(
+      `reproduce: vfio-mc walk ${target} --variant ${variant.name} --depth ${o.depth} --replay ${r.seed}:${r.path}`,
+    );
+  }
+  return r.violation ? EXIT.violation : EXIT.ok;
+}
+
+function integer(name: string) {
+  return (raw: string): number => {
+    if (!/^-?\d+$/.test(raw)) throw new InvalidArgumentError(`${name} must be an integer, got '${raw}'`);
+    return Number(raw);
+  };
+}
+
 export function buildProgram(): Command {
   const program = new Command('vfio-mc')
     .description('Model checker for the Linux VFIO and iommufd user API')
@@ -205,6 +250,19 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .option('--no-progress', 'no progress line on the terminal')
     .action(async (o) => setExit(await cmdVerdicts(o)));
+  program
+    .command('walk')
+    .description(
+      'random deep walks beyond the BFS bound (fast-check), shrunk to a short trace on a violation',
+    )
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .option('--variant <name>', 'design variant')
+    .option('--runs <n>', 'number of walks', positiveInt('--runs'), 100)
+    .option('--depth <n>', 'maximum steps a walk', positiveInt('--depth'), 1000)
+    .option('--seed <n>', 'fast-check seed', integer('--seed'))
+    .option('--replay <seed:path>', 'reproduce a failing walk exactly, as printed')
+    .option('--json', 'machine-readable output')
+    .action(async (target, o) => setExit(await cmdWalk(target, o)));
   program
     .command('replay')
     .description('replay a trace (JSON) on the model with xstate’s transition()')

@@ -107,6 +107,36 @@ describe('exit codes and output', () => {
   });
 });
 
+describe('walk', () => {
+  it('prints the shrunk violation, the seed and a command that reproduces it exactly', async () => {
+    const r = await run(
+      'walk',
+      'example-locks',
+      '--variant',
+      'unlocked-count',
+      '--runs',
+      '100',
+      '--depth',
+      '30',
+      '--seed',
+      '3',
+    );
+    expect(r.code).toBe(1);
+    const cmd = r.stdout.match(/reproduce: vfio-mc (walk .*)/)?.[1] ?? '';
+    expect(cmd).toMatch(/--depth 30 --replay 3:[\d:]+$/);
+    const again = await run(...cmd.split(' '));
+    expect(again.code).toBe(1);
+    const lanes = (out: string) => out.split('\n').filter((l) => /^ \d \|/.test(l));
+    expect(lanes(again.stdout)).toEqual(lanes(r.stdout));
+  });
+
+  it('exit 0 when no walk finds a violation', async () => {
+    const r = await run('walk', 'example-locks', '--runs', '20', '--depth', '15', '--seed', '1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('20 random walks of up to 15 steps, no violation (seed 1)');
+  });
+});
+
 describe('bad input: one line naming the problem, exit 2, no stack trace', () => {
   const cases: [string, string[], RegExp][] = [
     [
@@ -131,6 +161,12 @@ describe('bad input: one line naming the problem, exit 2, no stack trace', () =>
     ],
     ['missing file', ['explore', 'machines/nope.ts'], /machines\/nope\.ts: no such file/],
     ['unknown engine', ['explore', 'example-locks', '--engine', 'fast'], /argument 'fast' is invalid/],
+    ['walk replay not SEED:PATH', ['walk', 'example-locks', '--replay', 'x'], /--replay must be SEED:PATH/],
+    [
+      'walk runs not positive',
+      ['walk', 'example-locks', '--runs', '-1'],
+      /--runs must be a positive integer/,
+    ],
   ];
   it.each(cases)('%s', async (_name, args, message) => {
     const r = await run(...args);

@@ -216,6 +216,20 @@ describe('scenarios', () => {
     s.step({ type: 'MdevHalt' });
   });
 
+  it('non_compliant_callback_bugs_on_the_twelfth_walk_of_the_same_dma', () => {
+    const s = scenario(machineFor({ driver: 'non-compliant' })); // the kernel's bound, 10
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', 'blocked'); // retries = 0
+    for (let retry = 1; retry <= 11; retry++) {
+      s.step({ type: 'VmmUnmapListLock' });
+      s.step({ type: 'VmmUnmapCallback' }); // ignored by the driver
+      s.step({ type: 'VmmUnmapListUnlock' });
+      s.step({ type: 'VmmUnmapRelock' }, 'vmm', retry <= 10 ? 'blocked' : 'BUG'); // ++retries > 10
+    }
+    expect(s.ctx().kernelBug).toBe(true);
+  });
+
   it('late_worker_after_the_last_close_only_warns', () => {
     const s = scenario(machineFor({ driver: 'late' }));
     s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');

@@ -1,0 +1,135 @@
+/**
+ * Random deep walks: long executions beyond the BFS bound, for models whose
+ * state space is too large to exhaust. A walk is an array of choices drawn by
+ * fast-check; at each step the walk takes the enabled event the next choice
+ * selects (choice mod the number of enabled events), so no run is wasted on
+ * events the machine rejects and every array is a valid walk. Every state is
+ * checked against the invariants, and a stop in a state where some actor has
+ * not terminated is a deadlock. fast-check shrinks a failing array to a short
+ * one, and its seed and path reproduce the run exactly (`--replay SEED:PATH`).
+ */
+import fc from 'fast-check';
+import type { EventObject } from 'xstate';
+import { chooseEngine } from './explore.ts';
+import { ModelError, type ResolvedVariant } from './model.ts';
+import type { Violation } from './result.ts';
+import { replay } from './trace.ts';
+
+export interface WalkConfig {
+  /** Number of random walks. @default 100 */
+  readonly runs: number;
+  /** Maximum steps a walk. @default 1000 */
+  readonly depth: number;
+  /** fast-check seed; random when not given. */
+  readonly seed?: number;
+  /** Reproduce one run: fast-check's seed and counterexample path (with the same depth as the run). */
+  readonly replay?: { readonly seed: number; readonly path: string };
+}
+
+export type WalkOptions = Partial<WalkConfig>;
+
+export interface WalkResult {
+  readonly model: string;
+  readonly variant: string;
+  readonly runs: number;
+  readonly seed: number;
+  /** fast-check's counterexample path, with `seed` what `--replay` needs. */
+  readonly path?: string;
+  readonly violation?: Violation;
+  /** Length of the first failing walk found, before shrinking. */
+  readonly firstFoundLength?: number;
+  readonly shrinks?: number;
+}
+
+class WalkFailure extends Error {
+  constructor(
+    readonly property: string,
+    readonly kind: 'invariant' | 'deadlock',
+    readonly events: readonly EventObject[],
+  ) {
+    super(`${kind} ${property} after ${events.length} steps`);
+  }
+}
+
+export function parseReplay(s: string): { seed: number; path: string } {
+  const m = /^(-?\d+):([\d:]+)$/.exec(s);
+  if (!m)
+    throw new ModelError(
+      `--replay must be SEED:PATH as printed by a failing walk (e.g. 42:3:0:1), got '${s}'`,
+    );
+  return { seed: Number(m[1]), path: m[2] };
+}
+
+export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkResult {
+  const runs = options.runs ?? 100;
+  const depth = options.depth ?? 1000;
+  for (const [name, v] of [
+    ['runs', runs],
+    ['depth', depth],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new ModelError(`walk ${name} must be a positive integer, got ${v}`);
+  }
+  const { engine } = chooseEngine(variant, 'auto');
+  const invariants = Object.entries(variant.invariants);
+  let firstFoundLength: number | undefined;
+
+  /** Run one walk; throw a WalkFailure at the first violation. */
+  const run = (choices: readonly number[]) => {
+    let s = engine.initial();
+    const taken: EventObject[] = [];
+    const check = () => {
+      const view = engine.view(s);
+      for (const [name, holds] of invariants) if (!holds(view)) fail(name, 'invariant');
+    };
+    const fail = (property: string, kind: 'invariant' | 'deadlock') => {
+      firstFoundLength ??= taken.length;
+      throw new WalkFailure(property, kind, [...taken]);
+    };
+    check();
+    for (const choice of choices) {
+      const enabled: [EventObject, unknown][] = [];
+      for (const e of variant.events(engine.view(s))) {
+        const next = engine.step(s, e);
+        if (next !== null) enabled.push([e, next]);
+      }
+      if (enabled.length === 0) {
+        if (!engine.terminated(s).every(Boolean)) fail('deadlock', 'deadlock');
+        return;
+      }
+      const [e, next] = enabled[choice % enabled.length];
+      taken.push(e);
+      s = next;
+      check();
+    }
+  };
+
+  const property = fc.property(
+    fc.array(fc.nat({ max: 1 << 16 }), { minLength: 1, maxLength: depth, size: 'max' }),
+    (choices) => {
+      run(choices);
+    },
+  );
+  const params = options.replay
+    ? { seed: options.replay.seed, path: options.replay.path, endOnFailure: true }
+    : { numRuns: runs, ...(options.seed !== undefined && { seed: options.seed }) };
+  const details = fc.check(property, params);
+  const base = { model: variant.modelId, variant: variant.name, runs: details.numRuns, seed: details.seed };
+  if (!details.failed) return base;
+  const failure = details.errorInstance;
+  if (!(failure instanceof WalkFailure)) throw failure;
+  // Confirm on xstate's transition(): the same events, accepted in the same order.
+  const confirmed = replay(variant, failure.events);
+  return {
+    ...base,
+    path: details.counterexamplePath ?? undefined,
+    firstFoundLength,
+    shrinks: details.numShrinks,
+    violation: {
+      property: failure.property,
+      kind: failure.kind,
+      initial: confirmed.snapshots[0].value,
+      trace: confirmed.steps,
+    },
+  };
+}

@@ -1,0 +1,393 @@
+/**
+ * The IOAS model (machines/ioas.ts, spec/ioas.md): each variant's verdict at
+ * its default bounds, each invariant shown firing on a variant or a mutant
+ * with its shortest counterexample, and iommufd-selftest-style scenarios (one
+ * scenario a test, the predicted errno asserted at each step), including the
+ * conformance probes for UAPI-FACTS §7 U1, U2 and U3.
+ */
+import { describe, expect, it } from 'vitest';
+import { type AnyMachineSnapshot, getInitialSnapshot, transition } from 'xstate';
+import { explore } from '../../explorer/explore.ts';
+import type { ResolvedVariant } from '../../explorer/model.ts';
+import type { ExploreResult } from '../../explorer/result.ts';
+import model, {
+  createIoasMachine,
+  type IoasCtx,
+  type IoasDesign,
+  type IoasEv,
+  ioasDesign,
+  ioasEvents,
+} from '../../machines/ioas.ts';
+import { WARN } from '../../machines/kernel/iommufd-pages.ts';
+
+const violated = (r: ExploreResult) =>
+  r.properties
+    .filter((p) => p.status === 'violated')
+    .map((p) => p.name)
+    .sort();
+
+const traceOf = (r: ExploreResult, property: string) => {
+  const v = r.violations.find((x) => x.property === property);
+  if (!v) throw new Error(`no counterexample for ${property}`);
+  return v.trace.map((s) => {
+    const e = s.event as IoasEv;
+    const args = [e.ioas, e.slot].filter((x) => x !== undefined);
+    return `${e.type}${args.length ? `(${args.join(',')})` : ''}${s.result ? `=${s.result}` : ''}`;
+  });
+};
+
+const explored = new Map<string, Promise<ExploreResult>>();
+const run = (name: string) => {
+  if (!explored.has(name)) explored.set(name, explore(model.variant(name)));
+  return explored.get(name) as Promise<ExploreResult>;
+};
+
+/** A variant's own design with test-only overrides (a mutant), explored at the variant's bounds. */
+const runDesign = (name: Parameters<typeof ioasDesign>[0], over: Partial<IoasDesign>, depth?: number) => {
+  const d = ioasDesign(name, over);
+  return explore(
+    { ...model.variant(name), machine: createIoasMachine(d), events: ioasEvents(d) } as ResolvedVariant,
+    {
+      ...(depth && { depth }),
+    },
+  );
+};
+
+describe('ioas verdicts at the default bounds', () => {
+  it.each(model.variantNames)('%s: finds exactly what it expects, completely', async (name) => {
+    const variant = model.variant(name);
+    const r = await run(name);
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
+  });
+});
+
+describe('each invariant fires, shortest counterexample first', () => {
+  it('noUnmapRetryWarn: a non-compliant access makes UNMAP give up with EDEADLOCK (9 steps)', async () => {
+    const t = traceOf(await run('access-unmap-noncompliant'), 'noUnmapRetryWarn');
+    expect(t).toHaveLength(9);
+    expect(t.slice(-4)).toEqual([
+      'VmmUnmapScan',
+      'VmmUnmapNotify',
+      'VmmUnmapScan',
+      'VmmUnmapNotify=EDEADLOCK',
+    ]);
+    expect(t).toContain('AccessPin(0)=0');
+  });
+
+  it('alwaysPageProvider and pinnableHasProvider: exec with a user-VA map pinned (4 steps)', async () => {
+    const r = await run('change-process');
+    for (const p of ['alwaysPageProvider', 'pinnableHasProvider']) {
+      expect(traceOf(r, p)).toEqual(['VmmIoasMap(1,1)', 'VmmMapInsert', 'VmmMapFill=0', 'VmmExec=0']);
+    }
+  });
+
+  it('failedChangeIsNoop, lastNpinnedSynced, noChangeProcessUnchargeWarn: U1, CHANGE_PROCESS after exec in MM mode (8 steps)', async () => {
+    const r = await run('change-process-mm');
+    const u1 = [
+      'VmmIoasMapFile(1,0)',
+      'VmmMapInsert',
+      'VmmMapFill=0',
+      'VmmExec=0',
+      'VmmIoasChangeProcess',
+      'VmmCpTakeCreation',
+      'VmmCpTakeIoas',
+      'VmmCpApply=EINVAL',
+    ];
+    for (const p of ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn']) {
+      expect(traceOf(r, p)).toEqual(u1);
+    }
+  });
+
+  it('accountingConserved and noLockedVmUnderflowWarn: after U1, the next owner is never charged (MM mode)', async () => {
+    const r = await run('change-process-mm');
+    const t = traceOf(r, 'noLockedVmUnderflowWarn');
+    expect(t).toHaveLength(15);
+    expect(t).toContain('VmmCpApply=EINVAL');
+    expect(t).toContain('ChildCpApply=0');
+    expect(t.at(-1)).toBe('VmmUnmapUnfill=0');
+    expect(traceOf(r, 'accountingConserved').length).toBeLessThanOrEqual(15);
+  });
+
+  it('accountingConserved (7 steps) and accountingNonNegative (10 steps): U2, NONE pages change owner without pinned_vm', async () => {
+    const r = await run('change-process-none');
+    const moved = ['VmmIoasMapFile(1,0)', 'VmmMapInsert', 'VmmMapFill=0'];
+    const conserved = traceOf(r, 'accountingConserved');
+    expect(conserved.slice(0, 3)).toEqual(moved);
+    expect(conserved.at(-1)).toBe('ChildCpApply=0');
+    expect(conserved).toHaveLength(7);
+    const negative = traceOf(r, 'accountingNonNegative');
+    expect(negative).toHaveLength(10);
+    expect(negative.at(-1)).toBe('VmmUnmapUnfill=0');
+  });
+
+  it('accessPinsInsideAreas: a mutant UNMAP that ignores the access pins (7 steps)', async () => {
+    const r = await runDesign('access-unmap', { mutate: 'unmapIgnoresAccesses' });
+    expect(violated(r)).toContain('accessPinsInsideAreas');
+    const t = traceOf(r, 'accessPinsInsideAreas');
+    expect(t).toHaveLength(7);
+    expect(t.at(-1)).toBe('VmmUnmapUnfill=0');
+  });
+
+  it('deadlock: a mutant CHANGE_PROCESS without ioas_creation_lock and with the IOAS locks in reverse order (7 steps)', async () => {
+    const r = await runDesign('copy-lifecycle', { mutate: 'cpNoCreationLock' });
+    expect(violated(r)).toEqual(['deadlock']);
+    // The VMM holds ioas_creation_lock and IOAS 1 and waits for IOAS 2, which the child took first.
+    expect(traceOf(r, 'deadlock')).toEqual([
+      'VmmIoasAlloc',
+      'VmmIoasFinalize=0',
+      'VmmIoasChangeProcess',
+      'VmmCpTakeCreation',
+      'VmmCpTakeIoas',
+      'ChildIoasChangeProcess',
+      'ChildCpTakeIoas',
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------- scenarios
+
+const VMM_STEPS = [
+  'VmmIoasFinalize',
+  'VmmMapInsert',
+  'VmmMapFill',
+  'VmmUnmapScan',
+  'VmmUnmapNotify',
+  'VmmUnmapUnfill',
+  'VmmCpTakeCreation',
+  'VmmCpTakeIoas',
+  'VmmCpApply',
+];
+const CHILD_STEPS = ['ChildCpTakeCreation', 'ChildCpTakeIoas', 'ChildCpApply'];
+
+/** Drive a design's machine with xstate's own transition(), one event at a time, as a selftest drives ioctls. */
+function fixture(name: Parameters<typeof ioasDesign>[0], over: Partial<IoasDesign> = {}) {
+  const machine = createIoasMachine(ioasDesign(name, over));
+  let s: AnyMachineSnapshot = getInitialSnapshot(machine) as AnyMachineSnapshot;
+  const can = (type: string, params: Partial<IoasEv> = {}) => s.can({ type, ...params });
+  const send = (type: string, params: Partial<IoasEv> = {}) => {
+    const ev = { type, ...params };
+    if (!s.can(ev)) throw new Error(`${type} ${JSON.stringify(params)} is not enabled`);
+    [s] = transition(machine, s, ev) as [AnyMachineSnapshot, unknown];
+  };
+  const ctx = () => s.context as IoasCtx;
+  /** A call and every kernel step of it, as one ioctl returning: its predicted result. */
+  const call = (type: string, params: Partial<IoasEv> = {}) => {
+    const actor = type.startsWith('Child') ? 'child' : type.startsWith('Access') ? 'access' : 'vmm';
+    send(type, params);
+    const steps = actor === 'child' ? CHILD_STEPS : VMM_STEPS;
+    while (ctx().ret[actor] === null) {
+      const next = steps.find((e) => can(e));
+      if (!next) throw new Error(`${type}: no kernel step of ${actor} is enabled`);
+      send(next);
+    }
+    return ctx().ret[actor];
+  };
+  const mm = (name: string) => ctx().k.mms[name];
+  return { send, can, call, ctx, mm };
+}
+
+describe('selftest change_process fixture (UAPI-FACTS §3.3), account_user', () => {
+  it('basic: user-VA map EINVAL, MAP_FILE 0 in the same process, then the child takes it', () => {
+    const f = fixture('change-process');
+    expect(f.call('VmmIoasMap', { ioas: 1, slot: 1 })).toBe('0');
+    expect(f.call('VmmIoasChangeProcess')).toBe('EINVAL'); // only MAP_FILE maps can move
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 1 })).toBe('0');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmIoasChangeProcess')).toBe('0');
+    expect(f.mm('vmm0')).toMatchObject({ pinnedVm: 1, lockedVm: 0 });
+    expect(f.mm('child0')).toMatchObject({ pinnedVm: 0, lockedVm: 0 });
+    expect(f.call('ChildIoasChangeProcess')).toBe('0');
+    expect(f.mm('vmm0').pinnedVm).toBe(0);
+    expect(f.mm('child0').pinnedVm).toBe(1);
+    expect(f.ctx().k.users.u).toBe(1); // USER mode: one charge on the shared uid
+  });
+
+  it('account_mm: VmLck moves with VmPin', () => {
+    const f = fixture('change-process-mm');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('vmm0')).toMatchObject({ pinnedVm: 1, lockedVm: 1 });
+    expect(f.call('ChildIoasChangeProcess')).toBe('0');
+    expect(f.mm('vmm0')).toMatchObject({ pinnedVm: 0, lockedVm: 0 });
+    expect(f.mm('child0')).toMatchObject({ pinnedVm: 1, lockedVm: 1 });
+  });
+
+  it('CHANGE_PROCESS is EBUSY while a map is in flight (area->pages == NULL)', () => {
+    const f = fixture('change-process');
+    f.send('VmmIoasMapFile', { ioas: 1, slot: 0 });
+    f.send('VmmMapInsert');
+    expect(f.call('ChildIoasChangeProcess')).toBe('EBUSY');
+    f.send('VmmMapFill');
+    expect(f.ctx().ret.vmm).toBe('0');
+  });
+
+  it('a map waits for CHANGE_PROCESS holding the IOAS iova_rwsem', () => {
+    const f = fixture('change-process');
+    f.send('ChildIoasChangeProcess');
+    f.send('ChildCpTakeCreation');
+    f.send('ChildCpTakeIoas');
+    f.send('VmmIoasMapFile', { ioas: 1, slot: 0 });
+    expect(f.can('VmmMapInsert')).toBe(false);
+    f.send('ChildCpApply');
+    expect(f.call('VmmMapInsert')).toBe('0');
+  });
+});
+
+describe('COPY and IOAS lifecycle', () => {
+  it('COPY shares the pages: pinned and charged once, moved once by CHANGE_PROCESS', () => {
+    const f = fixture('copy-lifecycle');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmIoasCopy', { ioas: 2, slot: 0, srcIoas: 1, srcSlot: 0 })).toBe('ENOENT'); // no IOAS 2 yet
+    expect(f.call('VmmIoasAlloc')).toBe('0');
+    expect(f.call('VmmIoasCopy', { ioas: 2, slot: 0, srcIoas: 1, srcSlot: 0 })).toBe('0');
+    expect(f.ctx().k.pages).toHaveLength(1);
+    expect(f.ctx().k.users.u).toBe(1);
+    expect(f.call('ChildIoasChangeProcess')).toBe('0'); // needs 2 under RLIMIT 2: charged once, not per area
+    expect(f.mm('child0').pinnedVm).toBe(1);
+    expect(f.ctx().k.users.u).toBe(1);
+  });
+
+  it('IOAS_ALLOC waits for CHANGE_PROCESS (ioas_creation_lock), which then skips the unfinalized IOAS', () => {
+    const f = fixture('copy-lifecycle');
+    f.send('VmmIoasAlloc');
+    f.send('ChildIoasChangeProcess');
+    f.send('ChildCpTakeCreation');
+    expect(f.can('VmmIoasFinalize')).toBe(false);
+    f.send('ChildCpTakeIoas');
+    expect(f.can('ChildCpTakeIoas')).toBe(false); // IOAS 2 is still XA_ZERO_ENTRY
+    f.send('ChildCpApply');
+    expect(f.call('VmmIoasFinalize')).toBe('0');
+  });
+
+  it('IOMMU_DESTROY: ENOENT for a free id, EBUSY while CHANGE_PROCESS holds the IOAS, then 0 and unpinned', () => {
+    const f = fixture('copy-lifecycle');
+    expect(f.call('VmmIoasDestroy', { ioas: 2 })).toBe('ENOENT');
+    expect(f.call('VmmIoasAlloc')).toBe('0');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmIoasCopy', { ioas: 2, slot: 0, srcIoas: 1, srcSlot: 0 })).toBe('0');
+    f.send('ChildIoasChangeProcess');
+    f.send('ChildCpTakeCreation');
+    f.send('ChildCpTakeIoas');
+    f.send('ChildCpTakeIoas');
+    expect(f.call('VmmIoasDestroy', { ioas: 2 })).toBe('EBUSY');
+    f.send('ChildCpApply');
+    expect(f.call('VmmIoasDestroy', { ioas: 2 })).toBe('0');
+    expect(f.ctx().k.pages[0]?.npinned).toBe(1); // still mapped in IOAS 1
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.ctx().k.pages).toEqual([]);
+    expect(f.ctx().k.users.u).toBe(0);
+  });
+});
+
+describe('accesses and the unmap notification', () => {
+  it('access_pin_unmap: UNMAP of a pinned area succeeds, the item is gone (DESTROY_ACCESS_PAGES ENOENT)', () => {
+    const f = fixture('access-unmap');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 1 })).toBe('0');
+    f.send('AccessPin', { slot: 1 });
+    expect(f.ctx().ret.access).toBe('0');
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 1 })).toBe('0');
+    f.send('AccessUnpin', { slot: 1 });
+    expect(f.ctx().ret.access).toBe('ENOENT');
+    expect(f.ctx().k.pages).toEqual([]);
+  });
+
+  it('an IOAS with an access attached cannot be destroyed (EBUSY); the access pin of a gap is ENOENT', () => {
+    const f = fixture('access-unmap');
+    expect(f.call('VmmIoasDestroy', { ioas: 1 })).toBe('EBUSY');
+    f.send('AccessPin', { slot: 0 });
+    expect(f.ctx().ret.access).toBe('ENOENT');
+    expect(f.call('VmmIoasMap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmIoasMap', { ioas: 1, slot: 0 })).toBe('EEXIST');
+  });
+
+  it('non-compliant access: EDEADLOCK after the retries, prevent_access left set, later pins EINVAL', () => {
+    const f = fixture('access-unmap-noncompliant');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    f.send('AccessPin', { slot: 0 });
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('EDEADLOCK');
+    expect(f.ctx().k.warn).toEqual([WARN.unmapTries]);
+    f.send('AccessUnpin', { slot: 0 });
+    expect(f.ctx().ret.access).toBe('0');
+    f.send('AccessPin', { slot: 0 });
+    expect(f.ctx().ret.access).toBe('EINVAL');
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+  });
+
+  it('without a domain only accesses pin; a user-VA pin after exec is EFAULT, a memfd pin still works', () => {
+    const f = fixture('lazy-access');
+    expect(f.call('VmmIoasMap', { ioas: 1, slot: 1 })).toBe('0');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('vmm0').pinnedVm).toBe(0); // lazy: nothing pinned at map time
+    expect(f.call('VmmExec')).toBe('0');
+    f.send('AccessPin', { slot: 1 });
+    expect(f.ctx().ret.access).toBe('EFAULT'); // selftest fork_gone
+    f.send('AccessPin', { slot: 0 });
+    expect(f.ctx().ret.access).toBe('0');
+    expect(f.ctx().k.users.u).toBe(1);
+  });
+});
+
+/**
+ * Conformance probes (UAPI-FACTS §7): the model's predictions, to be settled
+ * by replaying these steps on the real kernel (conformance/). Each test
+ * records the errno and the counters the model predicts after each call.
+ */
+describe('conformance probes', () => {
+  it('probe U1 (MM mode, old mm dead): CHANGE_PROCESS returns EINVAL, WARNs, yet moved the owner', () => {
+    const f = fixture('change-process-mm');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmExec')).toBe('0');
+    expect(f.call('VmmIoasChangeProcess')).toBe('EINVAL');
+    const p = f.ctx().k.pages[0]!;
+    expect(p).toMatchObject({ mm: 'vmm1', npinned: 1, lastNpinned: 0 });
+    expect(f.mm('vmm1')).toMatchObject({ lockedVm: 1, pinnedVm: 1 });
+    expect(f.mm('vmm0')).toMatchObject({ alive: false, lockedVm: 1, pinnedVm: 1 }); // never uncharged
+    expect(f.ctx().k.warn).toEqual([WARN.changeProcessUncharge]);
+    // Knock-on (beyond §7): the stale last_npinned makes the next CHANGE_PROCESS charge nothing ...
+    expect(f.call('ChildIoasChangeProcess')).toBe('0');
+    expect(f.mm('child0')).toMatchObject({ lockedVm: 0, pinnedVm: 0 });
+    expect(f.mm('vmm1')).toMatchObject({ lockedVm: 0, pinnedVm: 0 });
+    // ... and the unmap then underflows the new owner's counters.
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('child0')).toMatchObject({ lockedVm: -1, pinnedVm: -1 });
+    expect(f.ctx().k.warn).toContain(WARN.mmUnderflow);
+  });
+
+  it('probe U1 in USER mode: the same sequence returns 0 and moves the charge', () => {
+    const f = fixture('change-process');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmExec')).toBe('0');
+    expect(f.call('VmmIoasChangeProcess')).toBe('0');
+    expect(f.mm('vmm1').pinnedVm).toBe(1);
+    expect(f.mm('vmm0').pinnedVm).toBe(0);
+    expect(f.ctx().k.users.u).toBe(1);
+  });
+
+  it('probe U2 (NONE pages, mapper has CAP_IPC_LOCK): pinned_vm stays with the old mm, the unmap skews the new one', () => {
+    const f = fixture('change-process-none');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('vmm0')).toMatchObject({ pinnedVm: 1, lockedVm: 0 });
+    expect(f.ctx().k.users.u).toBe(0);
+    expect(f.call('ChildIoasChangeProcess')).toBe('0');
+    expect(f.ctx().k.pages[0]?.mm).toBe('child0');
+    expect(f.mm('vmm0').pinnedVm).toBe(1);
+    expect(f.mm('child0').pinnedVm).toBe(0);
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('child0').pinnedVm).toBe(-1); // VmPin of the child reads as a wrapped counter
+    expect(f.mm('vmm0').pinnedVm).toBe(1);
+  });
+
+  it('probe U3 (USER mode, same uid): CHANGE_PROCESS needs 2×N of RLIMIT_MEMLOCK headroom', () => {
+    const tight = fixture('change-process', { rlimit: 1 });
+    expect(tight.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(tight.call('ChildIoasChangeProcess')).toBe('ENOMEM');
+    expect(tight.ctx().k.pages[0]?.mm).toBe('vmm0');
+    expect(tight.ctx().k.users.u).toBe(1);
+    expect(tight.mm('vmm0').pinnedVm).toBe(1);
+    expect(tight.mm('child0').pinnedVm).toBe(0);
+    const room = fixture('change-process', { rlimit: 2 });
+    expect(room.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(room.call('ChildIoasChangeProcess')).toBe('0');
+    expect(room.ctx().k.users.u).toBe(1);
+  });
+});
