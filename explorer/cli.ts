@@ -216,6 +216,28 @@ function integer(name: string) {
   };
 }
 
+async function cmdPaths(target: string, o: Record<string, any>): Promise<number> {
+  const { generatePaths, pathFromTrace, formatCoverage } = await import('../conformance/paths.ts');
+  const model = await findModel(target);
+  const variant = model.variant(o.variant);
+  let file: ReturnType<typeof generatePaths>;
+  if (o.fromTrace) {
+    let data: unknown;
+    try {
+      data = JSON.parse(await readFile(o.fromTrace, 'utf8'));
+    } catch (e) {
+      throw new ModelError(`${o.fromTrace}: ${(e as Error).message}`);
+    }
+    file = pathFromTrace(variant, eventsFromFile(data, o.fromTrace), `${model.id}/${variant.name}/trace`);
+  } else {
+    file = generatePaths(variant, { depth: o.depth, maxStates: o.maxStates });
+  }
+  const text = JSON.stringify(file, null, 2);
+  if (o.out) writeFileSync(o.out, `${text}\n`);
+  print(o.json ? text : `${formatCoverage(file)}${o.out ? `\n  written to ${o.out}` : ''}`);
+  return EXIT.ok;
+}
+
 export function buildProgram(): Command {
   const program = new Command('vfio-mc')
     .description('Model checker for the Linux VFIO and iommufd user API')
@@ -263,6 +285,17 @@ export function buildProgram(): Command {
     .option('--replay <seed:path>', 'reproduce a failing walk exactly, as printed')
     .option('--json', 'machine-readable output')
     .action(async (target, o) => setExit(await cmdWalk(target, o)));
+  program
+    .command('paths')
+    .description('conformance paths covering every uAPI transition and predicted errno within the bounds')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .option('--variant <name>', 'design variant')
+    .option('--depth <n>', 'maximum depth', positiveInt('--depth'))
+    .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
+    .option('--from-trace <file>', 'make a one-path file from a trace (explore --json or walk --json output)')
+    .option('--out <file>', 'write the path file (JSON)')
+    .option('--json', 'print the path file instead of the coverage summary')
+    .action(async (target, o) => setExit(await cmdPaths(target, o)));
   program
     .command('replay')
     .description('replay a trace (JSON) on the model with xstate’s transition()')

@@ -26,7 +26,7 @@ import {
   type StateValue,
 } from 'xstate';
 import { canonical } from './canonical.ts';
-import type { Engine } from './engine.ts';
+import { type Engine, transitionId } from './engine.ts';
 import { actorNodes } from './engine-reference.ts';
 import { digest, digestSortedEntries, type Fingerprint, stateFingerprint } from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
@@ -48,6 +48,8 @@ type Guard = (context: unknown, event: EventObject) => boolean;
 type Action = ((context: unknown, event: EventObject) => unknown) | null; // null: no effect on the state
 
 interface Transition {
+  /** transitionId() of the xstate transition this was compiled from. */
+  readonly id: string;
   readonly region: number;
   readonly guard: Guard | null;
   readonly actions: readonly Exclude<Action, null>[];
@@ -178,6 +180,10 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
       for (let i = 0; i < n; i++) names.push(regions[selected[i].region].name);
       return names;
     },
+    transitionsOf(s, event) {
+      const n = select(s, event);
+      return selected.slice(0, n).map((t) => t.id);
+    },
   };
 }
 
@@ -261,7 +267,11 @@ function compileTable(machine: AnyStateMachine, regions: readonly Region[]): Tab
           if (descriptor.startsWith('xstate.'))
             throw new Unsupported(`'${descriptor}' events (state '${n.id}')`);
           const list = perEvent.get(descriptor) ?? [];
-          for (const def of defs) list.push(compileTransition(machine, def, r, region, parallel));
+          defs.forEach((def, i) => {
+            list.push(
+              compileTransition(machine, def, transitionId(n!.id, descriptor, i), r, region, parallel),
+            );
+          });
           perEvent.set(descriptor, list);
         }
         if (n === region.node) break;
@@ -294,6 +304,7 @@ function nodeAt(region: Region, leafPath: string, parallel: boolean): StateNode<
 function compileTransition(
   machine: AnyStateMachine,
   def: StateNode<any, any>['transitions'] extends Map<string, (infer T)[]> ? T : never,
+  id: string,
   r: number,
   region: Region,
   parallel: boolean,
@@ -313,6 +324,7 @@ function compileTransition(
     target = index;
   }
   return {
+    id,
     region: r,
     guard: def.guard === undefined ? null : compileGuard(def.guard, impl, where),
     actions,

@@ -12,7 +12,7 @@ import {
   transition,
 } from 'xstate';
 import { canonical } from './canonical.ts';
-import type { Engine } from './engine.ts';
+import { type Engine, transitionId } from './engine.ts';
 import { digest, stateFingerprint } from './fingerprint.ts';
 
 /** The actors of a machine: its top-level parallel regions, or the machine itself when its root is not parallel. */
@@ -63,6 +63,13 @@ export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachi
         names.add(parallel ? region.key : machine.id);
       }
       return actors.map((a) => a.name).filter((n) => names.has(n));
+    },
+    transitionsOf(s, event) {
+      if (s.status !== 'active' || !s.can(event)) return [];
+      return machine.getTransitionData(s, event).map((t) => {
+        const defs = t.source.transitions.get(t.eventType) ?? [];
+        return transitionId(t.source.id, t.eventType, defs.indexOf(t));
+      });
     },
   };
 }

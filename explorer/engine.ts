@@ -26,6 +26,17 @@ export interface Engine<S = unknown> {
   terminated(s: S): readonly boolean[];
   /** The actors whose transitions take `event` in `s` (for traces); empty when it is not accepted. */
   actorsOf(s: S, event: EventObject): string[];
+  /** The machine transitions that take `event` in `s`, by id (see transitionId); empty when it is not accepted. */
+  transitionsOf(s: S, event: EventObject): string[];
 }
 
 export type AnyEngine = Engine<any>;
+
+/**
+ * A machine transition's stable id: its source state, event type and position
+ * among that state's transitions for the event ('(machine).vmm.idle#VmmMapDma[0]').
+ * Coverage of uAPI transitions is counted in these ids.
+ */
+export function transitionId(sourceId: string, eventType: string, index: number): string {
+  return `${sourceId}#${eventType}[${index}]`;
+}

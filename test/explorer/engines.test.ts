@@ -60,6 +60,7 @@ describe.each(cases)('%s: compiled engine = xstate transition()', (_name, varian
           if (ce.length === 0) return;
           const k = choice % ce.length;
           expect(compiled.actorsOf(c, ce[k].e)).toEqual(reference.actorsOf(r, re[k].e));
+          expect(compiled.transitionsOf(c, ce[k].e)).toEqual(reference.transitionsOf(r, re[k].e));
           c = ce[k].next;
           r = re[k].next;
         }
