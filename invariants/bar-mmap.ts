@@ -1,0 +1,95 @@
+/**
+ * Properties of the vfio-pci BAR mmap protocol (machines/bar-mmap.ts,
+ * spec/bar-mmap.md). Each is stated once, over the snapshot only.
+ */
+import { match, P } from 'ts-pattern';
+import type { ModelSnapshot, StatePredicate } from '../explorer/model.ts';
+import type { Ctx, Dev, User } from '../machines/bar-mmap.ts';
+import { mappedBy, memoryEnabled, noCallInProgress } from '../machines/kernel/pci-mmap.ts';
+
+type S = ModelSnapshot<Ctx>;
+
+/**
+ * No PTE maps a BAR pfn while memory decode is disabled (virtual COMMAND
+ * memory bit clear, or D3hot). UAPI-FACTS §6.26-27: pfns are inserted only
+ * under memory_lock read with memory enabled (VPCI:vfio_pci_vmf_insert_pfn),
+ * and every transition to disabled zaps under memory_lock write first
+ * (VPCI:vfio_pci_zap_and_down_write_memory_lock). A VMA that is not linked
+ * yet counts: its PTE is in the mm's page table, reachable by the MMU.
+ */
+export const noPteWhileDisabled: StatePredicate<Ctx> = (s: S) =>
+  memoryEnabled(s.context) || mappedBy(s.context.vma).length === 0;
+
+/**
+ * Once a disabling call has run its zap, and while it still holds
+ * memory_lock for write, no VMA of any process maps the BAR: the zap reached
+ * every mapping and nothing re-inserted one. This is the step the kernel's
+ * argument rests on (VPCI:vfio_pci_zap_bars -> unmap_mapping_range over the
+ * device inode's i_mmap tree, UAPI-FACTS §5), and the one seed 003 says the
+ * mmap-hook populate breaks.
+ */
+export const noStalePteAfterZap: StatePredicate<Ctx> = (s: S) =>
+  !(s.matches({ guest: 'zapped' }) || s.matches({ vmm: 'zapped' })) || mappedBy(s.context.vma).length === 0;
+
+/**
+ * The safety form of accessAfterEnableWorks: a touch that faults while the
+ * device has settled (no device call in progress on either thread, so any
+ * enable and its remap walk have finished) with memory enabled does not get SIGBUS. The
+ * user region records such a SIGBUS as state `sigbusWhileEnabled` (a ghost:
+ * the real process just gets SIGBUS). Seed 003: "the fault handler should
+ * simply trigger SIGBUS if userspace races things" — only a race may see it.
+ */
+export const noSigbusAfterEnable: StatePredicate<Ctx> = (s: S) =>
+  !(['userA', 'userB'] as const).some((u) => s.matches({ [u]: 'sigbusWhileEnabled' }));
+
+const regionState = (s: S, actor: string): string => String((s.value as Record<string, unknown>)[actor]);
+const settled = (c: Ctx): boolean => noCallInProgress(c.call);
+
+/**
+ * p of accessAfterEnableWorks: user `u` has a mapping and no successful
+ * touch since it got it (fresh, or its last touch got SIGBUS), while the
+ * device has settled with memory enabled.
+ */
+export const accessAfterEnablePending =
+  (u: User): StatePredicate<Ctx> =>
+  (s: S) =>
+    settled(s.context) &&
+    memoryEnabled(s.context) &&
+    match(regionState(s, u))
+      .with(P.union('mapped', 'touchSigbus', 'sigbusWhileEnabled'), () => true)
+      .otherwise(() => false);
+
+/**
+ * q of accessAfterEnableWorks: `u`'s last touch succeeded, or `u` gave the
+ * mapping up, or the device changed again (a new call started, or memory is
+ * off): the promise covers an enable that stays. Without the "new call"
+ * escape a device thread that resets forever would starve the touch through
+ * memory_lock, which weak fairness allows and which is not this property.
+ */
+export const accessAfterEnableServed =
+  (u: User): StatePredicate<Ctx> =>
+  (s: S) =>
+    !settled(s.context) ||
+    !memoryEnabled(s.context) ||
+    match(regionState(s, u))
+      .with(P.union('touchOk', 'munmapping', 'done'), () => true)
+      .otherwise(() => false);
+
+const other = (x: Dev): Dev => (x === 'guest' ? 'vmm' : 'guest');
+
+/**
+ * p and q of guestCallsReturn / vmmCallsReturn: a device call that entered
+ * the kernel returns once the other device thread stops making calls. Seed
+ * 003's walk loops `while (1)` until no linked VMA lacks a PTE; after a
+ * disable from the other thread that never becomes true (a livelock, not a
+ * deadlock: the walk keeps stepping). The condition on the other thread
+ * leaves out a walk kept busy by endless resets, which zap what it remaps.
+ */
+export const callInProgress =
+  (x: Dev): StatePredicate<Ctx> =>
+  (s: S) =>
+    s.context.call[x] !== null && s.context.call[other(x)] === null;
+export const callReturned =
+  (x: Dev): StatePredicate<Ctx> =>
+  (s: S) =>
+    s.context.call[x] === null || s.context.call[other(x)] !== null;
