@@ -59,6 +59,7 @@ describe('ioas verdicts at the default bounds', () => {
     const r = await run(name);
     expect(r.complete).toBe(true);
     expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
+    expect(r.states).toBe(variant.expect?.states);
   });
 });
 

@@ -1,0 +1,762 @@
+/**
+ * The iommufd IOAS protocol (spec/ioas.md): IOAS alloc and destroy, MAP and
+ * MAP_FILE, COPY sharing one pages object, UNMAP with the access unmap
+ * notification and its bounded retries, an in-kernel access (pin, unpin,
+ * destroy; compliant or not), the accounting modes with RLIMIT_MEMLOCK, and
+ * IOMMU_IOAS_CHANGE_PROCESS with its lock order, between a VMM process and a
+ * forked child that share the iommufd. Exec kills the VMM's old mm.
+ *
+ * Actors: `vmm` (the process that maps), `child` (a fork that may call
+ * CHANGE_PROCESS and exit), `access` (the driver side of an iommufd access
+ * attached to IOAS 1). Every variant is one design of the same factory.
+ */
+import { setup } from 'xstate';
+import { defineModel, type ModelSnapshot } from '../explorer/model.ts';
+import * as inv from '../invariants/ioas.ts';
+import { type ChangeImpl, changeProcessBody } from './kernel/iommufd-change-process.ts';
+import {
+  type AccessObj,
+  accessPin,
+  accessUnpin,
+  areaAt,
+  type Iommufd,
+  insertArea,
+  iovaFreeFor,
+  liveIoas,
+  putPages,
+  removeArea,
+  setIoas,
+  syncPins,
+  update,
+} from './kernel/iommufd-ioas.ts';
+import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
+import { allocPages, type Errno, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
+import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
+import { downWrite, RWSEM_FREE, upWrite } from './kernel/locks.ts';
+
+export type Actor = 'vmm' | 'child' | 'access';
+type Cpu = 'vmm' | 'child';
+
+/** An in-flight multi-step call of the vmm or the child. */
+export interface Op {
+  readonly ioas?: number;
+  readonly slot?: number;
+  readonly kind?: 'user' | 'file' | 'copy';
+  readonly srcIoas?: number;
+  readonly srcSlot?: number;
+  readonly tries?: number;
+  /** CHANGE_PROCESS: the IOAS ids whose iova_rwsem it holds, in the order taken. */
+  readonly held?: readonly number[];
+}
+
+export interface IoasCtx {
+  readonly ret: Readonly<Record<Actor, string | null>>;
+  readonly k: Iommufd;
+  /** No type1 container in this model (the owner views also read type1 dmas). */
+  readonly dmas: readonly [];
+  readonly op: Readonly<Record<Cpu, Op | null>>;
+  readonly log: OwnerLog | null;
+  /** MAP/MAP_FILE/COPY calls left, when the design bounds them. */
+  readonly budget?: number;
+}
+
+export interface IoasEv {
+  readonly type: string;
+  readonly ioas?: number;
+  readonly slot?: number;
+  readonly srcIoas?: number;
+  readonly srcSlot?: number;
+}
+
+export interface IoasDesign {
+  /** IOMMU_OPTION RLIMIT_MODE of the ctx. */
+  readonly ctxMode: 'user' | 'mm';
+  /** The VMM keeps CAP_IPC_LOCK: its pages are IOPT_PAGES_ACCOUNT_NONE. */
+  readonly cap: boolean;
+  /** Every IOAS has a (mock) domain, so MAP pins; else only accesses pin. */
+  readonly domain: boolean;
+  /** IOAS ids live in the initial state. */
+  readonly ioas: readonly number[];
+  /** Highest IOAS id IOAS_ALLOC may hand out. */
+  readonly maxIoas: number;
+  /** Whether the VMM calls IOAS_ALLOC and IOMMU_DESTROY. */
+  readonly lifecycle: boolean;
+  /** The MAP (user VA) and MAP_FILE (memfd) calls the VMM may make. */
+  readonly maps: readonly { readonly ioas: number; readonly slot: number; readonly kind: 'user' | 'file' }[];
+  readonly copies: readonly {
+    readonly src: readonly [number, number];
+    readonly dst: readonly [number, number];
+  }[];
+  readonly vmmChangeProcess: boolean;
+  readonly exec: boolean;
+  readonly child: boolean;
+  readonly access: 'none' | 'compliant' | 'noncompliant';
+  /** Slots of IOAS 1 the access pins. */
+  readonly accessSlots: readonly number[];
+  /** RLIMIT_MEMLOCK of every process, in pages. */
+  readonly rlimit: number;
+  readonly npages: number;
+  /** Unmap notifications before EDEADLOCK: the kernel allows 100 retries (tries > 100); the model far fewer. */
+  readonly maxTries: number;
+  readonly impl: ChangeImpl;
+  /**
+   * At most this many MAP/MAP_FILE/COPY calls in a run (unbounded when
+   * absent). Designs whose counters drift on every map/change/unmap cycle
+   * have infinitely many states; a budget keeps their search finite.
+   */
+  readonly mapBudget?: number;
+  /**
+   * Test-only mutants: 'unmapIgnoresAccesses' unmaps an area an access still
+   * pins; 'cpNoCreationLock' lets the child's CHANGE_PROCESS skip
+   * ioas_creation_lock and take the IOAS locks in descending ID order.
+   */
+  readonly mutate?: 'unmapIgnoresAccesses' | 'cpNoCreationLock';
+}
+
+export const BASE_DESIGN: IoasDesign = {
+  ctxMode: 'user',
+  cap: false,
+  domain: true,
+  ioas: [1],
+  maxIoas: 1,
+  lifecycle: false,
+  maps: [],
+  copies: [],
+  vmmChangeProcess: false,
+  exec: false,
+  child: false,
+  access: 'none',
+  accessSlots: [],
+  rlimit: 8,
+  npages: 1,
+  maxTries: 1,
+  impl: '7.3',
+};
+
+// ---------------------------------------------------------------- context
+
+export function initialContext(d: IoasDesign): IoasCtx {
+  const proc = { uid: 'u', rlimit: d.rlimit, cap: d.cap };
+  const access: AccessObj | null =
+    d.access === 'none' ? null : { ioas: 1, pins: [], compliant: d.access === 'compliant' };
+  return {
+    ret: { vmm: null, child: null, access: null },
+    k: {
+      procs: { vmm: { mm: 'vmm0', ...proc }, ...(d.child && { child: { mm: 'child0', ...proc } }) },
+      mms: {
+        vmm0: { alive: true, lockedVm: 0, pinnedVm: 0 },
+        ...(d.child && { child0: { alive: true, lockedVm: 0, pinnedVm: 0 } }),
+      },
+      users: { u: 0 },
+      pages: [],
+      warn: [],
+      ctxMode: d.ctxMode,
+      domain: d.domain,
+      // An attached access holds a reference on its IOAS (device.c:iommufd_access_change_ioas).
+      ioas: d.ioas.map((id) => ({ id, live: true, users: access?.ioas === id ? 2 : 1, iova: RWSEM_FREE })),
+      areas: [],
+      creation: RWSEM_FREE,
+      access,
+    },
+    dmas: [],
+    op: { vmm: null, child: null },
+    log: null,
+    ...(d.mapBudget !== undefined && { budget: d.mapBudget }),
+  };
+}
+
+const ret = (c: IoasCtx, actor: Actor, r: string | null): IoasCtx => ({
+  ...c,
+  ret: { ...c.ret, [actor]: r },
+});
+const setOp = (c: IoasCtx, cpu: Cpu, op: Op | null): IoasCtx => ({ ...c, op: { ...c.op, [cpu]: op } });
+const withK = (c: IoasCtx, f: (k: Iommufd) => void): IoasCtx => ({ ...c, k: update(c.k, f) });
+const done = (c: IoasCtx, actor: Actor, r: Errno | null, cpu?: Cpu): StepResult<IoasCtx> => ({
+  next: 'idle',
+  ctx: ret(cpu ? setOp(c, cpu, null) : c, actor, r ?? '0'),
+});
+
+// ---------------------------------------------------------------- vmm calls
+
+/** IOMMU_IOAS_ALLOC: the id is reserved now (XA_ZERO_ENTRY), published by iommufd_object_finalize. */
+const ioasAlloc =
+  (d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    let id = 1;
+    while (c.k.ioas.some((i) => i.id === id)) id++;
+    if (id > d.maxIoas) return null; // the model's bound, not a kernel limit
+    const k = update(c.k, (k) => {
+      k.ioas = [...k.ioas, { id, live: false, users: 1, iova: RWSEM_FREE }].sort((x, y) => x.id - y.id);
+    });
+    return { next: 'allocFinalize', ctx: setOp(ret({ ...c, k }, 'vmm', null), 'vmm', { ioas: id }) };
+  };
+
+/** iommufd_ioas_alloc_ioctl: down_read(ioas_creation_lock) around finalize, so it waits for CHANGE_PROCESS. */
+const ioasFinalize: StepFn<IoasCtx, IoasEv> = (c) => {
+  if (c.k.creation.writer !== null) return null;
+  const id = c.op.vmm!.ioas!;
+  return done(
+    withK(c, (k) => setIoas(k, id, (i) => ({ ...i, live: true }))),
+    'vmm',
+    null,
+    'vmm',
+  );
+};
+
+/** IOMMU_DESTROY of an IOAS: main.c:iommufd_object_remove (EBUSY unless users == 1), then iopt_unmap_all. */
+const ioasDestroy: StepFn<IoasCtx, IoasEv> = (c, ev) => {
+  const i = liveIoas(c.k, ev.ioas!);
+  if (!i) return done(c, 'vmm', 'ENOENT');
+  if (i.users > 1) return done(c, 'vmm', 'EBUSY');
+  const k = update(c.k, (k) => {
+    for (const a of k.areas.filter((a) => a.ioas === i.id)) removeArea(k, a.ioas, a.slot, k.procs.vmm.mm);
+    k.ioas = k.ioas.filter((x) => x.id !== i.id);
+  });
+  return done({ ...c, k }, 'vmm', null);
+};
+
+/** IOMMU_IOAS_MAP / MAP_FILE / COPY: iommufd_get_ioas (ENOENT) runs before anything else. */
+const mapCall =
+  (kind: 'user' | 'file' | 'copy'): StepFn<IoasCtx, IoasEv> =>
+  (c, ev) => {
+    if (c.budget === 0) return null; // the model's bound, not a kernel limit
+    if (c.budget !== undefined) c = { ...c, budget: c.budget - 1 };
+    const first = kind === 'copy' ? ev.srcIoas! : ev.ioas!;
+    if (!liveIoas(c.k, first)) return done(c, 'vmm', 'ENOENT');
+    const op: Op = { ioas: ev.ioas, slot: ev.slot, kind, srcIoas: ev.srcIoas, srcSlot: ev.srcSlot };
+    return { next: 'mapInsert', ctx: setOp(ret(c, 'vmm', null), 'vmm', op) };
+  };
+
+/**
+ * io_pagetable.c:iopt_alloc_area_pages under iova_rwsem (COPY first takes
+ * the source's pages with iopt_get_pages: ENOENT for a missing or busy area).
+ * The new area has pages == NULL until it is filled.
+ */
+const mapInsert =
+  (d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const op = c.op.vmm!;
+    const dst = op.ioas!;
+    const copy = op.kind === 'copy';
+    if (!iovaFreeFor(c.k, dst, 'vmm') || (copy && !iovaFreeFor(c.k, op.srcIoas!, 'vmm'))) return null;
+    let pagesId: number;
+    if (copy) {
+      const src = areaAt(c.k, op.srcIoas!, op.srcSlot!);
+      if (!src || src.busy) return done(c, 'vmm', 'ENOENT', 'vmm');
+      if (!liveIoas(c.k, dst)) return done(c, 'vmm', 'ENOENT', 'vmm');
+      pagesId = src.pages;
+    } else {
+      pagesId = -1;
+    }
+    if (areaAt(c.k, dst, op.slot!)) return done(c, 'vmm', 'EEXIST', 'vmm');
+    const k = update(c.k, (k) => {
+      if (!copy) pagesId = allocPages(k, op.kind as 'user' | 'file', 'vmm', k.ctxMode, d.npages);
+      insertArea(k, {
+        ioas: dst,
+        slot: op.slot!,
+        pages: pagesId,
+        busy: true,
+        filled: false,
+        accesses: 0,
+        prevent: false,
+      });
+    });
+    return { next: 'mapFill', ctx: { ...c, k } };
+  };
+
+/**
+ * iopt_fill_domains_pages (pins and charges when the IOAS has a domain; a
+ * failure aborts the area, so MAP is all or nothing), then area->pages is
+ * published under iova_rwsem.
+ */
+const mapFill: StepFn<IoasCtx, IoasEv> = (c) => {
+  const op = c.op.vmm!;
+  if (!iovaFreeFor(c.k, op.ioas!, 'vmm')) return null;
+  let err: Errno | null = null;
+  const k = update(c.k, (k) => {
+    const area = areaAt(k, op.ioas!, op.slot!)!;
+    area.filled = true;
+    err = syncPins(k, area.pages, k.procs.vmm.mm);
+    if (err) {
+      k.areas = k.areas.filter((a) => a !== area);
+      putPages(k, area.pages);
+    } else {
+      area.busy = false;
+    }
+  });
+  return done({ ...c, k }, 'vmm', err, 'vmm');
+};
+
+/** IOMMU_IOAS_UNMAP of one slot: iommufd_get_ioas first (ENOENT). */
+const unmapCall: StepFn<IoasCtx, IoasEv> = (c, ev) => {
+  if (!liveIoas(c.k, ev.ioas!)) return done(c, 'vmm', 'ENOENT');
+  return {
+    next: 'unmapScan',
+    ctx: setOp(ret(c, 'vmm', null), 'vmm', { ioas: ev.ioas, slot: ev.slot, tries: 0 }),
+  };
+};
+
+/**
+ * io_pagetable.c:iopt_unmap_iova_range, the part under iova_rwsem: EBUSY for
+ * an area in flight, ENOENT when nothing was unmapped, and an area with
+ * access pins is marked prevent_access and its accesses notified (lock
+ * dropped) before the retry.
+ */
+const unmapScan =
+  (d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const op = c.op.vmm!;
+    if (!iovaFreeFor(c.k, op.ioas!, 'vmm')) return null;
+    const area = areaAt(c.k, op.ioas!, op.slot!);
+    if (!area) return done(c, 'vmm', 'ENOENT', 'vmm');
+    if (area.busy) return done(c, 'vmm', 'EBUSY', 'vmm');
+    const notify = area.accesses > 0 && d.mutate !== 'unmapIgnoresAccesses';
+    const k = update(c.k, (k) => {
+      const a = areaAt(k, op.ioas!, op.slot!)!;
+      if (notify) a.prevent = true;
+      else a.busy = true; // area->pages = NULL, then iova_rwsem is dropped for the unfill
+    });
+    return { next: notify ? 'unmapNotify' : 'unmapUnfill', ctx: { ...c, k } };
+  };
+
+/**
+ * device.c:iommufd_access_notify_unmap → ops->unmap in the unmapper's thread.
+ * A compliant access unpins its items in the area (iommufd_access_unpin_pages
+ * takes iova_rwsem for read); a non-compliant one does not. After more than
+ * maxTries notifications: WARN_ON and EDEADLOCK, prevent_access left set.
+ */
+const unmapNotify =
+  (d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const op = c.op.vmm!;
+    if (!iovaFreeFor(c.k, op.ioas!, 'vmm')) return null;
+    const tries = op.tries! + 1;
+    const k = update(c.k, (k) => {
+      const acc = k.access;
+      if (acc?.compliant && acc.ioas === op.ioas) accessUnpin(k, op.slot!, k.procs.vmm.mm);
+      if (tries > d.maxTries) warn(k, WARN.unmapTries);
+    });
+    if (tries > d.maxTries) return done({ ...c, k }, 'vmm', 'EDEADLOCK', 'vmm');
+    return { next: 'unmapScan', ctx: setOp({ ...c, k }, 'vmm', { ...op, tries }) };
+  };
+
+/** iopt_area_unfill_domains + iopt_abort_area + iopt_put_pages, without iova_rwsem. */
+const unmapUnfill: StepFn<IoasCtx, IoasEv> = (c) => {
+  const op = c.op.vmm!;
+  const k = update(c.k, (k) => removeArea(k, op.ioas!, op.slot!, k.procs.vmm.mm));
+  return done({ ...c, k }, 'vmm', null, 'vmm');
+};
+
+/** exec(): the old mm dies (mmget_not_zero fails from now on); the iommufd stays open. */
+const exec: StepFn<IoasCtx, IoasEv> = (c) => {
+  if (c.k.procs.vmm.mm !== 'vmm0') return null; // one exec per run (the model's bound)
+  return done(
+    withK(c, (k) => killProcMm(k, 'vmm', 'vmm1')),
+    'vmm',
+    null,
+  );
+};
+
+// ---------------------------------------------------------------- CHANGE_PROCESS
+
+const cpCall =
+  (cpu: Cpu, d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const skipCreation = cpu === 'child' && d.mutate === 'cpNoCreationLock';
+    return { next: skipCreation ? 'cpIoas' : 'cpCreation', ctx: setOp(ret(c, cpu, null), cpu, { held: [] }) };
+  };
+
+/** iommufd_take_all_iova_rwsem: down_write(&ictx->ioas_creation_lock) first. */
+const cpTakeCreation =
+  (cpu: Cpu): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    if (c.k.creation.writer !== null || c.k.creation.readers.length > 0) return null;
+    return { next: 'cpIoas', ctx: { ...c, k: { ...c.k, creation: downWrite(c.k.creation, cpu) } } };
+  };
+
+/** The next live IOAS in xa_for_each (ID) order after the ones held; the mutant walks down. */
+function nextIoas(c: IoasCtx, held: readonly number[], descending: boolean): number | undefined {
+  const live = c.k.ioas.filter((i) => i.live && !held.includes(i.id)).map((i) => i.id);
+  if (descending) {
+    const below = live.filter((id) => held.length === 0 || id < Math.min(...held));
+    return below.length ? Math.max(...below) : undefined;
+  }
+  const above = live.filter((id) => held.length === 0 || id > Math.max(...held));
+  return above.length ? Math.min(...above) : undefined;
+}
+
+const descendingFor = (cpu: Cpu, d: IoasDesign) => cpu === 'child' && d.mutate === 'cpNoCreationLock';
+
+/** refcount_inc_not_zero(&obj->users) + down_write_nest_lock(&ioas->iopt.iova_rwsem, ...). */
+const cpTakeIoas =
+  (cpu: Cpu, d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const held = c.op[cpu]!.held!;
+    const id = nextIoas(c, held, descendingFor(cpu, d));
+    if (id === undefined) return null;
+    const i = liveIoas(c.k, id)!;
+    if (i.iova.writer !== null) return null;
+    const k = update(c.k, (k) =>
+      setIoas(k, id, (x) => ({ ...x, users: x.users + 1, iova: downWrite(x.iova, cpu) })),
+    );
+    return { next: 'cpIoas', ctx: setOp({ ...c, k }, cpu, { held: [...held, id] }) };
+  };
+
+/** The body under every lock (kernel/iommufd-change-process.ts), then iommufd_release_all_iova_rwsem. */
+const cpApply =
+  (cpu: Cpu, d: IoasDesign): StepFn<IoasCtx, IoasEv> =>
+  (c) => {
+    const held = c.op[cpu]!.held!;
+    if (nextIoas(c, held, descendingFor(cpu, d)) !== undefined) return null;
+    let err: Errno | null = null;
+    const k = update(c.k, (k) => {
+      err = changeProcessBody(k, [...held].sort(), cpu, d.impl);
+      for (const id of held) setIoas(k, id, (x) => ({ ...x, users: x.users - 1, iova: upWrite(x.iova) }));
+      if (k.creation.writer === cpu) k.creation = upWrite(k.creation);
+    });
+    const log = ownerLog(
+      c,
+      { ...c, k },
+      {
+        by: cpu,
+        call: 'IOMMU_IOAS_CHANGE_PROCESS',
+        ret: err ?? '0',
+        callerMm: c.k.procs[cpu].mm,
+        targets: c.k.areas.flatMap((a, i) => (held.includes(a.ioas) ? [i] : [])),
+      },
+    );
+    return done({ ...c, k, log }, cpu, err, cpu);
+  };
+
+// ---------------------------------------------------------------- child and access
+
+const childExit: StepFn<IoasCtx, IoasEv> = (c) => ({
+  next: 'exited',
+  ctx: ret(
+    withK(c, (k) => killProcMm(k, 'child', null)),
+    'child',
+    '0',
+  ),
+});
+
+/** IOMMU_TEST_OP_ACCESS_PAGES on the whole area: iommufd_access_pin_pages under iova_rwsem (read). */
+const accessPinStep: StepFn<IoasCtx, IoasEv> = (c, ev) => {
+  const acc = c.k.access!;
+  if (!iovaFreeFor(c.k, acc.ioas!, 'access')) return null;
+  let err: Errno | null = null;
+  const k = update(c.k, (k) => {
+    err = accessPin(k, ev.slot!);
+  });
+  return { next: 'attached', ctx: ret({ ...c, k }, 'access', err ?? '0') };
+};
+
+/** IOMMU_TEST_OP_DESTROY_ACCESS_PAGES: ENOENT for an item the unmap callback already dropped. */
+const accessUnpinStep: StepFn<IoasCtx, IoasEv> = (c, ev) => {
+  const acc = c.k.access!;
+  if (!iovaFreeFor(c.k, acc.ioas!, 'access')) return null;
+  if (!acc.pins.includes(ev.slot!)) return { next: 'attached', ctx: ret(c, 'access', 'ENOENT') };
+  const k = update(c.k, (k) => accessUnpin(k, ev.slot!, null));
+  return { next: 'attached', ctx: ret({ ...c, k }, 'access', '0') };
+};
+
+/**
+ * close() of the access fd: iommufd_access_destroy → change_ioas(NULL), whose
+ * unmap(0, ULONG_MAX) makes the driver unpin every item, then the IOAS ref is dropped.
+ */
+const accessDestroyStep: StepFn<IoasCtx, IoasEv> = (c) => {
+  const acc = c.k.access!;
+  if (!iovaFreeFor(c.k, acc.ioas!, 'access')) return null;
+  const k = update(c.k, (k) => {
+    for (const slot of acc.pins) accessUnpin(k, slot, null);
+    setIoas(k, acc.ioas!, (x) => ({ ...x, users: x.users - 1 }));
+    k.access = null;
+  });
+  return { next: 'destroyed', ctx: ret({ ...c, k }, 'access', '0') };
+};
+
+// ---------------------------------------------------------------- machine
+
+function cpStates(cpu: Cpu, d: IoasDesign, prefix: 'Vmm' | 'Child') {
+  return {
+    cpCreation: { on: { [`${prefix}CpTakeCreation`]: transitions(cpTakeCreation(cpu), ['cpIoas']) } },
+    cpIoas: {
+      on: {
+        [`${prefix}CpTakeIoas`]: transitions(cpTakeIoas(cpu, d), ['cpIoas']),
+        [`${prefix}CpApply`]: transitions(cpApply(cpu, d), ['idle']),
+      },
+    },
+  };
+}
+
+export function createIoasMachine(d: IoasDesign) {
+  const vmm = {
+    initial: 'idle',
+    states: {
+      idle: {
+        on: {
+          VmmIoasAlloc: transitions(ioasAlloc(d), ['allocFinalize']),
+          VmmIoasDestroy: transitions(ioasDestroy, ['idle']),
+          VmmIoasMap: transitions(mapCall('user'), ['idle', 'mapInsert']),
+          VmmIoasMapFile: transitions(mapCall('file'), ['idle', 'mapInsert']),
+          VmmIoasCopy: transitions(mapCall('copy'), ['idle', 'mapInsert']),
+          VmmIoasUnmap: transitions(unmapCall, ['idle', 'unmapScan']),
+          VmmIoasChangeProcess: transitions(cpCall('vmm', d), ['cpCreation', 'cpIoas']),
+          VmmExec: transitions(exec, ['idle']),
+        },
+      },
+      allocFinalize: { on: { VmmIoasFinalize: transitions(ioasFinalize, ['idle']) } },
+      mapInsert: { on: { VmmMapInsert: transitions(mapInsert(d), ['idle', 'mapFill']) } },
+      mapFill: { on: { VmmMapFill: transitions(mapFill, ['idle']) } },
+      unmapScan: { on: { VmmUnmapScan: transitions(unmapScan(d), ['idle', 'unmapNotify', 'unmapUnfill']) } },
+      unmapNotify: { on: { VmmUnmapNotify: transitions(unmapNotify(d), ['idle', 'unmapScan']) } },
+      unmapUnfill: { on: { VmmUnmapUnfill: transitions(unmapUnfill, ['idle']) } },
+      ...cpStates('vmm', d, 'Vmm'),
+    },
+  };
+  const child = d.child
+    ? {
+        initial: 'idle',
+        states: {
+          idle: {
+            on: {
+              ChildIoasChangeProcess: transitions(cpCall('child', d), ['cpCreation', 'cpIoas']),
+              ChildExit: transitions(childExit, ['exited']),
+            },
+          },
+          ...cpStates('child', d, 'Child'),
+          exited: { type: 'final' },
+        },
+      }
+    : { initial: 'absent', states: { absent: { type: 'final' } } };
+  const access =
+    d.access !== 'none'
+      ? {
+          initial: 'attached',
+          states: {
+            attached: {
+              on: {
+                AccessPin: transitions(accessPinStep, ['attached']),
+                AccessUnpin: transitions(accessUnpinStep, ['attached']),
+                AccessDestroy: transitions(accessDestroyStep, ['destroyed']),
+              },
+            },
+            destroyed: { type: 'final' },
+          },
+        }
+      : { initial: 'absent', states: { absent: { type: 'final' } } };
+  return setup({ types: { context: {} as IoasCtx, events: {} as IoasEv } }).createMachine({
+    id: 'ioas',
+    type: 'parallel',
+    context: initialContext(d),
+    states: { vmm, child, access },
+  } as any);
+}
+
+/** Every call and step worth trying under a design (the engine drops the ones not enabled). */
+export function ioasEvents(d: IoasDesign): (s: ModelSnapshot<IoasCtx>) => IoasEv[] {
+  const positions = [
+    ...new Map(
+      [...d.maps.map((m) => [m.ioas, m.slot]), ...d.copies.map((c) => c.dst)].map(([i, s]) => [
+        `${i}.${s}`,
+        { ioas: i, slot: s },
+      ]),
+    ).values(),
+  ];
+  const all: IoasEv[] = [
+    ...d.maps.map((m) => ({
+      type: m.kind === 'user' ? 'VmmIoasMap' : 'VmmIoasMapFile',
+      ioas: m.ioas,
+      slot: m.slot,
+    })),
+    ...d.copies.map((c) => ({
+      type: 'VmmIoasCopy',
+      ioas: c.dst[0],
+      slot: c.dst[1],
+      srcIoas: c.src[0],
+      srcSlot: c.src[1],
+    })),
+    ...positions.map((p) => ({ type: 'VmmIoasUnmap', ...p })),
+    ...(d.lifecycle
+      ? [
+          { type: 'VmmIoasAlloc' },
+          ...Array.from({ length: d.maxIoas }, (_, i) => ({ type: 'VmmIoasDestroy', ioas: i + 1 })),
+        ]
+      : []),
+    ...(d.vmmChangeProcess ? [{ type: 'VmmIoasChangeProcess' }] : []),
+    ...(d.exec ? [{ type: 'VmmExec' }] : []),
+    ...[
+      'VmmIoasFinalize',
+      'VmmMapInsert',
+      'VmmMapFill',
+      'VmmUnmapScan',
+      'VmmUnmapNotify',
+      'VmmUnmapUnfill',
+      'VmmCpTakeCreation',
+      'VmmCpTakeIoas',
+      'VmmCpApply',
+    ].map((type) => ({ type })),
+    ...(d.child
+      ? ['ChildIoasChangeProcess', 'ChildCpTakeCreation', 'ChildCpTakeIoas', 'ChildCpApply', 'ChildExit'].map(
+          (type) => ({ type }),
+        )
+      : []),
+    ...(d.access !== 'none'
+      ? [
+          ...d.accessSlots.flatMap((slot) => [
+            { type: 'AccessPin', slot },
+            { type: 'AccessUnpin', slot },
+          ]),
+          { type: 'AccessDestroy' },
+        ]
+      : []),
+  ];
+  // An access pins one item a slot in this model: AccessPin is offered only for slots it has not pinned.
+  return (s) => all.filter((e) => e.type !== 'AccessPin' || !s.context.k.access?.pins.includes(e.slot!));
+}
+
+export const IOAS_CALLS = [
+  'VmmIoasAlloc',
+  'VmmIoasDestroy',
+  'VmmIoasMap',
+  'VmmIoasMapFile',
+  'VmmIoasCopy',
+  'VmmIoasUnmap',
+  'VmmIoasChangeProcess',
+  'VmmExec',
+  'ChildIoasChangeProcess',
+  'ChildExit',
+  'AccessPin',
+  'AccessUnpin',
+  'AccessDestroy',
+] as const;
+
+/** A design for the named variant, with test-only overrides (mutants, other bounds). */
+export function ioasDesign(
+  variant: keyof typeof VARIANT_DESIGNS,
+  over: Partial<IoasDesign> = {},
+): IoasDesign {
+  return { ...BASE_DESIGN, ...VARIANT_DESIGNS[variant], ...over };
+}
+
+const CHANGE_PROCESS: Partial<IoasDesign> = {
+  maps: [
+    { ioas: 1, slot: 0, kind: 'file' },
+    { ioas: 1, slot: 1, kind: 'user' },
+  ],
+  vmmChangeProcess: true,
+  exec: true,
+  child: true,
+  rlimit: 4,
+};
+
+export const VARIANT_DESIGNS = {
+  'access-unmap': {
+    maps: [
+      { ioas: 1, slot: 0, kind: 'user' },
+      { ioas: 1, slot: 1, kind: 'file' },
+    ],
+    access: 'compliant',
+    accessSlots: [0, 1],
+  },
+  'access-unmap-noncompliant': {
+    maps: [{ ioas: 1, slot: 0, kind: 'file' }],
+    access: 'noncompliant',
+    accessSlots: [0],
+  },
+  'copy-lifecycle': {
+    maxIoas: 2,
+    lifecycle: true,
+    maps: [{ ioas: 1, slot: 0, kind: 'file' }],
+    copies: [{ src: [1, 0], dst: [2, 0] }],
+    vmmChangeProcess: true,
+    child: true,
+    rlimit: 2,
+  },
+  'change-process': CHANGE_PROCESS,
+  'lazy-access': {
+    domain: false,
+    maps: [
+      { ioas: 1, slot: 0, kind: 'file' },
+      { ioas: 1, slot: 1, kind: 'user' },
+    ],
+    exec: true,
+    access: 'compliant',
+    accessSlots: [0, 1],
+    rlimit: 2,
+  },
+  'change-process-mm': { ...CHANGE_PROCESS, ctxMode: 'mm', mapBudget: 3 },
+  'change-process-none': { ...CHANGE_PROCESS, cap: true, mapBudget: 3 },
+} satisfies Record<string, Partial<IoasDesign>>;
+
+const variant = (
+  name: keyof typeof VARIANT_DESIGNS,
+  description: string,
+  violated: string[],
+  states: number,
+) => {
+  const d = ioasDesign(name);
+  return { description, machine: createIoasMachine(d), events: ioasEvents(d), expect: { violated, states } };
+};
+
+export default defineModel<IoasCtx, IoasEv>({
+  id: 'ioas',
+  description: 'iommufd IOAS: map, copy, unmap with access notification, accounting, CHANGE_PROCESS',
+  machine: createIoasMachine(ioasDesign('access-unmap')),
+  events: ioasEvents(ioasDesign('access-unmap')),
+  invariants: inv.ioasInvariants,
+  calls: IOAS_CALLS,
+  variants: {
+    'access-unmap': variant(
+      'access-unmap',
+      'MAP and MAP_FILE into one IOAS with a domain, UNMAP racing a compliant access that pins and unpins',
+      [],
+      655,
+    ),
+    'access-unmap-noncompliant': variant(
+      'access-unmap-noncompliant',
+      'the access ignores the unmap callback: UNMAP retries, then WARNs and returns EDEADLOCK',
+      ['noUnmapRetryWarn'],
+      163,
+    ),
+    'copy-lifecycle': variant(
+      'copy-lifecycle',
+      'IOAS 2 allocated and destroyed around a COPY that shares IOAS 1 pages; a child takes them with CHANGE_PROCESS',
+      [],
+      23709,
+    ),
+    'change-process': variant(
+      'change-process',
+      'USER accounting: MAP_FILE, a user-VA MAP and a COPY; the VMM may exec, a child may CHANGE_PROCESS and exit',
+      ['alwaysPageProvider', 'pinnableHasProvider'],
+      44106,
+    ),
+    'lazy-access': variant(
+      'lazy-access',
+      'no domain: only the access pins, from the source mm (EFAULT once it is dead) or from the memfd; the VMM may exec',
+      ['alwaysPageProvider', 'pinnableHasProvider'],
+      2711,
+    ),
+    'change-process-mm': variant(
+      'change-process-mm',
+      "MM accounting (U1): CHANGE_PROCESS after the old owner exec'd returns EINVAL but has moved the pages",
+      [
+        'alwaysPageProvider',
+        'pinnableHasProvider',
+        'failedChangeIsNoop',
+        'lastNpinnedSynced',
+        'noChangeProcessUnchargeWarn',
+        'accountingConserved',
+        'accountingNonNegative',
+        'noLockedVmUnderflowWarn',
+      ],
+      159351,
+    ),
+    'change-process-none': variant(
+      'change-process-none',
+      'the VMM keeps CAP_IPC_LOCK, pages are NONE (U2): CHANGE_PROCESS moves the owner but not pinned_vm',
+      ['alwaysPageProvider', 'pinnableHasProvider', 'accountingConserved', 'accountingNonNegative'],
+      101340,
+    ),
+  },
+  bounds: { maxStates: 400_000 },
+});

@@ -1,0 +1,142 @@
+/**
+ * Who owns each mapping, and the owner-change history variable the
+ * invariants read. A mapping is an iommufd area (its pages object's
+ * source_mm) or a type1 vfio_dma (dma->mm); the two handoff families share
+ * these views so that one set of invariants judges every design.
+ */
+import type { Dma } from './iommufd-handoff-type1.ts';
+import type { Iommufd } from './iommufd-ioas.ts';
+
+export interface Mapping {
+  /** The owner's mm (pages->source_mm or dma->mm). */
+  readonly owner: string;
+  /** What supplies the pages on a (re)pin: the owner's address space, or a file reference (MAP_FILE). */
+  readonly provider: 'mm' | 'file';
+  readonly pinned: boolean;
+  /** Whether the kernel would take a new pin request on it at all (type1 refuses every pin while a vaddr is invalid). */
+  readonly pinnable: boolean;
+  /** A vaddr change that is started but not finished (invalid or staged vaddr). */
+  readonly pending: boolean;
+}
+
+/** The slice of a model's context the views read. */
+export interface OwnedState {
+  readonly k: Iommufd;
+  readonly dmas: readonly Dma[];
+}
+
+export function mappings(s: OwnedState): Mapping[] {
+  const areas = s.k.areas.map((a): Mapping => {
+    const p = s.k.pages[a.pages]!;
+    return {
+      owner: p.mm,
+      provider: p.type === 'file' ? 'file' : 'mm',
+      pinned: p.npinned > 0,
+      // prevent_access (set by an unmap that notified accesses) makes new pins EINVAL.
+      pinnable: !a.prevent,
+      pending: false,
+    };
+  });
+  // vfio_iommu_type1_pin_pages: EBUSY for every pin while vaddr_invalid_count != 0.
+  const anyInvalid = s.dmas.some((d) => d.vaddr === null);
+  const dmas = s.dmas.map(
+    (d): Mapping => ({
+      owner: d.mm,
+      provider: 'mm',
+      pinned: true,
+      pinnable: !anyInvalid,
+      pending: d.vaddr === null || d.staged !== null,
+    }),
+  );
+  return [...areas, ...dmas];
+}
+
+export const providerLive = (s: OwnedState, m: Mapping): boolean =>
+  m.provider === 'file' || s.k.mms[m.owner]?.alive === true;
+
+/** What an owner-change call could change: owners, vaddr states and every accounting counter. */
+interface OwnerSummary {
+  readonly owners: string;
+  readonly pending: string;
+  /** Accounting counters (mms, users, last_npinned per pages). */
+  readonly acct: string;
+}
+
+/**
+ * History variable (TLA+ style) written by every owner-change call: what it
+ * returned, who owns each mapping right after it, and which parts of the
+ * state it changed. It stays until the next owner-change call, so the
+ * invariants can judge the call from any later state.
+ */
+export interface OwnerLog {
+  readonly by: string;
+  readonly call: string;
+  readonly ret: string;
+  readonly callerMm: string;
+  /** Indices (in mappings() order) of the mappings the call was asked to move. */
+  readonly targets: readonly number[];
+  /** Each mapping's owner right after the call. */
+  readonly owners: readonly string[];
+  /** What the call changed: 'owners', 'pending' (vaddr states), 'acct' (any counter). */
+  readonly changed: readonly ('owners' | 'pending' | 'acct')[];
+}
+
+/** JSON with sorted keys, so that equal counters give equal strings whatever order they were written in. */
+function stableJson(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(stableJson).join(',')}]`;
+  if (x !== null && typeof x === 'object') {
+    const o = x as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${stableJson(o[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(x);
+}
+
+function summary(s: OwnedState): OwnerSummary {
+  const ms = mappings(s);
+  return {
+    owners: stableJson(ms.map((m) => m.owner)),
+    pending: stableJson(ms.map((m) => m.pending)),
+    acct: stableJson({ mms: s.k.mms, users: s.k.users, last: s.k.pages.map((p) => p?.lastNpinned ?? null) }),
+  };
+}
+
+/** The log entry of an owner-change call that took the state from `before` to `after`. */
+export function ownerLog(
+  before: OwnedState,
+  after: OwnedState,
+  call: Pick<OwnerLog, 'by' | 'call' | 'ret' | 'callerMm' | 'targets'>,
+): OwnerLog {
+  const b = summary(before);
+  const a = summary(after);
+  const parts = ['owners', 'pending', 'acct'] as const;
+  return {
+    ...call,
+    owners: mappings(after).map((m) => m.owner),
+    changed: parts.filter((p) => a[p] !== b[p]),
+  };
+}
+
+/** Accounting expected from the pinned pages: per mm pinned_vm and locked_vm, per uid user locked_vm. */
+export function expectedCharges(s: OwnedState): {
+  lockedVm: Record<string, number>;
+  pinnedVm: Record<string, number>;
+  users: Record<string, number>;
+} {
+  const lockedVm: Record<string, number> = {};
+  const pinnedVm: Record<string, number> = {};
+  const users: Record<string, number> = {};
+  const add = (r: Record<string, number>, key: string, n: number) => {
+    r[key] = (r[key] ?? 0) + n;
+  };
+  for (const p of s.k.pages) {
+    if (!p) continue;
+    add(pinnedVm, p.mm, p.npinned);
+    if (p.mode === 'mm') add(lockedVm, p.mm, p.npinned);
+    if (p.mode === 'user') add(users, p.user, p.npinned);
+  }
+  for (const d of s.dmas) add(lockedVm, d.mm, d.npages);
+  return { lockedVm, pinnedVm, users };
+}
