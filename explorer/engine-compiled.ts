@@ -28,7 +28,14 @@ import {
 import { canonical } from './canonical.ts';
 import { type Engine, transitionId } from './engine.ts';
 import { actorNodes } from './engine-reference.ts';
-import { digest, digestSortedEntries, type Fingerprint, stateFingerprint } from './fingerprint.ts';
+import {
+  type DigestTree,
+  digest,
+  digestSortedEntries,
+  digestTree,
+  type Fingerprint,
+  stateFingerprintOf,
+} from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
 
 /** The machine uses a feature the compiled engine does not implement. */
@@ -42,6 +49,10 @@ export interface CompiledState {
   readonly context: unknown;
   /** The state value's digest, computed once and inherited by successors whose leaves did not change. */
   valueDigest?: Fingerprint;
+  /** The context's digest tree once fingerprinted; successors reuse the parts they share. */
+  contextTree?: DigestTree;
+  /** The state this one was stepped from, until it is fingerprinted (then dropped, to keep no chains alive). */
+  parent?: CompiledState;
 }
 
 type Guard = (context: unknown, event: EventObject) => boolean;
@@ -136,7 +147,9 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
           (leaves as number[])[t.region] = t.target;
         }
       }
-      return leaves === s.leaves ? { leaves, context, valueDigest: s.valueDigest } : { leaves, context };
+      return leaves === s.leaves
+        ? { leaves, context, valueDigest: s.valueDigest, parent: s }
+        : { leaves, context, parent: s };
     },
     view(s): ModelSnapshot {
       let value: StateValue | undefined;
@@ -157,7 +170,12 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
       s.valueDigest ??= parallel
         ? digestSortedEntries(sortedRegions.map(({ r, i }) => [r.name, r.leafDigests[s.leaves[i]]] as const))
         : regions[0].leafDigests[s.leaves[0]];
-      return stateFingerprint(s.valueDigest, s.context);
+      if (s.contextTree === undefined) {
+        s.contextTree = digestTree(s.context, s.parent?.contextTree);
+        s.parent = undefined;
+      }
+      const c = s.contextTree ?? { d: digest(s.context) }; // a primitive context has no tree
+      return stateFingerprintOf(s.valueDigest, c.d);
     },
     encode(s) {
       let value: string;

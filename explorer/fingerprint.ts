@@ -210,6 +210,80 @@ function digestObject(o: Record<string, unknown>, root: unknown): Fingerprint | 
   return finish(n);
 }
 
+/**
+ * A digest with the digests of its parts, kept beside a state so that its
+ * successors, which share most of its objects (assigns copy only what they
+ * change), re-digest only the objects that are not the very same ones. This
+ * is the compiled engine's path; it needs no memo table and keeps nothing
+ * alive beyond the frontier. It computes exactly digest()'s value.
+ */
+export interface DigestTree {
+  readonly value: unknown;
+  readonly d: Fingerprint;
+  /** For objects: the sorted keys with defined values; for arrays: undefined. */
+  readonly keys?: readonly string[];
+  /** Child trees, by position in `keys` (objects) or by index (arrays); primitives have none. */
+  readonly kids?: readonly (DigestTree | undefined)[];
+}
+
+export function digestTree(
+  x: unknown,
+  prev: DigestTree | undefined,
+  root: unknown = x,
+): DigestTree | undefined {
+  if (prev !== undefined && prev.value === x) return prev;
+  if (typeof x !== 'object' || x === null) return undefined; // primitives: digest() them directly, cheaply
+  if (Array.isArray(x)) {
+    const prevKids = prev !== undefined && Array.isArray(prev.value) ? prev.kids : undefined;
+    const kids = new Array<DigestTree | undefined>(x.length);
+    const parts = new Array<Fingerprint>(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const t = digestTree(x[i], prevKids?.[i], root);
+      kids[i] = t;
+      parts[i] = t === undefined ? digest(x[i], root) : t.d;
+    }
+    begin(TAG_ARRAY);
+    for (const p of parts) {
+      feed(p.hi);
+      feed(p.lo);
+    }
+    return { value: x, d: finish(x.length), kids };
+  }
+  const o = x as Record<string, unknown>;
+  const proto = Object.getPrototypeOf(o);
+  if (proto !== Object.prototype && proto !== null) {
+    canonical(root); // names the offending field
+  }
+  const all = Object.keys(o);
+  for (let i = 1; i < all.length; i++) {
+    if (all[i - 1] > all[i]) {
+      all.sort();
+      break;
+    }
+  }
+  const keys = all.filter((k) => o[k] !== undefined);
+  const prevKeys = prev?.keys;
+  const kids = new Array<DigestTree | undefined>(keys.length);
+  const parts = new Array<Fingerprint>(keys.length * 2);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const t = digestTree(
+      o[k],
+      prevKeys !== undefined && prevKeys[i] === k ? prev?.kids?.[i] : undefined,
+      root,
+    );
+    kids[i] = t;
+    parts[2 * i] = digestString(k);
+    parts[2 * i + 1] = t === undefined ? digest(o[k], root) : t.d;
+  }
+  return { value: x, d: combine(TAG_OBJECT, parts), keys, kids };
+}
+
+/** The fingerprint of a state from its value digest and its context's digest tree. */
+export function stateFingerprintOf(value: Fingerprint, context: Fingerprint): Fingerprint {
+  return combine(0x53544154, [value, context]);
+}
+
 /** Mix already-digested parts into one node digest. */
 export function combine(tag: number, parts: readonly Fingerprint[]): Fingerprint {
   begin(tag);
@@ -233,8 +307,7 @@ export function digestSortedEntries(entries: readonly (readonly [string, Fingerp
 /** The fingerprint of a state: its value and its context. */
 export function stateFingerprint(value: Fingerprint, context: unknown): Fingerprint {
   // The context object itself is new in nearly every state: memoising it would only cost.
-  const c = digestAt(context, context, false);
-  return combine(0x53544154, [value, c]);
+  return stateFingerprintOf(value, digestAt(context, context, false));
 }
 
 /**
