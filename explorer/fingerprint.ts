@@ -115,7 +115,8 @@ const NULL_D = (() => {
 })();
 
 function digestNumber(x: number): Fingerprint {
-  if ((x | 0) === x && !Object.is(x, -0)) {
+  if ((x | 0) === x) {
+    // -0 is 0 here, as in JSON
     begin(TAG_NUMBER);
     feed(x);
     return finish(1);

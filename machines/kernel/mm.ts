@@ -31,15 +31,17 @@ export type AccountResult =
 /**
  * mm/util.c:__account_locked_vm(), reached through mmget_not_zero() by its
  * callers (vfio_lock_acct, mm_lock_acct): a dead mm is ESRCH and nothing
- * changes; an increment over the rlimit without CAP_IPC_LOCK is ENOMEM; a
- * decrement below zero is clamped (the kernel WARNs: WARN_ON_ONCE(pages > locked_vm)).
+ * changes; an increment over the rlimit without CAP_IPC_LOCK is ENOMEM. A
+ * decrement below zero is not clamped: the kernel does
+ * WARN_ON_ONCE(pages > locked_vm) and subtracts anyway, so the unsigned
+ * counter wraps; here it goes negative, for invariants to catch.
  */
 export function accountLockedVm(mms: Mms, mm: string, delta: number, limit: LockLimit): AccountResult {
   const cur = mms[mm];
   if (!cur?.alive) return { mms, err: 'ESRCH' };
   const next = cur.lockedVm + delta;
   if (delta > 0 && !limit.capIpcLock && next > limit.rlimit) return { mms, err: 'ENOMEM' };
-  return { mms: { ...mms, [mm]: { ...cur, lockedVm: Math.max(0, next) } } };
+  return { mms: { ...mms, [mm]: { ...cur, lockedVm: next } } };
 }
 
 /** atomic64_add(npages, &mm->pinned_vm): no limit, no liveness check (the mm is mmgrab'd). */

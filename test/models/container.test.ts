@@ -120,6 +120,22 @@ describe('each invariant fires on a variant or a mutant', () => {
     expect(traceOf(r, 'unmapLeavesNoPins')).toEqual(['VmmMapDma(0)', 'MdevPinPages(0)', 'VmmUnmapDma(0)']);
   });
 
+  it('everyCloseCompletes: the close that started in the vfio-wait deadlock never completes (a stutter lasso)', async () => {
+    const r = await run('vfio-wait');
+    const v = r.violations.find((x) => x.property === 'everyCloseCompletes');
+    expect(v?.kind).toBe('liveness');
+    expect(v?.trace).toHaveLength(4);
+    expect(v?.cycleStart).toBe(4); // no fair actor is enabled at the end: the run stays there
+    expect(traceOf(r, 'everyCloseCompletes')).toContain('VmmCloseDevice');
+  });
+
+  it('everyCloseCompletes holds in current and with the sticky close flag (complete searches)', async () => {
+    for (const name of ['current', 'close-flag-sticky', 'current-hotplug']) {
+      const r = await run(name);
+      expect(r.properties.find((p) => p.name === 'everyCloseCompletes')?.status).toBe('holds');
+    }
+  });
+
   it('deadlock is reported as a deadlock, not an invariant', async () => {
     const r = await run('vfio-wait');
     expect(r.violations.find((v) => v.property === 'deadlock')?.kind).toBe('deadlock');
@@ -280,6 +296,31 @@ describe('scenarios, v6.1 (vfio_wait)', () => {
     s.step({ type: 'ReleaseNotifyClose' });
     s.disabled({ type: 'ReleaseCloseDevice' }); // close_device waits for the in-flight pin
     s.step({ type: 'MdevPinWake' }, 'mdev', 'EFAULT');
+    s.step({ type: 'ReleaseCloseDevice' });
+  });
+
+  it('close_flag_as_proposed_misses_the_pin_that_retries_after_efault', () => {
+    const s = scenario(machineFor({ kernel: '6.1', closeFlag: 'per-waiter' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked');
+    s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+    s.step({ type: 'ReleaseNotifyClose' });
+    s.step({ type: 'MdevPinWake' }, 'mdev', 'EFAULT');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked'); // close_device has not run: the driver may pin
+    expect(s.ctx().wait.waiters).toEqual([{ actor: 'mdev', device: 'mdev', woken: false, closeFlag: false }]);
+    for (const type of ['ReleaseCloseDevice', 'MdevPinWake', 'VmmCloseDeviceReturn', 'VmmMapVaddr']) {
+      s.disabled({ type, dma: 0 });
+    }
+  });
+
+  it('sticky_close_flag_fails_the_retry_at_once', () => {
+    const s = scenario(machineFor({ kernel: '6.1', closeFlag: 'sticky' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmUnmapVaddr', range: 0 }, 'vmm', '0');
+    s.step({ type: 'VmmCloseDevice' }, 'vmm', 'blocked');
+    s.step({ type: 'ReleaseNotifyClose' });
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'EFAULT'); // the device is marked closing
     s.step({ type: 'ReleaseCloseDevice' });
   });
 });

@@ -142,6 +142,23 @@ describe('locks: two UNMAP_DMA threads invert iommu->lock and device_list_lock',
   });
 });
 
+describe('every device close completes', () => {
+  it('holds wherever the kernel neither deadlocks nor BUGs during a close', async () => {
+    for (const name of ['notify-always-compliant', 'notify-if-pinned-non-compliant', 'two-unmappers']) {
+      const r = await run(name);
+      expect(r.properties.find((p) => p.name === 'everyCloseCompletes')?.status).toBe('holds');
+    }
+  });
+
+  it('fails when the BUG halts the machine while a close is in progress (two-unmappers-reuse)', async () => {
+    const r = await run('two-unmappers-reuse');
+    const v = r.violations.find((x) => x.property === 'everyCloseCompletes');
+    expect(v?.kind).toBe('liveness');
+    expect(traceOf(r, 'everyCloseCompletes')).toContain('VmmCloseDevice');
+    expect(v?.trace.some((s) => s.result === 'BUG')).toBe(true);
+  });
+});
+
 describe('an invariant that holds in every variant fires on a mutant', () => {
   it('unmapLeavesNoPins: a walk that removes a dma with a page pinned (3 steps)', async () => {
     const r = await runDesign({ mutate: 'removeWithPins' }, 4);

@@ -1,0 +1,405 @@
+/**
+ * DMA-unmap notification to an mdev driver, and the mdev's device close
+ * (seeds 002 and 004, UAPI-FACTS §1.7, §1.9, §1.10). spec/device-close.md is
+ * the prose version, with the verdict table.
+ *
+ * Actors (top-level regions):
+ * - `vmm`: the VMM thread: MAP_DMA (which the driver hears about, as seed
+ *   002's muser-style driver does), UNMAP_DMA with the notification path of
+ *   type1-notify.ts (lock windows, callbacks, the BUG_ON retry loop), and
+ *   close() of the mdev's device fd.
+ * - `mdev`: the driver's worker: vfio_pin_pages() on ranges it knows
+ *   (any mapped range with `repin`), vfio_unpin_pages() when its work is done
+ *   or (late driver) when it gets to a queued invalidation.
+ * - `release`: the device's last close: ops->close_device, unregister_device
+ *   (iommu->lock, then device_list_lock), the end of vfio_df_close.
+ * - `unmapper` (variant two-unmappers): a second thread with the container
+ *   fd that also calls UNMAP_DMA.
+ *
+ * The container holds only the mdev's emulated group (no IOMMU domain, as
+ * with the in-tree samples), so MAP_DMA pins nothing and the driver's pins
+ * are what locked_vm counts. Kernel 7.3 rules throughout; what varies is the
+ * notification trigger and the driver's behaviour.
+ *
+ * One factory (`buildMachine`) makes every variant from a `Design`.
+ */
+import { setup } from 'xstate';
+import { defineModel, leadsTo, type StatePredicate } from '../explorer/model.ts';
+import {
+  accountingConserved,
+  driverViewConsistent,
+  noKernelBug,
+  noPinWithoutPageProvider,
+  unmapLeavesNoPins,
+} from '../invariants/type1.ts';
+import { liveMm } from './kernel/mm.ts';
+import {
+  type Kstate,
+  mapDma,
+  type NotifyTrigger,
+  newType1,
+  pinPage,
+  type Type1Design,
+  type Type1Mutation,
+} from './kernel/type1.ts';
+import {
+  callbackNeedsLock,
+  closeDevice,
+  closeNeedsLock,
+  type Driver,
+  type DriverKind,
+  dmaUnmapCallback,
+  learn,
+  openDriver,
+  registrationEvent,
+  wantsPin,
+  wantsUnpin,
+  workerUnpin,
+} from './kernel/type1-mdev.ts';
+import {
+  type Callback,
+  kstate,
+  lockPair,
+  type Range,
+  type Type1Ctx,
+  unmapPath,
+  unregisterDevice,
+} from './kernel/type1-notify.ts';
+import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
+
+export const DMAS = 2;
+const MDEV = 'mdev';
+
+export interface Ctx extends Type1Ctx {
+  readonly drv: Driver;
+  /** The VMM still holds the mdev's device fd. */
+  readonly deviceFd: boolean;
+  /** The mdev's last close is in progress: the release path runs and the closer waits. */
+  readonly closing: boolean;
+}
+
+export interface Ev {
+  readonly type: string;
+  readonly dma?: number;
+  readonly range?: Range;
+}
+
+export interface Design {
+  readonly notify: NotifyTrigger;
+  readonly driver: DriverKind;
+  /** The driver pins any mapped range, even one it was told is going away (a guest that keeps DMA going). */
+  readonly repin: boolean;
+  /** A second thread calls UNMAP_DMA too. */
+  readonly twoUnmappers: boolean;
+  /** BUG_ON(++retries > maxRetries) in vfio_dma_do_unmap (the kernel's is 10). */
+  readonly maxRetries: number;
+  /** A re-mapped dma gets the freed one's address (Type1Design.dmaAddressReuse). */
+  readonly dmaAddressReuse: boolean;
+  readonly mutate?: Type1Mutation;
+}
+
+const t1Design = (d: Design): Type1Design => ({
+  kernel: '7.3',
+  notify: d.notify,
+  maxRetries: d.maxRetries,
+  dmaAddressReuse: d.dmaAddressReuse,
+  ...(d.mutate && { mutate: d.mutate }),
+});
+
+type T = Tr<Ctx, Ev>;
+const ok = (c: Ctx, actor: string, r: string) => ({ ...c.ret, [actor]: r });
+const lockFree = (c: Ctx) => c.t1.lock === null;
+const withK = (k: Kstate): Partial<Ctx> => ({ t1: k.t1, mms: k.mms });
+
+/** The registered devices' dma_unmap callbacks: only the mdev is registered. */
+const callbackOf =
+  (kind: DriverKind) =>
+  (c: Ctx, _dev: string, i: number): Callback<Ctx> => ({
+    needsLock: callbackNeedsLock(kind, kstate(c), i),
+    apply: (cc) => {
+      const r = dmaUnmapCallback(kind, cc.drv, kstate(cc), i);
+      return { drv: r.drv, ...withK(r.k) };
+    },
+  });
+
+function unmapperStates(
+  d: Design,
+  actor: string,
+  prefix: string,
+): { idle: Record<string, readonly T[]>; rest: States<Ctx, Ev> } {
+  const unmap = unmapPath<Ctx, Ev>({
+    actor,
+    prefix,
+    design: t1Design(d),
+    home: 'idle',
+    canCall: () => true,
+    callback: callbackOf(d.driver),
+  });
+  return { idle: { [`${prefix}UnmapDma`]: unmap.call }, rest: unmap.states };
+}
+
+function vmmActor(d: Design): States<Ctx, Ev> {
+  const unmap = unmapperStates(d, 'vmm', 'Vmm');
+  return {
+    idle: {
+      ...unmap.idle,
+      VmmMapDma: [
+        {
+          guard: ({ context }) => lockFree(context),
+          update: ({ context, event }) => {
+            const i = event.dma as number;
+            const r = mapDma(kstate(context), i, 'mm0');
+            if (r.ret !== '0') return { ret: ok(context, 'vmm', r.ret) };
+            const last = context.lastUnmap;
+            return {
+              ...withK(r.k),
+              drv: registrationEvent(context.drv, i),
+              ret: ok(context, 'vmm', '0'),
+              lastUnmap: Object.fromEntries(
+                Object.entries(last).map(([a, range]) => [
+                  a,
+                  range === null ? null : range.filter((j) => j !== i),
+                ]),
+              ),
+            };
+          },
+        },
+      ],
+      // close(device fd): vfio_device_fops_release runs before close() returns.
+      VmmCloseDevice: [
+        {
+          guard: ({ context }) => context.deviceFd,
+          update: ({ context }) => ({ deviceFd: false, closing: true, ret: ok(context, 'vmm', 'blocked') }),
+          target: 'closingDevice',
+        },
+      ],
+    },
+    ...unmap.rest,
+    closingDevice: {
+      VmmCloseDeviceReturn: [
+        {
+          guard: ({ context }) => !context.closing,
+          update: ({ context }) => ({ ret: ok(context, 'vmm', '0') }),
+          target: 'idle',
+        },
+      ],
+    },
+  };
+}
+
+function mdevActor(d: Design): States<Ctx, Ev> {
+  const design = t1Design(d);
+  return {
+    idle: {
+      MdevPinPages: [
+        {
+          guard: ({ context, event }) =>
+            lockFree(context) && wantsPin(context.drv, kstate(context), event.dma as number, d.repin),
+          update: ({ context, event }) => {
+            const i = event.dma as number;
+            const r = pinPage(kstate(context), i, design);
+            const drv = r.ret === '0' ? learn(context.drv, i) : context.drv;
+            return { ...withK(r.k), drv, ret: ok(context, 'mdev', r.ret) };
+          },
+        },
+      ],
+      MdevUnpinPages: [
+        {
+          guard: ({ context, event }) =>
+            lockFree(context) && wantsUnpin(d.driver, context.drv, kstate(context), event.dma as number),
+          update: ({ context, event }) => {
+            const r = workerUnpin(context.drv, kstate(context), event.dma as number);
+            return { drv: r.drv, ...withK(r.k), ret: ok(context, 'mdev', r.ret) };
+          },
+        },
+      ],
+    },
+  };
+}
+
+function releaseActor(d: Design): States<Ctx, Ev> {
+  const unreg = lockPair<Ctx, Ev>({
+    actor: 'release',
+    lockEvent: 'ReleaseUnregisterLock',
+    listEvent: 'ReleaseUnregisterListLock',
+    middle: 'unregisterList',
+    next: 'finish',
+    when: () => true,
+    apply: unregisterDevice<Ctx>(MDEV),
+  });
+  return {
+    idle: {
+      ReleaseCloseDevice: [
+        {
+          guard: ({ context }) =>
+            context.closing && (!closeNeedsLock(d.driver, kstate(context)) || lockFree(context)),
+          update: ({ context }) => {
+            const r = closeDevice(d.driver, context.drv, kstate(context));
+            return { drv: r.drv, ...withK(r.k) };
+          },
+          target: 'unregister',
+        },
+      ],
+    },
+    unregister: { ReleaseUnregisterLock: unreg.first },
+    ...unreg.middle,
+    finish: {
+      // The end of vfio_df_close(): device->open_count drops to 0.
+      ReleaseFinish: [
+        {
+          update: ({ context }) => ({ drv: { ...context.drv, vfioOpen: false }, closing: false }),
+          target: 'idle',
+        },
+      ],
+    },
+  };
+}
+
+export function buildMachine(d: Design) {
+  const context: Ctx = {
+    t1: newType1(DMAS, { emulated: [MDEV], devices: [MDEV], domain: false }),
+    mms: { mm0: liveMm() },
+    drv: openDriver(DMAS),
+    deviceFd: true,
+    closing: false,
+    ret: d.twoUnmappers ? { vmm: null, mdev: null, unmapper: null } : { vmm: null, mdev: null },
+    walk: d.twoUnmappers ? { vmm: null, unmapper: null } : { vmm: null },
+    lastUnmap: d.twoUnmappers ? { vmm: null, unmapper: null } : { vmm: null },
+    kernelBug: false,
+  };
+  const second = unmapperStates(d, 'unmapper', 'Unmapper');
+  const states: Record<string, unknown> = {
+    vmm: region('Vmm', 'idle', vmmActor(d)),
+    mdev: region('Mdev', 'idle', mdevActor(d)),
+    release: region('Release', 'idle', releaseActor(d)),
+    ...(d.twoUnmappers && { unmapper: region('Unmapper', 'idle', { idle: second.idle, ...second.rest }) }),
+  };
+  return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
+    id: 'device-close',
+    type: 'parallel',
+    context,
+    states,
+  } as any);
+}
+
+const DMA_IDS = Array.from({ length: DMAS }, (_x, i) => i);
+const RANGES: readonly Range[] = [...DMA_IDS, 'all'];
+const byDma = (type: string) => DMA_IDS.map((dma) => ({ type, dma }));
+const unmapEvents = (p: string) => [
+  ...RANGES.map((range) => ({ type: `${p}UnmapDma`, range })),
+  ...['UnmapListLock', 'UnmapCallback', 'UnmapListUnlock', 'UnmapRelock'].map((s) => ({ type: `${p}${s}` })),
+];
+
+const EVENTS: readonly Ev[] = [
+  ...byDma('VmmMapDma'),
+  ...unmapEvents('Vmm'),
+  { type: 'VmmCloseDevice' },
+  { type: 'VmmCloseDeviceReturn' },
+  ...unmapEvents('Unmapper'),
+  ...byDma('MdevPinPages'),
+  ...byDma('MdevUnpinPages'),
+  ...['ReleaseCloseDevice', 'ReleaseUnregisterLock', 'ReleaseUnregisterListLock', 'ReleaseFinish'].map(
+    (type) => ({
+      type,
+    }),
+  ),
+  ...haltEvents(['Vmm', 'Mdev', 'Release', 'Unmapper']),
+];
+
+export const CALLS = ['VmmMapDma', 'VmmUnmapDma', 'VmmCloseDevice', 'UnmapperUnmapDma'];
+
+/** Steps whose result the trace shows: the calls, the driver's kernel-API calls, and the steps that end a call. */
+const SHOWN = new Set([
+  ...CALLS,
+  'MdevPinPages',
+  'MdevUnpinPages',
+  'VmmUnmapRelock',
+  'UnmapperUnmapRelock',
+  'VmmCloseDeviceReturn',
+]);
+
+/** p ~> q of "every device close eventually completes", every actor weakly fair (see machines/container.ts). */
+const closeRequested: StatePredicate<Ctx> = (s) => s.context.closing;
+const closeCompleted: StatePredicate<Ctx> = (s) => !s.context.closing;
+
+const BASE: Design = {
+  notify: 'if-pinned',
+  driver: 'compliant',
+  repin: false,
+  twoUnmappers: false,
+  maxRetries: 10,
+  dmaAddressReuse: false,
+};
+
+/** The model factory the tests also use for mutants. */
+export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...over });
+
+const cross = (notify: NotifyTrigger, driver: DriverKind, violated: string[], states: number) => ({
+  description: `notify ${notify}, ${driver} driver`,
+  machine: machineFor({ notify, driver }),
+  expect: { violated, states },
+});
+
+export default defineModel<Ctx, Ev>({
+  id: 'device-close',
+  description: 'DMA-unmap notification to an mdev driver (seeds 002, 004) and the device close path',
+  machine: machineFor({}),
+  events: () => EVENTS,
+  calls: CALLS,
+  result: (after, actor, event) =>
+    SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
+  invariants: {
+    noPinWithoutPageProvider,
+    unmapLeavesNoPins,
+    accountingConserved,
+    noKernelBug,
+    driverViewConsistent,
+  },
+  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted) },
+  fairness: { weak: 'all' },
+  defaultVariant: 'notify-if-pinned-compliant',
+  variants: {
+    'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640),
+    'notify-if-pinned-late': cross('if-pinned', 'late', ['driverViewConsistent', 'noKernelBug'], 4556),
+    'notify-if-pinned-non-compliant': cross(
+      'if-pinned',
+      'non-compliant',
+      ['driverViewConsistent', 'noKernelBug'],
+      2693,
+    ),
+    'notify-always-compliant': cross('always', 'compliant', [], 465),
+    'notify-always-late': cross('always', 'late', ['noKernelBug'], 2817),
+    'notify-always-non-compliant': cross(
+      'always',
+      'non-compliant',
+      ['driverViewConsistent', 'noKernelBug'],
+      3032,
+    ),
+    'notify-always-once-compliant': {
+      description: "seed 002's patch as written: one `advised` flag per UNMAP call",
+      machine: machineFor({ notify: 'always-once' }),
+      expect: { violated: ['driverViewConsistent'], states: 695 },
+    },
+    'repin-compliant': {
+      description:
+        'compliant driver whose guest keeps pinning a range while the VMM unmaps it (seed 004 re-pin race)',
+      machine: machineFor({ notify: 'always', repin: true }),
+      expect: { violated: ['driverViewConsistent', 'noKernelBug'], states: 6819 },
+    },
+    'two-unmappers': {
+      description: 'two threads call UNMAP_DMA with a compliant driver (iommu->lock vs device_list_lock)',
+      machine: machineFor({ twoUnmappers: true }),
+      expect: { violated: ['deadlock', 'driverViewConsistent'], states: 19_209 },
+    },
+    'two-unmappers-reuse': {
+      description: "two UNMAP_DMA threads; a re-mapped dma reuses the freed one's address (dma_last ABA)",
+      // maxRetries 2 keeps this one small (65,903 states); at 10 it takes 80 steps and 209,071 states.
+      machine: machineFor({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
+      expect: {
+        violated: ['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'],
+        states: 65_903,
+      },
+    },
+  },
+  bounds: { depth: 200, maxStates: 400_000 },
+});
