@@ -10,6 +10,7 @@ import { createActor, type Actor as XActor } from 'xstate';
 import { explore } from '../../explorer/explore.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, { buildMachine, type Ctx, DESIGNS, type Design, type Ev } from '../../machines/bar-mmap.ts';
+import { exploreOnce, violated } from './support.ts';
 
 type VariantName = keyof typeof DESIGNS;
 
@@ -21,21 +22,7 @@ const variantWith = (name: VariantName, change: Partial<Design>) => ({
 });
 
 /** Each variant is explored once for all the tests that read its result. */
-const results = new Map<string, Promise<ExploreResult>>();
-const resultOf = (name: VariantName): Promise<ExploreResult> => {
-  let r = results.get(name);
-  if (!r) {
-    r = explore(model.variant(name));
-    results.set(name, r);
-  }
-  return r;
-};
-
-const violated = (r: ExploreResult) =>
-  r.properties
-    .filter((p) => p.status === 'violated')
-    .map((p) => p.name)
-    .sort();
+const resultOf: (name: VariantName) => Promise<ExploreResult> = exploreOnce(model);
 
 const steps = (r: ExploreResult, property: string) => {
   const v = r.violations.find((x) => x.property === property);

@@ -10,17 +10,10 @@ import { explore } from '../../explorer/explore.ts';
 import type { ResolvedVariant } from '../../explorer/model.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, { type Ctx, type Design, type Ev, machineFor } from '../../machines/container.ts';
+import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
 
-const violated = (r: ExploreResult) =>
-  r.properties
-    .filter((p) => p.status === 'violated')
-    .map((p) => p.name)
-    .sort();
-
-const traceOf = (r: ExploreResult, property: string) => {
-  const v = r.violations.find((x) => x.property === property);
-  if (!v) throw new Error(`no counterexample for ${property}`);
-  return v.trace.map((s) => {
+const traceOf = (r: ExploreResult, property: string) =>
+  traceOfSteps(r, property, (s) => {
     const e = s.event as Ev;
     return e.dma !== undefined
       ? `${e.type}(${e.dma})`
@@ -28,14 +21,9 @@ const traceOf = (r: ExploreResult, property: string) => {
         ? `${e.type}(${e.range})`
         : e.type;
   });
-};
 
 /** Each variant explored once at its default bounds, shared by the tests below. */
-const explored = new Map<string, Promise<ExploreResult>>();
-const run = (name: string) => {
-  if (!explored.has(name)) explored.set(name, explore(model.variant(name)));
-  return explored.get(name) as Promise<ExploreResult>;
-};
+const run = exploreOnce(model);
 
 /**
  * A variant of the model with its machine replaced by a mutant or another

@@ -20,29 +20,17 @@ import model, {
   type HandoffEv,
 } from '../../machines/exec-handoff.ts';
 import { WARN } from '../../machines/kernel/iommufd-pages.ts';
-
-const violated = (r: ExploreResult) =>
-  r.properties
-    .filter((p) => p.status === 'violated')
-    .map((p) => p.name)
-    .sort();
+import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
 
 const label = (e: HandoffEv) => {
   const arg = e.dma ?? e.rlimit ?? e.complete ?? (e.junk !== undefined ? `junk=${e.junk}` : undefined);
   return `${e.type}${arg !== undefined ? `(${arg})` : ''}`;
 };
 
-const traceOf = (r: ExploreResult, property: string) => {
-  const v = r.violations.find((x) => x.property === property);
-  if (!v) throw new Error(`no counterexample for ${property}`);
-  return v.trace.map((s) => `${label(s.event as HandoffEv)}${s.result ? `=${s.result}` : ''}`);
-};
+const traceOf = (r: ExploreResult, property: string) =>
+  traceOfSteps(r, property, (s) => `${label(s.event as HandoffEv)}${s.result ? `=${s.result}` : ''}`);
 
-const explored = new Map<string, Promise<ExploreResult>>();
-const run = (name: string) => {
-  if (!explored.has(name)) explored.set(name, explore(model.variant(name)));
-  return explored.get(name) as Promise<ExploreResult>;
-};
+const run = exploreOnce(model);
 
 /**
  * An independent check of `recoverable` (AG EF p), to cross-check the

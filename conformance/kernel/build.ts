@@ -1,0 +1,184 @@
+// Builds the test kernel: Debian's linux-source-7.3, `make tinyconfig` plus the fragment
+// conformance/kernel/vfio-mc.config, into $VFIO_MC_CACHE/kernel/<version>-<fragment hash>/.
+// A finished build is reused until the source version or the fragment changes. Also
+// installs the uapi headers there (hdr/) and builds the static shim against them.
+//
+//   npm run kernel:build [-- --jobs N] [--fragment FILE] [--force]
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command } from 'commander';
+import { cacheDir, defaultFragment, kernelBuildDir, versionSlug } from '../cache.ts';
+import { isMain, requireTools, runMain, runStreaming, runSync } from '../run.ts';
+import { ensureShim } from '../shim/build.ts';
+import { checkConfig, formatMismatches } from './check-config.ts';
+import { cachedSource, ensureSource, type KernelSource } from './source.ts';
+
+const STAMP = 'vfio-mc-build.json';
+/** Output lines of a full `make bzImage` of this config, for the progress bar before the first build. */
+const DEFAULT_BUILD_LINES = 1950;
+
+export interface KernelBuild {
+  dir: string;
+  bzImage: string;
+  /** make headers_install output (INSTALL_HDR_PATH); include/ holds linux/vfio.h, linux/iommufd.h */
+  headers: string;
+  source: KernelSource;
+  fragment: string;
+  /** seconds spent in `make bzImage` when this build was made */
+  buildSeconds: number;
+  buildLines: number;
+}
+
+function readStamp(dir: string): KernelBuild | undefined {
+  const stamp = join(dir, STAMP);
+  if (!existsSync(stamp)) return undefined;
+  const build = JSON.parse(readFileSync(stamp, 'utf8')) as KernelBuild;
+  return existsSync(build.bzImage) && existsSync(join(build.headers, 'include', 'linux', 'iommufd.h'))
+    ? build
+    : undefined;
+}
+
+/** The finished build for this fragment, if the cache has one (never downloads or builds). */
+export function cachedKernel(fragment = defaultFragment): KernelBuild | undefined {
+  const source = cachedSource();
+  return source ? readStamp(kernelBuildDir(source.version, fragment)) : undefined;
+}
+
+/**
+ * Any finished build of the cached source (its uapi headers depend on the source version only):
+ * enough to build the shim for a kernel image given by the user.
+ */
+export function anyCachedKernel(): KernelBuild | undefined {
+  const source = cachedSource();
+  if (!source) return undefined;
+  const root = join(cacheDir(), 'kernel');
+  if (!existsSync(root)) return undefined;
+  for (const d of readdirSync(root).sort()) {
+    if (!d.startsWith(`${versionSlug(source.version)}-`)) continue;
+    const build = readStamp(join(root, d));
+    if (build) return build;
+  }
+  return undefined;
+}
+
+export interface BuildOptions {
+  fragment?: string;
+  jobs?: number;
+  force?: boolean;
+  log?: (msg: string) => void;
+  /** show a progress bar on stderr (a line every 10 s when not a terminal) */
+  progress?: boolean;
+}
+
+async function makeWithProgress(src: string, dir: string, jobs: number, expected: number, progress: boolean) {
+  let lines = 0;
+  let lastFile = '';
+  const bar = progress
+    ? new SingleBar({
+        format: 'kernel build [{bar}] {percentage}% | {value}/{total} steps | {elapsed}s | {file}',
+        noTTYOutput: true,
+        notTTYSchedule: 10_000,
+        hideCursor: true,
+      })
+    : undefined;
+  const started = Date.now();
+  bar?.start(expected, 0, { file: '', elapsed: 0 });
+  await runStreaming(
+    'make',
+    [`O=${dir}`, `-j${jobs}`, 'bzImage'],
+    (line) => {
+      lines++;
+      const m = /^\s+[A-Z0-9_]+\s+(\S+)/.exec(line);
+      if (m) lastFile = m[1];
+      bar?.update(Math.min(lines, expected), {
+        file: lastFile,
+        elapsed: Math.round((Date.now() - started) / 1000),
+      });
+    },
+    { cwd: src },
+  );
+  bar?.update(expected, { file: 'bzImage', elapsed: Math.round((Date.now() - started) / 1000) });
+  bar?.stop();
+  return { lines, seconds: (Date.now() - started) / 1000 };
+}
+
+/** Configures and builds the kernel unless a finished build for this source + fragment is cached. */
+export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild> {
+  const fragment = opts.fragment ?? defaultFragment;
+  const log = opts.log ?? console.log;
+  if (!existsSync(fragment)) throw new Error(`Kconfig fragment ${fragment} does not exist`);
+  const source = ensureSource(log);
+  const dir = kernelBuildDir(source.version, fragment);
+  const cached = opts.force ? undefined : readStamp(dir);
+  if (cached) {
+    log(`kernel ${source.version} for ${fragment} is cached: ${cached.bzImage}`);
+    return cached;
+  }
+  requireTools(['make', 'gcc', 'flex', 'bison', 'bc', 'rsync']);
+  if (opts.force) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const jobs = opts.jobs ?? 2;
+  log(`configuring ${source.version} in ${dir}: tinyconfig + ${fragment}`);
+  runSync('make', [`O=${dir}`, '-s', 'tinyconfig'], { cwd: source.dir });
+  runSync('scripts/kconfig/merge_config.sh', ['-m', '-O', dir, join(dir, '.config'), fragment], {
+    cwd: source.dir,
+  });
+  runSync('make', [`O=${dir}`, '-s', 'olddefconfig'], { cwd: source.dir });
+  const mismatches = checkConfig(readFileSync(fragment, 'utf8'), readFileSync(join(dir, '.config'), 'utf8'));
+  if (mismatches.length > 0) {
+    throw new Error(
+      `Kconfig dropped ${mismatches.length} option(s) of ${fragment} (unmet dependencies):\n${formatMismatches(mismatches)}`,
+    );
+  }
+  log(`make -j${jobs} bzImage`);
+  const previous = Number(process.env.VFIO_MC_BUILD_LINES) || DEFAULT_BUILD_LINES;
+  const made = await makeWithProgress(source.dir, dir, jobs, previous, opts.progress ?? true);
+  const bzImage = join(dir, 'arch', 'x86', 'boot', 'bzImage');
+  if (!existsSync(bzImage)) throw new Error(`make bzImage finished but ${bzImage} is missing`);
+  log(`bzImage built in ${made.seconds.toFixed(0)} s (${(statSync(bzImage).size / 1e6).toFixed(1)} MB)`);
+  const headers = join(dir, 'hdr');
+  runSync('make', [`O=${dir}`, '-s', 'headers_install', `INSTALL_HDR_PATH=${headers}`], { cwd: source.dir });
+  const build: KernelBuild = {
+    dir,
+    bzImage,
+    headers,
+    source,
+    fragment,
+    buildSeconds: Math.round(made.seconds),
+    buildLines: made.lines,
+  };
+  writeFileSync(join(dir, STAMP), `${JSON.stringify(build, null, 2)}\n`);
+  return build;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('kernel:build')
+    .description('download linux-source-7.3, build the test kernel and the shim into $VFIO_MC_CACHE')
+    .option('--fragment <file>', 'Kconfig fragment merged over tinyconfig', defaultFragment)
+    .option(
+      '-j, --jobs <n>',
+      'parallel make jobs',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--jobs wants a positive integer, got ${v}`);
+        return n;
+      },
+      2,
+    )
+    .option('--force', 'rebuild even when a cached build exists', false)
+    .option('--no-progress', 'no progress bar')
+    .parse(argv);
+  const opts = program.opts<{ fragment: string; jobs: number; force: boolean; progress: boolean }>();
+  const started = Date.now();
+  const kernel = await ensureKernel(opts);
+  const shim = ensureShim(kernel);
+  console.log(`bzImage: ${kernel.bzImage}`);
+  console.log(`headers: ${kernel.headers}/include`);
+  console.log(`shim:    ${shim}`);
+  console.log(`kernel:build took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return 0;
+}
+
+if (isMain(import.meta.url)) runMain('kernel:build', () => main(process.argv));

@@ -1,0 +1,98 @@
+// The qemu target: the test kernel under TCG with the shim as PID 1 on port 1.
+import { existsSync, readFileSync } from 'node:fs';
+import { anyCachedKernel, cachedKernel, type KernelBuild } from '../kernel/build.ts';
+import { baseEntries, buildInitramfs, INIT_PROLOGUE } from '../qemu/initramfs.ts';
+import { Vm } from '../qemu/vm.ts';
+import { ensureShim } from '../shim/build.ts';
+import type { Transport } from './session.ts';
+
+export interface QemuTargetOptions {
+  kind: 'qemu';
+  /** a bzImage to boot instead of the cached build (e.g. a patched kernel); default $VFIO_MC_KERNEL */
+  kernel?: string;
+  /** device paths and mdev:<uuid> entries the shim may touch (default /dev/iommu, /dev/vfio/vfio) */
+  allow?: string[];
+  /** virtio-serial ports, i.e. at most ports-1 actors alive at once (default 12) */
+  ports?: number;
+  memoryMiB?: number;
+  cpus?: number;
+  /** a call with no answer after this long is reported as blocked (default 30 s) */
+  callTimeoutMs?: number;
+  /** boot-to-ready limit (default 60 s) */
+  bootTimeoutMs?: number;
+  /** copy each console line here, e.g. (l) => process.stderr.write(`${l}\n`) */
+  onConsole?: (line: string) => void;
+}
+
+const ALLOW_ENTRY =
+  /^(\/dev\/[A-Za-z0-9._/-]+|mdev:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
+
+export function checkAllow(allow: string[]): string {
+  for (const a of allow) {
+    if (!ALLOW_ENTRY.test(a) || a.includes('..')) {
+      throw new Error(`allow-list entry ${JSON.stringify(a)} is neither a /dev path nor mdev:<uuid>`);
+    }
+  }
+  return allow.join(',');
+}
+
+function shimInit(allow: string): string {
+  return `${INIT_PROLOGUE}
+echo "vfio-mc: init done, starting the shim supervisor"
+exec /bin/vfio-mc-shim --port 1 --allow '${allow}'
+`;
+}
+
+/**
+ * The bzImage to boot (the given one, $VFIO_MC_KERNEL, or the cached build of the current
+ * fragment) and a cached build whose uapi headers the shim is compiled against.
+ */
+export function resolveKernel(kernel: string | undefined): { bzImage: string; build: KernelBuild } {
+  const given = kernel ?? (process.env.VFIO_MC_KERNEL || undefined);
+  if (given !== undefined && !existsSync(given)) throw new Error(`kernel image ${given} does not exist`);
+  const build = given === undefined ? cachedKernel() : (cachedKernel() ?? anyCachedKernel());
+  if (!build) {
+    throw new Error(
+      'no test kernel in the cache ($VFIO_MC_CACHE, default ~/.cache/vfio-mc): run `npm run kernel:build` first ' +
+        '(the shim is built against its uapi headers, also for a kernel image of your own)',
+    );
+  }
+  return { bzImage: given ?? build.bzImage, build };
+}
+
+export async function startQemuTransport(opts: QemuTargetOptions): Promise<Transport> {
+  const allow = checkAllow(opts.allow ?? ['/dev/iommu', '/dev/vfio/vfio']);
+  const ports = opts.ports ?? 12;
+  if (!Number.isInteger(ports) || ports < 2 || ports > 31)
+    throw new Error(`ports must be 2..31, got ${ports}`);
+  const { bzImage, build } = resolveKernel(opts.kernel);
+  const shim = ensureShim(build);
+  const initrd = buildInitramfs([
+    ...baseEntries(shimInit(allow)),
+    { kind: 'file', path: 'bin/vfio-mc-shim', data: readFileSync(shim), mode: 0o755 },
+  ]);
+  const vm = await Vm.start({
+    kernel: bzImage,
+    initrd,
+    ports,
+    memoryMiB: opts.memoryMiB,
+    cpus: opts.cpus,
+    onConsole: opts.onConsole,
+  });
+  // A panic reboots, and -no-reboot turns that into a QEMU exit; the log names the reason.
+  const died = vm.exited.then((exit) => {
+    const panic = vm.log.lines.find((l) => l.includes('Kernel panic'));
+    return (
+      panic ?? `qemu exited (${exit.code ?? exit.signal})${exit.stderr ? `: ${exit.stderr.trim()}` : ''}`
+    );
+  });
+  return {
+    log: vm.log,
+    ports,
+    channel: (p) => vm.channel(p),
+    died,
+    stop: async () => {
+      await vm.stop();
+    },
+  };
+}
