@@ -6,7 +6,6 @@
 import {
   type AnyMachineSnapshot,
   type AnyStateMachine,
-  type EventObject,
   getInitialSnapshot,
   type StateNode,
   transition,

@@ -89,8 +89,10 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly expect?: Expectation;
 }
 
-export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject>
-  extends VariantSpec<TContext, TEvent> {
+export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject> extends VariantSpec<
+  TContext,
+  TEvent
+> {
   /** Short kebab-case id, used on the command line. */
   readonly id: string;
   readonly machine: AnyStateMachine;

@@ -39,15 +39,13 @@ export function mappings(s: OwnedState): Mapping[] {
   });
   // vfio_iommu_type1_pin_pages: EBUSY for every pin while vaddr_invalid_count != 0.
   const anyInvalid = s.dmas.some((d) => d.vaddr === null);
-  const dmas = s.dmas.map(
-    (d): Mapping => ({
-      owner: d.mm,
-      provider: 'mm',
-      pinned: true,
-      pinnable: !anyInvalid,
-      pending: d.vaddr === null || d.staged !== null,
-    }),
-  );
+  const dmas = s.dmas.map((d): Mapping => ({
+    owner: d.mm,
+    provider: 'mm',
+    pinned: true,
+    pinnable: !anyInvalid,
+    pending: d.vaddr === null || d.staged !== null,
+  }));
   return [...areas, ...dmas];
 }
 

@@ -25,8 +25,7 @@ export interface LockLimit {
 }
 
 export type AccountResult =
-  | { readonly mms: Mms; readonly err?: undefined }
-  | { readonly mms: Mms; readonly err: 'ENOMEM' | 'ESRCH' };
+  { readonly mms: Mms; readonly err?: undefined } | { readonly mms: Mms; readonly err: 'ENOMEM' | 'ESRCH' };
 
 /**
  * mm/util.c:__account_locked_vm(), reached through mmget_not_zero() by its

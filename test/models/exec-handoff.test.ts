@@ -9,7 +9,6 @@
 import { describe, expect, it } from 'vitest';
 import { type AnyMachineSnapshot, type EventObject, getInitialSnapshot, transition } from 'xstate';
 import { type CompiledState, createCompiledEngine } from '../../explorer/engine-compiled.ts';
-import { explore } from '../../explorer/explore.ts';
 import type { ResolvedVariant } from '../../explorer/model.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, {
