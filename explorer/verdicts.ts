@@ -49,15 +49,16 @@ export async function verdictRow(model: Model, variantName: string): Promise<Ver
 }
 
 export function formatVerdictTable(rows: readonly VerdictRow[]): string {
-  const cols = ['model', 'variant', 'states', 'complete', 'seconds', 'violated', 'verdict'];
+  // The violated list is last: it is the one long column.
+  const cols = ['model', 'variant', 'states', 'complete', 'seconds', 'verdict', 'violated'];
   const data = rows.map((r) => [
     r.model,
     r.variant,
     String(r.result.states),
     r.result.complete ? 'yes' : `no (${r.result.cutBy})`,
     r.result.seconds.toFixed(1),
-    r.violated.join(', ') || '-',
     r.asExpected ? 'as expected' : `UNEXPECTED: ${r.why}`,
+    r.violated.join(', ') || '-',
   ]);
   const widths = cols.map((c, i) => Math.max(c.length, ...data.map((d) => d[i].length)));
   const line = (cells: string[]) =>
@@ -65,5 +66,7 @@ export function formatVerdictTable(rows: readonly VerdictRow[]): string {
       .map((c, i) => c.padEnd(widths[i]))
       .join('  ')
       .trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...data.map(line)].join('\n');
+  const unexpected = rows.filter((r) => !r.asExpected).length;
+  const summary = `${rows.length} variants: ${rows.length - unexpected} as expected, ${unexpected} unexpected`;
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...data.map(line), '', summary].join('\n');
 }

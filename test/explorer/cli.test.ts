@@ -107,6 +107,15 @@ describe('exit codes and output', () => {
   });
 });
 
+describe('verdicts', () => {
+  it('compares every variant with its expectation; exit 0 when all are as expected', async () => {
+    const r = await run('verdicts', '--models', 'example-locks', '--no-progress');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/example-locks\s+abba\s+21\s+yes\s+\S+\s+as expected\s+deadlock/);
+    expect(r.stdout).toContain('3 variants: 3 as expected, 0 unexpected');
+  });
+});
+
 describe('walk', () => {
   it('prints the shrunk violation, the seed and a command that reproduces it exactly', async () => {
     const r = await run(
