@@ -35,7 +35,7 @@ export interface IoasObj {
   readonly id: number;
   /** False between iommufd_object_alloc (XA_ZERO_ENTRY, invisible to xa_for_each) and iommufd_object_finalize. */
   live: boolean;
-  /** obj->users: 1 for the xarray, +1 per attached access, +1 while CHANGE_PROCESS holds it. */
+  /** obj->users: 1 for the xarray, +1 per attached access, +1 for an attached domain's HWPT, +1 while CHANGE_PROCESS holds it. */
   users: number;
   iova: RwSem;
 }
