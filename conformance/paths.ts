@@ -13,6 +13,7 @@ import { chooseEngine, resolveExploreOptions } from '../explorer/explore.ts';
 import { ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import { StateStore } from '../explorer/state-store.ts';
 import { replay } from '../explorer/trace.ts';
+import { homeStates, leafOf } from './replay-model.ts';
 
 export const PATH_FORMAT = 'vfio-mc/paths@1';
 
@@ -21,7 +22,10 @@ export interface PathStep {
   readonly event: EventObject;
   /** A uAPI call (replayed on the kernel) or an internal step (not observable). */
   readonly call: boolean;
-  /** The model's predicted result of a call: '0', an errno name, or 'blocked'. */
+  /**
+   * The model's predicted result of a call ('0', an errno name, or 'blocked'), or, on an
+   * internal step that ends a call, the result it records for that call.
+   */
   readonly result?: string;
 }
 
@@ -59,7 +63,8 @@ export function callTransitions(variant: ResolvedVariant): string[] {
   const ids: string[] = [];
   const visit = (n: StateNode<any, any>) => {
     for (const [eventType, defs] of n.transitions) {
-      if (variant.calls.has(eventType)) defs.forEach((_, i) => ids.push(transitionId(n.id, eventType, i)));
+      if (!variant.calls.has(eventType)) continue;
+      for (let i = 0; i < defs.length; i++) ids.push(transitionId(n.id, eventType, i));
     }
     for (const child of Object.values(n.states)) visit(child as StateNode<any, any>);
   };
@@ -81,6 +86,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
   const cfg = resolveExploreOptions(variant, options);
   const { engine } = chooseEngine(variant, 'auto');
   const universe = new Set(callTransitions(variant));
+  const homes = homeStates(variant);
   const covered = new Set<string>();
   const results = new Set<string>();
   const chosen: { events: EventObject[]; covers: string[] }[] = [];
@@ -100,7 +106,11 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
     for (const event of variant.events(engine.view(s))) {
       const next = engine.step(s, event);
       if (next === null) continue;
-      const fresh = coverageKeys(variant, engine, s, next, event).filter((k) => !covered.has(k));
+      const keys = [
+        ...coverageKeys(variant, engine, s, next, event),
+        ...completionKeys(variant, engine, homes, pathEvents[i], s, next, event),
+      ];
+      const fresh = keys.filter((k) => !covered.has(k));
       if (fresh.length) {
         for (const k of fresh) covered.add(k);
         chosen.push({ events: [...pathEvents[i], event], covers: fresh });
@@ -124,7 +134,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
       actor,
       event,
       call,
-      ...(call && result !== undefined && { result }),
+      ...(result !== undefined && { result }),
     })),
   }));
   const uncovered = [...universe].filter((t) => !covered.has(t));
@@ -158,6 +168,55 @@ function coverageKeys(
   return keys;
 }
 
+/**
+ * A call whose result is recorded only when it returns (a multi-step kernel path:
+ * the model sets ret at its last internal step) is covered as 'Call→result' by the
+ * internal step that brings its actor back home; the call is the actor's last call
+ * event on the path.
+ */
+export function completionKeys(
+  variant: ResolvedVariant,
+  engine: AnyEngine,
+  homes: Map<string, Set<string>>,
+  events: readonly EventObject[],
+  s: unknown,
+  next: unknown,
+  e: EventObject,
+): string[] {
+  if (variant.calls.has(e.type)) return [];
+  const actor = engine.actorsOf(s, e)[0];
+  const home = homes.get(actor);
+  if (!home) return [];
+  const at = (x: unknown) => leafOf((engine.view(x).value as Record<string, unknown>)[actor]);
+  const wasHome = home.has(at(s) ?? '');
+  if (wasHome || !home.has(at(next) ?? '')) return [];
+  const result = variant.result(engine.view(s), engine.view(next), actor, e);
+  if (result === undefined || result === 'blocked') return [];
+  const call = [...events]
+    .reverse()
+    .find((x) => variant.calls.has(x.type) && actorOfType(variant, x.type) === actor);
+  return call ? [`${call.type}→${result}`] : [];
+}
+
+const typeActors = new WeakMap<object, Map<string, string>>();
+/** The actor (top-level region) whose states handle an event type. */
+function actorOfType(variant: ResolvedVariant, type: string): string | undefined {
+  let m = typeActors.get(variant.machine);
+  if (!m) {
+    m = new Map();
+    const root = variant.machine.root as StateNode<any, any>;
+    for (const [actor, region] of Object.entries(root.states) as [string, StateNode<any, any>][]) {
+      const visit = (n: StateNode<any, any>) => {
+        for (const t of n.transitions.keys()) m?.set(t, actor);
+        for (const c of Object.values(n.states)) visit(c as StateNode<any, any>);
+      };
+      visit(region);
+    }
+    typeActors.set(variant.machine, m);
+  }
+  return m.get(type);
+}
+
 /** Drop every path that is a prefix of a longer one, moving its coverage items onto the longer one. */
 function foldPrefixes(paths: { events: EventObject[]; covers: string[] }[]) {
   const key = (events: EventObject[]) => events.map((e) => JSON.stringify(e)).join('\n');
@@ -182,7 +241,7 @@ export function pathFromTrace(
     actor,
     event,
     call,
-    ...(call && result !== undefined && { result }),
+    ...(result !== undefined && { result }),
   }));
   return {
     format: PATH_FORMAT,

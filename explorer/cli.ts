@@ -238,6 +238,61 @@ async function cmdPaths(target: string, o: Record<string, any>): Promise<number>
   return EXIT.ok;
 }
 
+function failNthOption(raw: string): { step: number; nth: number } {
+  const m = /^(\d+):(\d+)$/.exec(raw);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+    throw new InvalidArgumentError(
+      `--fail-nth must be STEP:N (1-based path step, nth allocation), got '${raw}'`,
+    );
+  return { step: Number(m[1]) - 1, nth: Number(m[2]) };
+}
+
+async function cmdConform(target: string, o: Record<string, any>): Promise<number> {
+  const conform = await import('../conformance/conform.ts');
+  const { openTarget } = await import('../conformance/target.ts');
+  const model = await findModel(target);
+  const variant = model.variant(o.variant);
+  const run = conform.planRun(model, variant.name, await conform.loadPaths(variant, o.paths), o.path);
+  if (o.kernel && o.target !== 'qemu') throw new ModelError('--kernel needs --target qemu');
+  if (o.kernel)
+    await readFile(o.kernel).catch(() =>
+      Promise.reject(new ModelError(`kernel image ${o.kernel} does not exist`)),
+    );
+  const showProgress = o.progress && !o.json && process.stderr.isTTY;
+  if (showProgress) process.stderr.write(`booting the ${o.target} target...\n`);
+  let t: Awaited<ReturnType<typeof openTarget>>;
+  try {
+    t = await openTarget({
+      kind: o.target,
+      allow: conform.allowList(run),
+      ...(o.kernel && { kernel: o.kernel }),
+      callTimeoutMs: 60_000,
+    });
+  } catch (e) {
+    throw new ModelError(`cannot open the ${o.target} target: ${(e as Error).message}`);
+  }
+  let report: Awaited<ReturnType<typeof conform.runConformance>>;
+  try {
+    report = await conform.runConformance(run, t, {
+      ...(o.failNth && { failAt: o.failNth }),
+      onPath: (done, total, last) => {
+        if (showProgress) process.stderr.write(`\r[${done}/${total}] ${last.id}: ${last.status}        `);
+      },
+    });
+  } finally {
+    if (showProgress) process.stderr.write('\n');
+    await t.close();
+  }
+  if (o.junit) writeFileSync(o.junit, conform.formatJunit([report]));
+  print(
+    o.json
+      ? JSON.stringify({ ...report, bootMs: t.bootMs }, null, 2)
+      : `${conform.formatConformReport(report, { pathsFile: o.paths, kernel: o.kernel, model: target })}\n  target boot: ${(t.bootMs / 1000).toFixed(1)} s`,
+  );
+  if (report.paths.some((p) => p.status === 'diverge')) return EXIT.violation;
+  return report.paths.some((p) => p.status === 'setup-error') ? EXIT.usage : EXIT.ok;
+}
+
 export function buildProgram(): Command {
   const program = new Command('vfio-mc')
     .description('Model checker for the Linux VFIO and iommufd user API')
@@ -296,6 +351,26 @@ export function buildProgram(): Command {
     .option('--out <file>', 'write the path file (JSON)')
     .option('--json', 'print the path file instead of the coverage summary')
     .action(async (target, o) => setExit(await cmdPaths(target, o)));
+  program
+    .command('conform')
+    .description('replay conformance paths on a real kernel and compare every result with the model')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .option('--variant <name>', 'design variant')
+    .addOption(
+      new Option('--target <kind>', 'where the kernel runs').choices(['qemu', 'local']).default('qemu'),
+    )
+    .option('--kernel <bzImage>', 'kernel image for the qemu target (default: the cached build)')
+    .option('--paths <file>', 'a path file (paths --out); default: the coverage set at the model bounds')
+    .option('--path <id>', 'replay only this path')
+    .option(
+      '--fail-nth <step:n>',
+      'inject a fault: fail-nth n on the call at path step (1-based)',
+      failNthOption,
+    )
+    .option('--junit <file>', 'write a JUnit XML report')
+    .option('--json', 'print one JSON object and nothing else')
+    .option('--no-progress', 'no progress line on the terminal')
+    .action(async (target, o) => setExit(await cmdConform(target, o)));
   program
     .command('replay')
     .description('replay a trace (JSON) on the model with xstate’s transition()')

@@ -1,0 +1,259 @@
+/**
+ * Replay one conformance path on a target: the adapter's fixture, then each
+ * step through the adapter (internal steps skipped), every call's result
+ * compared with the results the model allows given what the kernel did so far
+ * (replay-model.ts). A kernel splat fails the step unless the model predicts a
+ * WARN or BUG there. With fail-nth on a step, a call that failed by the
+ * injected fault must leave the model's state as it was: the replay goes on
+ * from the states before the call, and every later result must still fit.
+ */
+import type { EventObject } from 'xstate';
+import type { ResolvedVariant } from '../explorer/model.ts';
+import {
+  type Adapter,
+  type Mapping,
+  type Observation,
+  type OpRecord,
+  PathRun,
+  type ReplayTarget,
+  Unreplayable,
+} from './adapters/adapter.ts';
+import type { ConformancePath } from './paths.ts';
+import { SYNC_MARKER } from './qemu/kernel-log.ts';
+import { ModelTracker, normalErrno } from './replay-model.ts';
+
+export type StepKind = Mapping['kind'];
+
+export interface StepReport {
+  readonly index: number;
+  readonly actor: string;
+  readonly event: EventObject;
+  readonly kind: StepKind;
+  /** The path's own prediction (the interleaving it was generated with). */
+  readonly predicted?: string;
+  /** Every result the model allows here, given the kernel's results so far. */
+  readonly allowed?: readonly string[];
+  readonly observed?: string;
+  readonly ok: boolean;
+  readonly note?: string;
+  readonly splat?: string;
+  readonly ops: readonly OpRecord[];
+  /** VmPin/VmLck and the like where the adapter observes them and they do not fit. */
+  readonly observedVm?: Observation;
+  readonly predictedVm?: readonly Observation[];
+}
+
+export type PathStatus = 'match' | 'diverge' | 'unreplayable' | 'setup-error';
+
+export interface PathReport {
+  readonly id: string;
+  readonly status: PathStatus;
+  readonly steps: readonly StepReport[];
+  /** Index of the failing step (divergence, unreplayable or setup error inside a step). */
+  readonly failedStep?: number;
+  readonly reason?: string;
+  /** Kernel log lines around the failure (or the whole path's lines when short). */
+  readonly log?: readonly string[];
+  /** Shim ops of the fixture. */
+  readonly fixture: readonly OpRecord[];
+  readonly seconds: number;
+}
+
+export interface ReplayOptions {
+  /** Unique per path: the prefix of its actors' names. */
+  readonly prefix: string;
+  readonly uuids: readonly string[];
+  /** Inject a fault: fail-nth `nth` armed on the call at path step `step` (0-based). */
+  readonly failAt?: { readonly step: number; readonly nth: number };
+  /** Timeout of a call the model says returns (TCG is slow). */
+  readonly callTimeoutMs?: number;
+  /** Timeout of a call the model says blocks for good. */
+  readonly blockedTimeoutMs?: number;
+}
+
+const BASE_EVENT = (type: string) => ({ type }) as { type: string } & Record<string, unknown>;
+
+/** The event types the adapter declares absent on this target. */
+export function absentTypes(adapter: Adapter, variant: string): Set<string> {
+  return new Set(adapter.eventTypes.filter((t) => adapter.map(BASE_EVENT(t), '', variant).kind === 'absent'));
+}
+
+/** WARN/BUG bookkeeping a model may keep: ioas-style `k.warn`, type1-style `kernelBug`. */
+const splatMark = (c: any): string => `${c?.k?.warn?.length ?? 0}|${c?.kernelBug === true}`;
+
+export async function replayPath(
+  variant: ResolvedVariant,
+  adapter: Adapter,
+  path: ConformancePath,
+  target: ReplayTarget,
+  opts: ReplayOptions,
+): Promise<PathReport> {
+  const started = performance.now();
+  const run = new PathRun(target, opts.prefix, opts.uuids);
+  const tracker = new ModelTracker(variant, absentTypes(adapter, variant.name));
+  const logStart = target.log().length;
+  const steps: StepReport[] = [];
+  const finish = async (status: PathStatus, extra: Partial<PathReport> = {}): Promise<PathReport> => {
+    // The kernel log up to the failure (before the teardown adds its own lines).
+    const lines = target
+      .log()
+      .slice(logStart)
+      .filter((l) => !SYNC_MARKER.test(l));
+    try {
+      await adapter.teardown(run, variant.name);
+    } catch {
+      // best effort: a diverged path may have left the fixture in any state
+    }
+    return {
+      id: path.id,
+      status,
+      steps,
+      fixture,
+      seconds: (performance.now() - started) / 1000,
+      ...(status !== 'match' && { log: lines.slice(-60) }),
+      ...extra,
+    };
+  };
+
+  let fixture: OpRecord[] = [];
+  try {
+    await adapter.setup(run, variant.name);
+  } catch (e) {
+    fixture = [...run.ops];
+    return finish(e instanceof Unreplayable ? 'unreplayable' : 'setup-error', {
+      reason: (e as Error).message,
+    });
+  }
+  fixture = run.ops.splice(0);
+
+  for (const [index, step] of path.steps.entries()) {
+    const m = adapter.map(step.event as any, step.actor, variant.name, run);
+    const base = {
+      index,
+      actor: step.actor,
+      event: step.event,
+      kind: m.kind,
+      predicted: pathPrediction(path, index),
+    };
+    if (m.kind === 'internal' || m.kind === 'absent') {
+      steps.push({ ...base, ok: true, ops: [], ...(m.kind === 'absent' && { note: m.why }) });
+      continue;
+    }
+    if (adapter.unfit) {
+      const reasons = tracker.restrict((c) => adapter.unfit?.(c, step.event, variant.name) ?? null);
+      if (reasons.length) {
+        steps.push({ ...base, ok: false, ops: [] });
+        return finish('unreplayable', {
+          failedStep: index,
+          reason: `the fixture cannot stand for the model's state before this call: ${reasons.join('; ')}`,
+        });
+      }
+    }
+    const allowed = tracker.allowed(step.actor, step.event);
+    if (allowed.size === 0) {
+      steps.push({ ...base, ok: false, ops: [] });
+      return finish('unreplayable', { failedStep: index, reason: notEnabled(step.event) });
+    }
+    const onlyBlocked = allowed.size === 1 && allowed.has('blocked');
+    run.timeoutMs = onlyBlocked ? (opts.blockedTimeoutMs ?? 3000) : (opts.callTimeoutMs ?? 30_000);
+    const injecting = opts.failAt?.step === index;
+    if (injecting) run.failNth = opts.failAt?.nth;
+    const marksBefore = new Set(tracker.values(splatMark));
+    let obs: Awaited<ReturnType<typeof m.run>>;
+    try {
+      obs = await m.run(run);
+    } catch (e) {
+      steps.push({ ...base, ok: false, ops: run.ops.splice(0) });
+      const status = e instanceof Unreplayable ? 'unreplayable' : 'setup-error';
+      return finish(status, { failedStep: index, reason: (e as Error).message });
+    }
+    const ops = run.ops.splice(0);
+    const observed =
+      obs.status === 'done' ? normalErrno(obs.errno) : obs.status === 'blocked' ? 'blocked' : 'TARGET_DEAD';
+    const allowedNames = [...allowed.keys()].sort();
+    const report = (ok: boolean, note?: string): StepReport => ({
+      ...base,
+      allowed: m.compare === 'success' ? ['0'] : allowedNames,
+      observed,
+      ok,
+      ops,
+      ...(obs.splat && { splat: obs.splat }),
+      ...(note && { note }),
+    });
+
+    if (injecting && obs.failInjected && observed !== '0') {
+      // The call failed by the injected fault: it must have changed nothing, so the
+      // model stays where it was before the call, and the rest of the path must fit that.
+      steps.push(
+        report(true, `fail-nth ${opts.failAt?.nth}: ${observed}; model state kept as before the call`),
+      );
+      continue;
+    }
+    let states: Map<string, unknown> | undefined;
+    if (m.compare === 'success') {
+      if (observed === '0') {
+        states = new Map();
+        for (const [r, set] of allowed) if (r !== 'blocked') for (const [k, s] of set) states.set(k, s);
+        if (states.size === 0) states = undefined;
+      }
+    } else {
+      states = allowed.get(observed);
+    }
+    if (!states) {
+      steps.push(report(false));
+      return finish('diverge', {
+        failedStep: index,
+        reason: `${step.event.type} by ${step.actor}: observed ${observed}, the model allows ${m.compare === 'success' ? '0' : allowedNames.join(' | ')}`,
+      });
+    }
+    // A splat matches only a step after which the model records a WARN or BUG, and vice versa.
+    const warned = new Map(
+      [...states].filter(([, s]) => !marksBefore.has(splatMark(tracker.engine.view(s).context))),
+    );
+    const quiet = new Map([...states].filter(([k]) => !warned.has(k)));
+    const fitting = obs.splat ? warned : quiet;
+    if (fitting.size === 0) {
+      steps.push(report(false));
+      return finish('diverge', {
+        failedStep: index,
+        reason: obs.splat
+          ? `${step.event.type} by ${step.actor}: the kernel printed a splat the model does not predict`
+          : `${step.event.type} by ${step.actor}: the model predicts a WARN/BUG here, the kernel printed none`,
+      });
+    }
+    tracker.commit(fitting);
+    if (adapter.observe && adapter.fits && obs.status === 'done') {
+      const seen = await adapter.observe(run);
+      const predicted = tracker.values((c) => adapter.predict?.(c, seen) ?? {});
+      ops.push(...run.ops.splice(0));
+      if (tracker.filter((c) => adapter.fits?.(c, seen, variant.name) ?? true) === 0) {
+        steps.push({ ...report(false), observedVm: seen, predictedVm: predicted });
+        return finish('diverge', {
+          failedStep: index,
+          reason: `${step.event.type} by ${step.actor}: ${JSON.stringify(seen)} observed, the model allows ${predicted.map((p) => JSON.stringify(p)).join(' | ')}`,
+        });
+      }
+    }
+    steps.push(report(true));
+  }
+  return finish('match');
+}
+
+/**
+ * The path's own prediction for a call: its result, or, for a call whose model records the
+ * result when it returns, that of the actor's next step that shows one before its next call.
+ */
+function pathPrediction(path: ConformancePath, index: number): string | undefined {
+  const step = path.steps[index];
+  if (!step.call || step.result !== undefined) return step.result;
+  for (const later of path.steps.slice(index + 1)) {
+    if (later.actor !== step.actor) continue;
+    if (later.call) return undefined;
+    if (later.result !== undefined) return later.result;
+  }
+  return undefined;
+}
+
+const notEnabled = (e: EventObject) =>
+  `${e.type} ${JSON.stringify(e)} is not enabled in any model state consistent with the kernel so far ` +
+  '(the path relies on a step this target cannot take)';

@@ -1,0 +1,193 @@
+// The adapters: every event type of the model is mapped (the union the exhaustive match is
+// written over is exactly the machine's event types), every shim op they use exists in the shim,
+// and the fixtures and mappings produce the shim calls the kernel tests use.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { StateNode } from 'xstate';
+import { PathRun, type ReplayTarget } from '../../conformance/adapters/adapter.ts';
+import { ADAPTERS, adapterFor, planRun, uuidFor } from '../../conformance/conform.ts';
+import { generatePaths } from '../../conformance/paths.ts';
+import { absentTypes } from '../../conformance/replay.ts';
+import type { CallResult } from '../../conformance/target.ts';
+import { findModel } from '../../explorer/registry.ts';
+
+/** Every event type any variant's machine handles. */
+async function machineEventTypes(id: string): Promise<string[]> {
+  const model = await findModel(id);
+  const types = new Set<string>();
+  for (const v of model.variantNames) {
+    const visit = (n: StateNode<any, any>) => {
+      for (const t of n.transitions.keys()) types.add(t);
+      for (const c of Object.values(n.states)) visit(c as StateNode<any, any>);
+    };
+    visit(model.variant(v).machine.root);
+  }
+  return [...types].sort();
+}
+
+const SHIM_OPS = new Set(
+  [
+    ...readFileSync(new URL('../../conformance/shim/vfio-mc-shim.c', import.meta.url), 'utf8').matchAll(
+      /_do_(\w+)\(/g,
+    ),
+  ].map((m) => m[1]),
+);
+// handled by the TypeScript side of the target (session.ts) on top of the shim's own op
+SHIM_OPS.add('fork');
+
+/** A target that answers every op with success and plausible outputs; records the ops. */
+function recordingTarget() {
+  const ops: { actor: string; op: string; args: Record<string, unknown> }[] = [];
+  let fd = 10;
+  const target: ReplayTarget = {
+    actor: (actor) => ({
+      call: async (op, args = {}): Promise<CallResult> => {
+        ops.push({ actor, op, args });
+        const out: Record<string, number | string> = {
+          fd: fd++,
+          ioas_id: 7,
+          device_fd: 42,
+          access_fd: 43,
+          access_pages_id: 5,
+          addr: 0x7f0000000000,
+          group_path: '/dev/vfio/3',
+          vm_pin_kb: 0,
+          vm_lck_kb: 0,
+        };
+        return { status: 'done', seq: ops.length, ret: 0, errno: '0', out };
+      },
+    }),
+    log: () => [],
+  };
+  return { target, ops };
+}
+
+describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
+  const adapter = ADAPTERS[id];
+
+  it('maps exactly the event types of the machine (a new event type fails here and in tsc)', async () => {
+    expect([...adapter.eventTypes].sort()).toEqual(await machineEventTypes(id));
+  });
+
+  it('uses only ops the shim implements, in its fixture and in every call mapping', async () => {
+    const model = await findModel(id);
+    // change-process-mm/-none make the same calls as change-process with larger state spaces
+    for (const variant of adapter.variants.filter((v) => !/^change-process-(mm|none)$/.test(v))) {
+      const { target, ops } = recordingTarget();
+      const paths = generatePaths(model.variant(variant));
+      for (const p of paths.paths) {
+        const run = new PathRun(target, 'x', [uuidFor(0, 0), uuidFor(0, 1)]);
+        await adapter.setup(run, variant);
+        for (const s of p.steps) {
+          const m = adapter.map(s.event as any, s.actor, variant, run);
+          if (m.kind === 'call') await m.run(run);
+        }
+      }
+      const unknown = ops.map((o) => o.op).filter((op) => !SHIM_OPS.has(op));
+      expect(unknown, `${id}/${variant}`).toEqual([]);
+      expect(ops.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('container adapter', () => {
+  it('builds the model’s initial state: container, two mtty groups, type1v2, the device fd, guest memory', async () => {
+    const { target, ops } = recordingTarget();
+    const run = new PathRun(target, 'c1', [uuidFor(1, 0), uuidFor(1, 1)]);
+    await ADAPTERS.container.setup(run, 'current');
+    expect(ops.map((o) => o.op)).toEqual([
+      'open',
+      'mtty_create',
+      'open',
+      'vfio_group_set_container',
+      'vfio_set_iommu',
+      'mtty_create',
+      'open',
+      'vfio_group_set_container',
+      'vfio_group_get_device_fd',
+      'memfd_create',
+      'mmap',
+    ]);
+    expect(ops[0]).toMatchObject({ actor: 'c1-vmm', args: { path: '/dev/vfio/vfio' } });
+    expect(ops[8].args).toMatchObject({ name: uuidFor(1, 0) });
+  });
+
+  it('declares the mdev driver’s pins absent (mtty pins nothing) and the lock windows internal', () => {
+    const absent = absentTypes(ADAPTERS.container, 'current');
+    expect([...absent].sort()).toEqual(['MdevPinPages', 'MdevPinWake', 'MdevUnpinPages']);
+    expect(ADAPTERS.container.map({ type: 'VmmUnmapListLock' }, 'vmm', 'current').kind).toBe('internal');
+  });
+
+  it('UNMAP_DMA of a dma, and of everything with VFIO_DMA_UNMAP_FLAG_ALL', async () => {
+    const { target, ops } = recordingTarget();
+    const run = new PathRun(target, 'c', ['u0', 'u1']);
+    await ADAPTERS.container.setup(run, 'current');
+    const n = ops.length;
+    for (const range of [1, 'all']) {
+      const m = ADAPTERS.container.map({ type: 'VmmUnmapVaddr', range }, 'vmm', 'current', run);
+      if (m.kind === 'call') await m.run(run);
+    }
+    expect(ops.slice(n).map((o) => o.args)).toEqual([
+      { fd: 10, iova: 0x101000, size: 4096, flags: 'VADDR' },
+      { fd: 10, iova: 0, size: 0, flags: 'ALL|VADDR' },
+    ]);
+  });
+
+  it('after the VMM exited, its closes are real calls by the reaper that kept duplicates of its fds', async () => {
+    const { target, ops } = recordingTarget();
+    const run = new PathRun(target, 'c', ['u0', 'u1']);
+    await ADAPTERS.container.setup(run, 'current');
+    for (const type of ['VmmExit', 'VmmCloseContainer']) {
+      const m = ADAPTERS.container.map({ type }, 'vmm', 'current', run);
+      expect(m.kind).toBe('call');
+      if (m.kind === 'call') await m.run(run);
+    }
+    expect(ops.slice(-4).map((o) => `${o.actor} ${o.op}`)).toEqual([
+      'c-vmm fork',
+      'c-vmm exit',
+      'c-reaper close',
+      'c-reaper close',
+    ]);
+  });
+});
+
+describe('planning a run', () => {
+  it('refuses a model without an adapter, a variant without a fixture, and an unknown path id', async () => {
+    expect(() => adapterFor('bar-mmap', 'x')).toThrow("no conformance adapter for model 'bar-mmap'");
+    expect(() => adapterFor('ioas', 'access-unmap-noncompliant')).toThrow('has no fixture for variant');
+    const model = await findModel('exec-handoff');
+    const file = generatePaths(model.variant('iommufd-change-process'));
+    expect(() => planRun(model, 'iommufd-change-process', file, 'nope')).toThrow("no path 'nope'");
+    const one = planRun(model, 'iommufd-change-process', file, file.paths[1].id);
+    expect(one.paths).toHaveLength(1);
+    expect(one.numbers).toEqual([1]);
+  });
+});
+
+describe('vfio-mc conform: usage errors exit 2 before any VM boots', () => {
+  it.each([
+    [['conform', 'bar-mmap'], "no conformance adapter for model 'bar-mmap'"],
+    [['conform', 'ioas', '--variant', 'access-unmap-noncompliant'], 'has no fixture for variant'],
+    [['conform', 'container', '--variant', 'current', '--path', 'nope'], "no path 'nope'"],
+    [
+      ['conform', 'container', '--kernel', '/nonexistent/bzImage'],
+      'kernel image /nonexistent/bzImage does not exist',
+    ],
+    [['conform', 'container', '--fail-nth', 'x'], '--fail-nth must be STEP:N'],
+    [['conform', 'container', '--target', 'moon'], "argument 'moon' is invalid"],
+  ])('%j', async (argv, message) => {
+    const { main } = await import('../../explorer/cli.ts');
+    const err: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => {
+      err.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      expect(await main(argv)).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(err.join('')).toContain(message);
+  });
+});
