@@ -1,18 +1,33 @@
 /**
- * machines/container.ts on a real kernel: a VFIO type1v2 container holding two
- * mtty groups. Group A is the model's mdev group (its device fd is the model's
- * device fd); group B stands in for the model's vfio-pci group, which QEMU under
- * TCG cannot provide (no vIOMMU-backed vfio-pci device): B is an emulated group,
- * so MAP_DMA pins nothing and the accounting the model keeps for the domain is
- * not observable (it is not compared). The two model dmas are one page each of
- * a memfd mapped shared, at IOVA 1 MiB + i pages. mtty never calls
- * vfio_pin_pages(): the model's driver steps (MdevPinPages, MdevUnpinPages,
- * MdevPinWake) are absent on this target. The closes the model has after VmmExit
- * (exit_files() on the kernel) are made by a reaper forked just before the exit, holding
+ * machines/container.ts on a real kernel: a VFIO type1v2 container holding an
+ * mtty group and an IOMMU-backed group. Group A is the model's mdev group (its
+ * device fd is the model's device fd); group B is the model's vfio-pci group:
+ * the VM's test PCI device (QEMU's edu behind the emulated VT-d, bound to
+ * vfio-pci by /init because the allow-list names it, qemu/vm.ts
+ * TEST_PCI_DEVICE), so the container has a real IOMMU domain: MAP_DMA pins and
+ * charges locked_vm, and VADDR unmap is refused only while the mdev group is
+ * attached, as in the model. VmLck of the VMM is compared with the model's
+ * locked_vm after every call. The two model dmas are one page each of a memfd
+ * mapped shared, at IOVA 1 MiB + i pages. mtty never calls vfio_pin_pages():
+ * the model's driver steps (MdevPinPages, MdevUnpinPages, MdevPinWake) are
+ * absent on this target. The closes the model has after VmmExit (exit_files()
+ * on the kernel) are made by a reaper forked just before the exit, holding
  * duplicates of the VMM's fds.
  */
 import { match } from 'ts-pattern';
-import { type Adapter, call, type Mapping, PAGE, type PathRun, Unreplayable } from './adapter.ts';
+import { TEST_PCI_DEVICE } from '../qemu/vm.ts';
+import {
+  type Adapter,
+  call,
+  type Mapping,
+  type Observation,
+  observeVm,
+  PAGE,
+  type PathRun,
+  sameObservation,
+  SetupError,
+  Unreplayable,
+} from './adapter.ts';
 
 export const CONTAINER_EVENTS = [
   'VmmMapDma',
@@ -226,45 +241,53 @@ export function mapContainerEvent(e: Ev): Mapping {
     .exhaustive();
 }
 
+/** The model's prediction for the VMM: VmPin 0 (type1 charges locked_vm only), VmLck = locked_vm of its mm. */
+export function type1Vm(context: any, o: Observation): Observation {
+  const out: Observation = {};
+  for (const a of Object.keys(o)) {
+    const mm = a === VMM && context.vmm.mm !== null ? context.mms[context.vmm.mm] : undefined;
+    out[a] = { pinKb: 0, lckKb: (mm?.lockedVm ?? 0) * (PAGE / 1024) };
+  }
+  return out;
+}
+
 export const containerAdapter: Adapter = {
   model: 'container',
   variants: ['current'],
   eventTypes: CONTAINER_EVENTS,
-  uuidsPerPath: 2,
-  allow: (uuids) => ['/dev/vfio/vfio', ...uuids.map((u) => `mdev:${u}`)],
+  uuidsPerPath: 1,
+  allow: (uuids) => ['/dev/vfio/vfio', ...uuids.map((u) => `mdev:${u}`), `pci:${TEST_PCI_DEVICE}`],
   /**
-   * The model's initial state: container with type1v2, the mdev group (A) and the stand-in
-   * for the vfio-pci group (B) attached, the mdev's device fd open, no dma mapped.
+   * The model's initial state: container with type1v2, the mdev group (A) and the vfio-pci
+   * group (B) attached, the mdev's device fd open, no dma mapped.
    */
   async setup(r) {
     const container = r.num(await r.must(VMM, 'open', { path: '/dev/vfio/vfio' }), 'fd');
     r.sym.set('container', container);
-    for (const [i, g] of (['groupA', 'groupB'] as const).entries()) {
-      const created = await r.must(VMM, 'mtty_create', { uuid: r.uuids[i], type: 'mtty-1' });
-      const fd = r.num(await r.must(VMM, 'open', { path: String(created.out.group_path) }), 'fd');
-      r.sym.set(g, fd);
-      await r.must(VMM, 'vfio_group_set_container', { fd, container });
-      if (i === 0) await r.must(VMM, 'vfio_set_iommu', { fd: container, type: 'VFIO_TYPE1v2_IOMMU' });
+    const created = await r.must(VMM, 'mtty_create', { uuid: r.uuids[0], type: 'mtty-1' });
+    const groupA = r.num(await r.must(VMM, 'open', { path: String(created.out.group_path) }), 'fd');
+    r.sym.set('groupA', groupA);
+    await r.must(VMM, 'vfio_group_set_container', { fd: groupA, container });
+    await r.must(VMM, 'vfio_set_iommu', { fd: container, type: 'VFIO_TYPE1v2_IOMMU' });
+    const pci = await r.must(VMM, 'pci_group', { bdf: TEST_PCI_DEVICE });
+    if (pci.out.driver !== 'vfio-pci') {
+      throw new SetupError(
+        `PCI device ${TEST_PCI_DEVICE} is bound to ${String(pci.out.driver ?? 'no driver')}, not vfio-pci`,
+      );
     }
-    const dev = await r.must(VMM, 'vfio_group_get_device_fd', { fd: r.get('groupA'), name: r.uuids[0] });
+    const groupB = r.num(await r.must(VMM, 'open', { path: String(pci.out.group_path) }), 'fd');
+    r.sym.set('groupB', groupB);
+    // vfio_iommu_type1_attach_group(): the first IOMMU-backed group allocates the domain.
+    await r.must(VMM, 'vfio_group_set_container', { fd: groupB, container });
+    const dev = await r.must(VMM, 'vfio_group_get_device_fd', { fd: groupA, name: r.uuids[0] });
     r.sym.set('device', r.num(dev, 'device_fd'));
     const memfd = await r.must(VMM, 'memfd_create', { name: 'guest', size: DMAS * PAGE });
     r.sym.set('memfd', r.num(memfd, 'fd'));
     await remap(r);
   },
-  /**
-   * The stand-in for the vfio-pci group is an emulated group: with it attached and the
-   * mdev group detached, the kernel has an emulated group where the model has only a
-   * domain (T1:vfio_dma_do_unmap refuses VADDR with EBUSY while any emulated group is
-   * attached), so VADDR unmaps from such states are out of this fixture's reach. Every
-   * other call answers the same with an emulated group as with a domain (nothing pins:
-   * mtty pins nothing), as long as no vaddr can become invalid, which needs that unmap.
-   */
-  unfit(c, e) {
-    return e.type === 'VmmUnmapVaddr' && c.t1.domain && !c.t1.emulated.includes('mdev')
-      ? 'an IOMMU domain without the mdev group (the target has no vfio-pci group: its stand-in is an emulated mtty group)'
-      : null;
-  },
+  observe: (r) => observeVm(r, [VMM]),
+  predict: (c, o) => type1Vm(c, o),
+  fits: (c, o) => sameObservation(type1Vm(c, o), o),
   map: (e) => mapContainerEvent(e as Ev),
   async teardown(r) {
     await r.exitAll();

@@ -95,9 +95,15 @@ export function mapHandoffEvent(e: Ev): Mapping {
       compare: 'success' as const,
       run: call('holder', 'exit', () => ({ code: 0 })),
     }))
-    .with('VmmInvalidateVaddr', 'ImageMapVaddr', 'ImageStageVaddr', () =>
-      notInKernel('the type1 VADDR handoff with a vfio-pci group (no vIOMMU under TCG)'),
-    )
+    .with('VmmInvalidateVaddr', 'ImageMapVaddr', 'ImageStageVaddr', () => ({
+      kind: 'call' as const,
+      compare: 'errno' as const,
+      run: async () => {
+        throw new Unreplayable(
+          'the type1 VADDR design has no fixture in this adapter (the container adapter replays VADDR with the vfio-pci group)',
+        );
+      },
+    }))
     .with('HolderChangeMm', 'ImageChangeMm', () => notInKernel("seed 000's CHANGE_MM"))
     .with(
       'HolderChangeDmaOwner',

@@ -89,6 +89,29 @@ export const BASE_APPEND = [
   'tsc=reliable',
 ];
 
+/**
+ * The VM's test PCI device for vfio-pci: QEMU's `edu` (hw/misc/edu.c), which no kernel driver
+ * claims, behind QEMU's emulated VT-d (intel-iommu) so that its IOMMU group has a real IOMMU
+ * domain. The type1 container adapter uses it as the model's IOMMU-backed group; /init binds
+ * it to vfio-pci only when the shim's allow-list names it (`pci:<bdf>`, target/qemu.ts).
+ */
+export const TEST_PCI_DEVICE = '0000:00:10.0';
+
+/**
+ * q35 (VT-d needs it) with intel-iommu first (QEMU wants the IOMMU before the PCI devices it
+ * translates). intremap=on gives interrupt remapping, so the group's MSIs are isolated and
+ * vfio_iommu_type1_attach_group() accepts it without allow_unsafe_interrupts. Under TCG the
+ * kernel-irqchip setting has no effect; split is what the same line needs under KVM.
+ */
+export const MACHINE_ARGS = [
+  '-machine',
+  'q35,kernel-irqchip=split',
+  '-device',
+  'intel-iommu,intremap=on',
+  '-device',
+  `edu,addr=${TEST_PCI_DEVICE.slice(8)}`,
+];
+
 async function connectWhenReady(path: string, deadline: number, isDead: () => boolean): Promise<Socket> {
   for (;;) {
     if (isDead()) throw new Error('QEMU exited before its sockets were up');
@@ -148,6 +171,7 @@ export class Vm {
       'stdio',
       '-monitor',
       'none',
+      ...MACHINE_ARGS,
     ];
     const ports = opts.ports ?? 0;
     if (ports > 0) args.push('-device', 'virtio-serial-pci,id=vser0,max_ports=32');

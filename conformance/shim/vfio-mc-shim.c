@@ -23,7 +23,9 @@
  *
  * The shim opens no device path that was not named at start (--allow): exact paths, or
  * mdev:<uuid> which authorises that mdev's sysfs create/remove, its group node
- * /dev/vfio/<N> and its cdev /dev/vfio/devices/vfioX.
+ * /dev/vfio/<N> and its cdev /dev/vfio/devices/vfioX, or pci:<DDDD:BB:DD.F> which authorises
+ * that PCI device's group node and GET_DEVICE_FD by its name (the shim never binds or unbinds
+ * a PCI device: /init binds the named one to vfio-pci before the shim starts).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -476,6 +478,57 @@ static int allow_mdev_node(const char *path)
 	return 0;
 }
 
+static int bdf_ok(const char *b)
+{
+	/* DDDD:BB:DD.F, lower-case hex as sysfs names it */
+	static const char form[] = "xxxx:xx:xx.x";
+
+	if (strlen(b) != sizeof(form) - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(form) - 1; i++) {
+		if (form[i] == 'x' ? !(isdigit((unsigned char)b[i]) || (b[i] >= 'a' && b[i] <= 'f')) : b[i] != form[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* The group node of a PCI device: /sys/bus/pci/devices/<bdf>/iommu_group -> .../<N>. */
+static int pci_group_path(const char *bdf, char *buf, size_t len)
+{
+	char link[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+	char *base;
+
+	if (!bdf_ok(bdf))
+		return -1;
+	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -1;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(buf, len, "/dev/vfio/%.64s", base ? base + 1 : target);
+	return 0;
+}
+
+/* Is path the group node of an allowed PCI device? */
+static int allow_pci_node(const char *path)
+{
+	for (const char *p = g_allow; p && *p;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char bdf[32], node[PATH_MAX];
+
+		if (n > 4 && n < 4 + sizeof(bdf) && !strncmp(p, "pci:", 4)) {
+			snprintf(bdf, sizeof(bdf), "%.*s", (int)(n - 4), p + 4);
+			if (!pci_group_path(bdf, node, sizeof(node)) && !strcmp(node, path))
+				return 1;
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
 static int path_allowed(const char *path)
 {
 	char real[PATH_MAX];
@@ -485,7 +538,7 @@ static int path_allowed(const char *path)
 		snprintf(real, sizeof(real), "%s", path);
 	if (strcmp(real, path))
 		return 0;
-	return allow_has(path) || allow_mdev_node(path);
+	return allow_has(path) || allow_mdev_node(path) || allow_pci_node(path);
 }
 
 /* ------------------------------------------------------------------ small helpers */
@@ -610,9 +663,12 @@ static long _do_vfio_group_get_device_fd(const struct req *r, struct out *o)
 	NEED_FD("fd", fd);
 	if (!name)
 		return proto_err("missing argument name");
-	snprintf(entry, sizeof(entry), "mdev:%s", name);
-	if (!allow_has(entry))
-		return proto_err("device %s is not in the allow-list", name);
+	snprintf(entry, sizeof(entry), "mdev:%.100s", name);
+	if (!allow_has(entry)) {
+		snprintf(entry, sizeof(entry), "pci:%.100s", name);
+		if (!allow_has(entry))
+			return proto_err("device %s is not in the allow-list", name);
+	}
 	rc = xioctl(fd, VFIO_GROUP_GET_DEVICE_FD, (void *)name);
 	if (rc >= 0)
 		out_add(o, "device_fd", "%ld", rc);
@@ -736,6 +792,34 @@ static long _do_mtty_remove(const struct req *r, struct out *o)
 	rc = write_file(path, "1");
 	fail_nth_disarm();
 	return rc;
+}
+
+/*
+ * Where an allowed PCI device is: its group node and the driver bound to it (read from sysfs;
+ * nothing is written).
+ */
+static long _do_pci_group(const struct req *r, struct out *o)
+{
+	const char *bdf = arg_str(r, "bdf");
+	char entry[64], node[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	if (!bdf || !bdf_ok(bdf))
+		return proto_err("missing or malformed bdf (want DDDD:BB:DD.F)");
+	snprintf(entry, sizeof(entry), "pci:%s", bdf);
+	if (!allow_has(entry))
+		return proto_err("pci device %s is not in the allow-list", bdf);
+	if (pci_group_path(bdf, node, sizeof(node)))
+		return -errno;
+	out_add(o, "group_path", "%s", node);
+	out_add(o, "group", "%s", strrchr(node, '/') + 1);
+	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", bdf);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n >= 0) {
+		target[n] = 0;
+		out_add(o, "driver", "%s", strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ iommufd (include/uapi/linux/iommufd.h) */
@@ -1339,7 +1423,7 @@ static const struct op ops[] = {
 	OP(vfio_get_api_version), OP(vfio_check_extension), OP(vfio_set_iommu), OP(vfio_group_get_status),
 	OP(vfio_group_set_container), OP(vfio_group_unset_container), OP(vfio_group_get_device_fd),
 	OP(vfio_map_dma), OP(vfio_unmap_dma), OP(vfio_device_bind_iommufd), OP(vfio_device_attach_iommufd_pt),
-	OP(mtty_create), OP(mtty_remove),
+	OP(mtty_create), OP(mtty_remove), OP(pci_group),
 	OP(ioas_alloc), OP(ioas_map), OP(ioas_map_file), OP(ioas_unmap), OP(ioas_copy), OP(ioas_change_process),
 	OP(option), OP(destroy),
 	OP(mock_domain), OP(create_access), OP(access_pages), OP(destroy_access_pages), OP(access_rw),
@@ -1584,7 +1668,7 @@ static void print_layout(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vfio-mc-shim --port N --allow PATH[,PATH|mdev:UUID...] [--chan-dir DIR] [--exec-seq S]\n"
+		"usage: vfio-mc-shim --port N --allow PATH[,PATH|mdev:UUID|pci:DDDD:BB:DD.F...] [--chan-dir DIR] [--exec-seq S]\n"
 		"       vfio-mc-shim --layout\n");
 	exit(64);
 }

@@ -10,7 +10,10 @@ export interface QemuTargetOptions {
   kind: 'qemu';
   /** a bzImage to boot instead of the cached build (e.g. a patched kernel); default $VFIO_MC_KERNEL */
   kernel?: string;
-  /** device paths and mdev:<uuid> entries the shim may touch (default /dev/iommu, /dev/vfio/vfio) */
+  /**
+   * device paths, mdev:<uuid> and pci:<bdf> entries the shim may touch (default /dev/iommu,
+   * /dev/vfio/vfio); a pci:<bdf> device is bound to vfio-pci by /init
+   */
   allow?: string[];
   /** virtio-serial ports, i.e. at most ports-1 actors alive at once (default 12) */
   ports?: number;
@@ -25,21 +28,39 @@ export interface QemuTargetOptions {
 }
 
 const ALLOW_ENTRY =
-  /^(\/dev\/[A-Za-z0-9._/-]+|mdev:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
+  /^(\/dev\/[A-Za-z0-9._/-]+|mdev:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|pci:[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])$/;
 
 export function checkAllow(allow: string[]): string {
   for (const a of allow) {
     if (!ALLOW_ENTRY.test(a) || a.includes('..')) {
-      throw new Error(`allow-list entry ${JSON.stringify(a)} is neither a /dev path nor mdev:<uuid>`);
+      throw new Error(
+        `allow-list entry ${JSON.stringify(a)} is neither a /dev path, mdev:<uuid> nor pci:<DDDD:BB:DD.F>`,
+      );
     }
   }
   return allow.join(',');
 }
 
-function shimInit(allow: string): string {
+/**
+ * /init binds each PCI device the allow-list names to vfio-pci (driver_override, then
+ * drivers_probe: drivers/pci/pci-driver.c); devices it does not name are left alone.
+ */
+export function bindLines(allow: string[]): string {
+  return allow
+    .filter((a) => a.startsWith('pci:'))
+    .map((a) => a.slice(4))
+    .map(
+      (bdf) =>
+        `echo vfio-pci > /sys/bus/pci/devices/${bdf}/driver_override && echo ${bdf} > /sys/bus/pci/drivers_probe || echo "vfio-mc: cannot bind ${bdf} to vfio-pci"
+`,
+    )
+    .join('');
+}
+
+function shimInit(allow: string[]): string {
   return `${INIT_PROLOGUE}
-echo "vfio-mc: init done, starting the shim supervisor"
-exec /bin/vfio-mc-shim --port 1 --allow '${allow}'
+${bindLines(allow)}echo "vfio-mc: init done, starting the shim supervisor"
+exec /bin/vfio-mc-shim --port 1 --allow '${allow.join(',')}'
 `;
 }
 
@@ -61,14 +82,15 @@ export function resolveKernel(kernel: string | undefined): { bzImage: string; bu
 }
 
 export async function startQemuTransport(opts: QemuTargetOptions): Promise<Transport> {
-  const allow = checkAllow(opts.allow ?? ['/dev/iommu', '/dev/vfio/vfio']);
+  const allowed = opts.allow ?? ['/dev/iommu', '/dev/vfio/vfio'];
+  checkAllow(allowed);
   const ports = opts.ports ?? 12;
   if (!Number.isInteger(ports) || ports < 2 || ports > 31)
     throw new Error(`ports must be 2..31, got ${ports}`);
   const { bzImage, build } = resolveKernel(opts.kernel);
   const shim = ensureShim(build);
   const initrd = buildInitramfs([
-    ...baseEntries(shimInit(allow)),
+    ...baseEntries(shimInit(allowed)),
     { kind: 'file', path: 'bin/vfio-mc-shim', data: readFileSync(shim), mode: 0o755 },
   ]);
   const vm = await Vm.start({

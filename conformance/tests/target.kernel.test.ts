@@ -2,6 +2,7 @@
 // exec keeping fds, a kernel WARN captured into the step's `splat`, and a dead VM that is
 // reported and restarted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_PCI_DEVICE } from '../qemu/vm.ts';
 import { openTarget, outNum, type Target, TargetDeadError } from '../target.ts';
 import { step } from './steps.ts';
 
@@ -25,11 +26,17 @@ describe('the shim refuses what it was not told to use', () => {
     await expect(a.call('open', { path: '/dev/vfio/vfio' })).rejects.toThrow(/not in the allow-list/);
     await expect(a.call('open', { path: '/dev/../dev/iommu' })).rejects.toThrow(/not in the allow-list/);
     await expect(a.call('mtty_create', { uuid: OTHER_MDEV })).rejects.toThrow(/not in the allow-list/);
+    // the VM's test PCI device is not named: /init left it unbound, the shim will not look it up
+    await expect(a.call('pci_group', { bdf: TEST_PCI_DEVICE })).rejects.toThrow(/not in the allow-list/);
+    await expect(a.call('pci_group', { bdf: '0000:00:10.0/../x' })).rejects.toThrow(/malformed bdf/);
     const created = await step(a, 'mtty_create', { uuid: ALLOWED_MDEV, type: 'mtty-1' }, '0');
     // the allowed mdev's own nodes may be opened: its group and its cdev
     const group = outNum(await step(a, 'open', { path: String(created.out.group_path) }, '0'), 'fd');
     const cdev = outNum(await step(a, 'open', { path: String(created.out.cdev_path) }, '0'), 'fd');
     await expect(a.call('vfio_group_get_device_fd', { fd: group, name: OTHER_MDEV })).rejects.toThrow(
+      /not in the allow-list/,
+    );
+    await expect(a.call('vfio_group_get_device_fd', { fd: group, name: TEST_PCI_DEVICE })).rejects.toThrow(
       /not in the allow-list/,
     );
     await step(a, 'close', { fd: cdev }, '0');

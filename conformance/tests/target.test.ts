@@ -35,8 +35,12 @@ describe('qemu target input checks', () => {
     );
   });
 
-  it('refuses an allow-list entry that is neither a /dev path nor mdev:<uuid>', async () => {
+  it('refuses an allow-list entry that is neither a /dev path, mdev:<uuid> nor pci:<bdf>', async () => {
     await expect(openTarget({ kind: 'qemu', allow: ['/etc/passwd'] })).rejects.toThrow(/allow-list entry/);
+    // a pci: entry also goes into /init's bind line, so only a full DDDD:BB:DD.F is taken
+    for (const bad of ['pci:00:10.0', 'pci:0000:00:10.0; reboot -f', 'pci:../../x']) {
+      await expect(openTarget({ kind: 'qemu', allow: [bad] })).rejects.toThrow(/allow-list entry/);
+    }
     await expect(openTarget({ kind: 'qemu', allow: ["/dev/x' ; reboot -f '"] })).rejects.toThrow(
       /allow-list entry/,
     );

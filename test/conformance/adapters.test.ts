@@ -7,7 +7,9 @@ import type { StateNode } from 'xstate';
 import { PathRun, type ReplayTarget } from '../../conformance/adapters/adapter.ts';
 import { ADAPTERS, adapterFor, planRun, uuidFor } from '../../conformance/conform.ts';
 import { generatePaths } from '../../conformance/paths.ts';
+import { TEST_PCI_DEVICE } from '../../conformance/qemu/vm.ts';
 import { absentTypes } from '../../conformance/replay.ts';
+import { bindLines, checkAllow } from '../../conformance/target/qemu.ts';
 import type { CallResult } from '../../conformance/target.ts';
 import { findModel } from '../../explorer/registry.ts';
 
@@ -51,6 +53,7 @@ function recordingTarget() {
           access_pages_id: 5,
           addr: 0x7f0000000000,
           group_path: '/dev/vfio/3',
+          driver: 'vfio-pci',
           vm_pin_kb: 0,
           vm_lck_kb: 0,
         };
@@ -91,9 +94,9 @@ describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
 });
 
 describe('container adapter', () => {
-  it('builds the model’s initial state: container, two mtty groups, type1v2, the device fd, guest memory', async () => {
+  it('builds the model’s initial state: container, the mtty group, type1v2, the vfio-pci group, the device fd, guest memory', async () => {
     const { target, ops } = recordingTarget();
-    const run = new PathRun(target, 'c1', [uuidFor(1, 0), uuidFor(1, 1)]);
+    const run = new PathRun(target, 'c1', [uuidFor(1, 0)]);
     await ADAPTERS.container.setup(run, 'current');
     expect(ops.map((o) => o.op)).toEqual([
       'open',
@@ -101,7 +104,7 @@ describe('container adapter', () => {
       'open',
       'vfio_group_set_container',
       'vfio_set_iommu',
-      'mtty_create',
+      'pci_group',
       'open',
       'vfio_group_set_container',
       'vfio_group_get_device_fd',
@@ -109,7 +112,21 @@ describe('container adapter', () => {
       'mmap',
     ]);
     expect(ops[0]).toMatchObject({ actor: 'c1-vmm', args: { path: '/dev/vfio/vfio' } });
+    expect(ops[5].args).toEqual({ bdf: TEST_PCI_DEVICE });
     expect(ops[8].args).toMatchObject({ name: uuidFor(1, 0) });
+  });
+
+  it('names the VM’s test PCI device in the allow-list, so /init binds it to vfio-pci', () => {
+    expect(ADAPTERS.container.allow([uuidFor(1, 0)])).toEqual([
+      '/dev/vfio/vfio',
+      `mdev:${uuidFor(1, 0)}`,
+      `pci:${TEST_PCI_DEVICE}`,
+    ]);
+    expect(bindLines(['/dev/vfio/vfio', `pci:${TEST_PCI_DEVICE}`])).toContain(
+      `echo vfio-pci > /sys/bus/pci/devices/${TEST_PCI_DEVICE}/driver_override`,
+    );
+    expect(bindLines(['/dev/vfio/vfio', `mdev:${uuidFor(1, 0)}`])).toBe('');
+    expect(() => checkAllow(['pci:0000:00:10.0;reboot'])).toThrow(/pci:<DDDD:BB:DD.F>/);
   });
 
   it('declares the mdev driver’s pins absent (mtty pins nothing) and the lock windows internal', () => {
@@ -120,7 +137,7 @@ describe('container adapter', () => {
 
   it('UNMAP_DMA of a dma, and of everything with VFIO_DMA_UNMAP_FLAG_ALL', async () => {
     const { target, ops } = recordingTarget();
-    const run = new PathRun(target, 'c', ['u0', 'u1']);
+    const run = new PathRun(target, 'c', ['u0']);
     await ADAPTERS.container.setup(run, 'current');
     const n = ops.length;
     for (const range of [1, 'all']) {
@@ -135,7 +152,7 @@ describe('container adapter', () => {
 
   it('after the VMM exited, its closes are real calls by the reaper that kept duplicates of its fds', async () => {
     const { target, ops } = recordingTarget();
-    const run = new PathRun(target, 'c', ['u0', 'u1']);
+    const run = new PathRun(target, 'c', ['u0']);
     await ADAPTERS.container.setup(run, 'current');
     for (const type of ['VmmExit', 'VmmCloseContainer']) {
       const m = ADAPTERS.container.map({ type }, 'vmm', 'current', run);
