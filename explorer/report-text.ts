@@ -81,18 +81,20 @@ export function formatSwimLanes(v: Violation, actors: readonly string[]): string
   return lines.join('\n');
 }
 
+const steps = (n: number) => `${n} step${n === 1 ? '' : 's'}`;
+
 function describeViolation(v: Violation): string {
   switch (v.kind) {
     case 'invariant':
-      return `invariant '${v.property}' violated after ${v.trace.length} steps (shortest)`;
+      return `invariant '${v.property}' violated after ${steps(v.trace.length)} (shortest)`;
     case 'deadlock':
-      return `deadlock after ${v.trace.length} steps (shortest): no event enabled, some actor has not terminated`;
+      return `deadlock after ${steps(v.trace.length)} (shortest): no event enabled, some actor has not terminated`;
     case 'liveness':
       return v.cycleStart === v.trace.length
-        ? `liveness '${v.property}' violated: after ${v.trace.length} steps the run can stop for good without satisfying it`
-        : `liveness '${v.property}' violated: a fair run that never satisfies it (lasso: ${v.cycleStart} steps, then a cycle of ${v.trace.length - (v.cycleStart ?? 0)} steps)`;
+        ? `liveness '${v.property}' violated: after ${steps(v.trace.length)} the run can stop for good without satisfying it`
+        : `liveness '${v.property}' violated: a fair run that never satisfies it (lasso: ${steps(v.cycleStart ?? 0)}, then a cycle of ${steps(v.trace.length - (v.cycleStart ?? 0))})`;
     case 'unrecoverable':
-      return `'${v.property}' is unrecoverable after ${v.trace.length} steps (shortest): from here the property can never hold again`;
+      return `'${v.property}' is unrecoverable after ${steps(v.trace.length)} (shortest): from here the property can never hold again`;
   }
 }
 
