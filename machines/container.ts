@@ -113,8 +113,52 @@ export interface Ctx extends Type1Ctx {
   readonly closing: boolean;
 }
 
+/**
+ * Every event type of the model, one place: the conformance adapter's
+ * exhaustive match is over this list, so a new event type without a mapping
+ * to the kernel fails to compile (and a test checks the list is exactly the
+ * event types the machine handles).
+ */
+export const CONTAINER_EVENT_TYPES = [
+  'VmmMapDma',
+  'VmmUnmapDma',
+  'VmmUnmapVaddr',
+  'VmmMapVaddr',
+  'VmmExec',
+  'VmmExit',
+  'VmmCloseDevice',
+  'VmmCloseDeviceReturn',
+  'VmmCloseContainer',
+  'VmmDetachGroup',
+  'VmmAttachGroup',
+  'VmmOpenDevice',
+  'VmmUnmapListLock',
+  'VmmUnmapCallback',
+  'VmmUnmapListUnlock',
+  'VmmUnmapRelock',
+  'MdevPinPages',
+  'MdevUnpinPages',
+  'MdevPinWake',
+  'MdevDone',
+  'ReleaseDone',
+  'ReleaseNotifyClose',
+  'ReleaseCloseDevice',
+  'ReleaseUnregisterLock',
+  'ReleaseUnregisterListLock',
+  'ReleaseFinish',
+  'HotplugOpenDevice',
+  'HotplugRegisterListLock',
+  'HotplugCloseDevice',
+  'HotplugUnregisterListLock',
+  'HotplugDone',
+  'VmmHalt',
+  'MdevHalt',
+  'ReleaseHalt',
+  'HotplugHalt',
+] as const;
+
 export interface Ev {
-  readonly type: string;
+  readonly type: (typeof CONTAINER_EVENT_TYPES)[number];
   readonly dma?: number;
   readonly range?: Range;
 }
@@ -560,45 +604,55 @@ export function buildMachine(d: Design) {
 
 const DMA_IDS = Array.from({ length: DMAS }, (_x, i) => i);
 const RANGES: readonly Range[] = [...DMA_IDS, 'all'];
-const byDma = (type: string) => DMA_IDS.map((dma) => ({ type, dma }));
-const byRange = (type: string) => RANGES.map((range) => ({ type, range }));
+type EvType = Ev['type'];
+const byDma = (type: EvType) => DMA_IDS.map((dma) => ({ type, dma }));
+const byRange = (type: EvType) => RANGES.map((range) => ({ type, range }));
 
 const EVENTS: readonly Ev[] = [
   ...byDma('VmmMapDma'),
   ...byRange('VmmUnmapDma'),
   ...byRange('VmmUnmapVaddr'),
   ...byDma('VmmMapVaddr'),
-  ...[
-    'VmmExec',
-    'VmmExit',
-    'VmmCloseDevice',
-    'VmmCloseDeviceReturn',
-    'VmmCloseContainer',
-    'VmmDetachGroup',
-    'VmmAttachGroup',
-    'VmmOpenDevice',
-    'VmmUnmapListLock',
-    'VmmUnmapCallback',
-    'VmmUnmapListUnlock',
-    'VmmUnmapRelock',
-  ].map((type) => ({ type })),
+  ...(
+    [
+      'VmmExec',
+      'VmmExit',
+      'VmmCloseDevice',
+      'VmmCloseDeviceReturn',
+      'VmmCloseContainer',
+      'VmmDetachGroup',
+      'VmmAttachGroup',
+      'VmmOpenDevice',
+      'VmmUnmapListLock',
+      'VmmUnmapCallback',
+      'VmmUnmapListUnlock',
+      'VmmUnmapRelock',
+    ] as const
+  ).map((type) => ({ type })),
   ...byDma('MdevPinPages'),
   ...byDma('MdevUnpinPages'),
   { type: 'MdevPinWake' },
   { type: 'MdevDone' },
   { type: 'ReleaseDone' },
   { type: 'HotplugDone' },
-  ...[
-    'ReleaseNotifyClose',
-    'ReleaseCloseDevice',
-    'ReleaseUnregisterLock',
-    'ReleaseUnregisterListLock',
-    'ReleaseFinish',
-  ].map((type) => ({ type })),
-  ...['HotplugOpenDevice', 'HotplugRegisterListLock', 'HotplugCloseDevice', 'HotplugUnregisterListLock'].map(
-    (type) => ({ type }),
-  ),
-  ...haltEvents(['Vmm', 'Mdev', 'Release', 'Hotplug']),
+  ...(
+    [
+      'ReleaseNotifyClose',
+      'ReleaseCloseDevice',
+      'ReleaseUnregisterLock',
+      'ReleaseUnregisterListLock',
+      'ReleaseFinish',
+    ] as const
+  ).map((type) => ({ type })),
+  ...(
+    [
+      'HotplugOpenDevice',
+      'HotplugRegisterListLock',
+      'HotplugCloseDevice',
+      'HotplugUnregisterListLock',
+    ] as const
+  ).map((type) => ({ type })),
+  ...haltEvents(['Vmm', 'Mdev', 'Release', 'Hotplug'] as const),
 ];
 
 /** The uAPI calls (what the conformance adapter replays); the rest are kernel or driver steps. */

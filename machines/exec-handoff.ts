@@ -54,7 +54,32 @@ export interface HandoffCtx {
   readonly log: OwnerLog | null;
 }
 
+/**
+ * Every event type of the model, one place: the conformance adapter's
+ * exhaustive match is over this list, so a new event type without a mapping
+ * to the kernel fails to compile (and a test checks the list is exactly the
+ * event types the machine handles).
+ */
+export const HANDOFF_EVENT_TYPES = [
+  'VmmInvalidateVaddr',
+  'VmmFork',
+  'VmmExec',
+  'HolderExit',
+  'ImageMmap',
+  'ImageMapVaddr',
+  'ImageStageVaddr',
+  'HolderChangeMm',
+  'ImageChangeMm',
+  'HolderChangeDmaOwner',
+  'ImageChangeDmaOwner',
+  'HolderChangeDmaOwnerArray',
+  'ImageChangeDmaOwnerArray',
+  'HolderIoasChangeProcess',
+  'ImageIoasChangeProcess',
+] as const;
+
 export interface HandoffEv {
+  /** One of HANDOFF_EVENT_TYPES (the event generators build some names, so not narrowed here; a test checks the list). */
   readonly type: string;
   /** VmmExec: the image's RLIMIT_MEMLOCK. */
   readonly rlimit?: 'ok' | 'low';

@@ -28,44 +28,10 @@ import {
   SetupError,
   Unreplayable,
 } from './adapter.ts';
+import { CONTAINER_EVENT_TYPES } from '../../machines/container.ts';
 
-export const CONTAINER_EVENTS = [
-  'VmmMapDma',
-  'VmmUnmapDma',
-  'VmmUnmapVaddr',
-  'VmmMapVaddr',
-  'VmmExec',
-  'VmmExit',
-  'VmmCloseDevice',
-  'VmmCloseDeviceReturn',
-  'VmmCloseContainer',
-  'VmmDetachGroup',
-  'VmmAttachGroup',
-  'VmmOpenDevice',
-  'VmmUnmapListLock',
-  'VmmUnmapCallback',
-  'VmmUnmapListUnlock',
-  'VmmUnmapRelock',
-  'MdevPinPages',
-  'MdevUnpinPages',
-  'MdevPinWake',
-  'MdevDone',
-  'ReleaseDone',
-  'ReleaseNotifyClose',
-  'ReleaseCloseDevice',
-  'ReleaseUnregisterLock',
-  'ReleaseUnregisterListLock',
-  'ReleaseFinish',
-  'HotplugOpenDevice',
-  'HotplugRegisterListLock',
-  'HotplugCloseDevice',
-  'HotplugUnregisterListLock',
-  'HotplugDone',
-  'VmmHalt',
-  'MdevHalt',
-  'ReleaseHalt',
-  'HotplugHalt',
-] as const;
+/** The model's event types: the match below is exhaustive over them, so a new one without a mapping fails to compile. */
+export const CONTAINER_EVENTS = CONTAINER_EVENT_TYPES;
 export type ContainerEvent = (typeof CONTAINER_EVENTS)[number];
 
 const IOVA = 0x100000;

@@ -21,24 +21,10 @@ import {
   sameObservation,
   Unreplayable,
 } from './adapter.ts';
+import { HANDOFF_EVENT_TYPES } from '../../machines/exec-handoff.ts';
 
-export const HANDOFF_EVENTS = [
-  'VmmInvalidateVaddr',
-  'VmmFork',
-  'VmmExec',
-  'HolderExit',
-  'ImageMmap',
-  'ImageMapVaddr',
-  'ImageStageVaddr',
-  'HolderChangeMm',
-  'ImageChangeMm',
-  'HolderChangeDmaOwner',
-  'ImageChangeDmaOwner',
-  'HolderChangeDmaOwnerArray',
-  'ImageChangeDmaOwnerArray',
-  'HolderIoasChangeProcess',
-  'ImageIoasChangeProcess',
-] as const;
+/** The model's event types: the match below is exhaustive over them, so a new one without a mapping fails to compile. */
+export const HANDOFF_EVENTS = HANDOFF_EVENT_TYPES;
 export type HandoffEvent = (typeof HANDOFF_EVENTS)[number];
 
 const NMAPS = 2;

@@ -23,34 +23,10 @@ import {
   sameObservation,
   Unreplayable,
 } from './adapter.ts';
+import { IOAS_EVENT_TYPES } from '../../machines/ioas.ts';
 
-export const IOAS_EVENTS = [
-  'VmmIoasAlloc',
-  'VmmIoasDestroy',
-  'VmmIoasMap',
-  'VmmIoasMapFile',
-  'VmmIoasCopy',
-  'VmmIoasUnmap',
-  'VmmIoasChangeProcess',
-  'VmmExec',
-  'VmmIoasFinalize',
-  'VmmMapInsert',
-  'VmmMapFill',
-  'VmmUnmapScan',
-  'VmmUnmapNotify',
-  'VmmUnmapUnfill',
-  'VmmCpTakeCreation',
-  'VmmCpTakeIoas',
-  'VmmCpApply',
-  'ChildIoasChangeProcess',
-  'ChildCpTakeCreation',
-  'ChildCpTakeIoas',
-  'ChildCpApply',
-  'ChildExit',
-  'AccessPin',
-  'AccessUnpin',
-  'AccessDestroy',
-] as const;
+/** The model's event types: the match below is exhaustive over them, so a new one without a mapping fails to compile. */
+export const IOAS_EVENTS = IOAS_EVENT_TYPES;
 export type IoasEvent = (typeof IOAS_EVENTS)[number];
 
 // Inside the mock domain's aperture (selftest.c MOCK_APERTURE_START = 1 << 24).

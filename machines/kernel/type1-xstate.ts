@@ -63,4 +63,5 @@ function compile<C extends BugCtx, E>(t: Tr<C, E>) {
 }
 
 /** The `<Prefix>Halt` events of the given actor prefixes, for the events() generator. */
-export const haltEvents = (prefixes: readonly string[]) => prefixes.map((p) => ({ type: `${p}Halt` }));
+export const haltEvents = <P extends string>(prefixes: readonly P[]) =>
+  prefixes.map((p) => ({ type: `${p}Halt` as `${P}Halt` }));

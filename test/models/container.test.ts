@@ -297,7 +297,12 @@ describe('scenarios, v6.1 (vfio_wait)', () => {
     s.step({ type: 'MdevPinWake' }, 'mdev', 'EFAULT');
     s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'blocked'); // close_device has not run: the driver may pin
     expect(s.ctx().wait.waiters).toEqual([{ actor: 'mdev', device: 'mdev', woken: false, closeFlag: false }]);
-    for (const type of ['ReleaseCloseDevice', 'MdevPinWake', 'VmmCloseDeviceReturn', 'VmmMapVaddr']) {
+    for (const type of [
+      'ReleaseCloseDevice',
+      'MdevPinWake',
+      'VmmCloseDeviceReturn',
+      'VmmMapVaddr',
+    ] as const) {
       s.disabled({ type, dma: 0 });
     }
   });
