@@ -5,7 +5,7 @@
  * number) with its own fixture, and exits them at the end, so paths do not
  * share kernel objects.
  */
-import { readFile } from 'node:fs/promises';
+import { readJsonFile } from '../explorer/json-file.ts';
 import type { EventObject } from 'xstate';
 import type { AnyEngine } from '../explorer/engine.ts';
 import { chooseEngine } from '../explorer/explore.ts';
@@ -50,13 +50,7 @@ export const uuidFor = (n: number, i: number) =>
 
 export async function loadPaths(variant: ResolvedVariant, file: string | undefined): Promise<PathFile> {
   if (!file) return generatePaths(variant);
-  let data: unknown;
-  try {
-    data = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new ModelError(`${file}: ${(e as Error).message}`);
-  }
-  return checkPathFile(data, file, variant);
+  return checkPathFile(await readJsonFile(file), file, variant);
 }
 
 export interface ConformRun {

@@ -130,12 +130,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
   const paths = foldPrefixes(chosen).map((p, n) => ({
     id: `${variant.modelId}/${variant.name}/p${String(n + 1).padStart(3, '0')}`,
     covers: p.covers,
-    steps: replay(variant, p.events).steps.map(({ actor, event, call, result }) => ({
-      actor,
-      event,
-      call,
-      ...(result !== undefined && { result }),
-    })),
+    steps: pathSteps(variant, p.events),
   }));
   const uncovered = [...universe].filter((t) => !covered.has(t));
   return {
@@ -231,18 +226,23 @@ function foldPrefixes(paths: { events: EventObject[]; covers: string[] }[]) {
   return kept.sort((a, b) => a.events.length - b.events.length || (a.key < b.key ? -1 : 1));
 }
 
+/** Events replayed on the model (xstate's transition()), as path steps with their predicted results. */
+function pathSteps(variant: ResolvedVariant, events: readonly EventObject[]): PathStep[] {
+  return replay(variant, events).steps.map(({ actor, event, call, result }) => ({
+    actor,
+    event,
+    call,
+    ...(result !== undefined && { result }),
+  }));
+}
+
 /** A trace (from explore --json, walk --json, or a bare event list) as a one-path file. */
 export function pathFromTrace(
   variant: ResolvedVariant,
   events: readonly EventObject[],
   id: string,
 ): PathFile {
-  const steps = replay(variant, events).steps.map(({ actor, event, call, result }) => ({
-    actor,
-    event,
-    call,
-    ...(result !== undefined && { result }),
-  }));
+  const steps = pathSteps(variant, events);
   return {
     format: PATH_FORMAT,
     model: variant.modelId,

@@ -2,12 +2,12 @@
  * The vfio-mc command line. Exit codes: 0 every property holds within the
  * bounds, 1 a violation (or an unexpected verdict), 2 a usage or model error.
  */
-import { writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { EventObject } from 'xstate';
 import { createReferenceEngine } from './engine-reference.ts';
 import { explore } from './explore.ts';
+import { readJsonFile } from './json-file.ts';
 import { ModelError } from './model.ts';
 import { progressLine } from './progress.ts';
 import { findModel, registeredModels } from './registry.ts';
@@ -152,13 +152,7 @@ function eventsFromFile(data: any, file: string): EventObject[] {
 async function cmdReplay(target: string, file: string, o: Record<string, any>): Promise<number> {
   const model = await findModel(target);
   const variant = model.variant(o.variant);
-  let data: unknown;
-  try {
-    data = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new ModelError(`${file}: ${(e as Error).message}`);
-  }
-  const r = replay(variant, eventsFromFile(data, file));
+  const r = replay(variant, eventsFromFile(await readJsonFile(file), file));
   if (o.json) print(JSON.stringify(r.steps, null, 2));
   else for (const [i, s] of r.steps.entries()) print(`${i + 1}. [${s.actor}] ${formatStepLabel(s)}`);
   const last = r.snapshots[r.snapshots.length - 1];
@@ -222,13 +216,8 @@ async function cmdPaths(target: string, o: Record<string, any>): Promise<number>
   const variant = model.variant(o.variant);
   let file: ReturnType<typeof generatePaths>;
   if (o.fromTrace) {
-    let data: unknown;
-    try {
-      data = JSON.parse(await readFile(o.fromTrace, 'utf8'));
-    } catch (e) {
-      throw new ModelError(`${o.fromTrace}: ${(e as Error).message}`);
-    }
-    file = pathFromTrace(variant, eventsFromFile(data, o.fromTrace), `${model.id}/${variant.name}/trace`);
+    const events = eventsFromFile(await readJsonFile(o.fromTrace), o.fromTrace);
+    file = pathFromTrace(variant, events, `${model.id}/${variant.name}/trace`);
   } else {
     file = generatePaths(variant, { depth: o.depth, maxStates: o.maxStates });
   }
@@ -254,10 +243,7 @@ async function cmdConform(target: string, o: Record<string, any>): Promise<numbe
   const variant = model.variant(o.variant);
   const run = conform.planRun(model, variant.name, await conform.loadPaths(variant, o.paths), o.path);
   if (o.kernel && o.target !== 'qemu') throw new ModelError('--kernel needs --target qemu');
-  if (o.kernel)
-    await readFile(o.kernel).catch(() =>
-      Promise.reject(new ModelError(`kernel image ${o.kernel} does not exist`)),
-    );
+  if (o.kernel && !existsSync(o.kernel)) throw new ModelError(`kernel image ${o.kernel} does not exist`);
   const showProgress = o.progress && !o.json && process.stderr.isTTY;
   if (showProgress) process.stderr.write(`booting the ${o.target} target...\n`);
   let t: Awaited<ReturnType<typeof openTarget>>;

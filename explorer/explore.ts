@@ -10,7 +10,7 @@ import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
-import { ModelError, type ResolvedVariant } from './model.ts';
+import { ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import type { ExploreResult, PropertyVerdict, Violation } from './result.ts';
 import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
@@ -34,13 +34,7 @@ export const DEFAULT_MAX_STATES = 1_000_000;
 export function resolveExploreOptions(variant: ResolvedVariant, options: ExploreOptions = {}): ExploreConfig {
   const depth = options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
   const maxStates = options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
-  for (const [name, v] of [
-    ['depth', depth],
-    ['maxStates', maxStates],
-  ] as const) {
-    if (!Number.isSafeInteger(v) || v <= 0)
-      throw new ModelError(`bound ${name} must be a positive integer, got ${v}`);
-  }
+  requirePositiveIntegers('bound', { depth, maxStates });
   return { depth, maxStates, engine: options.engine ?? 'auto', onProgress: options.onProgress };
 }
 

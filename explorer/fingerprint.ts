@@ -243,12 +243,7 @@ export function digestTree(
       kids[i] = t;
       parts[i] = t === undefined ? digest(x[i], root) : t.d;
     }
-    begin(TAG_ARRAY);
-    for (const p of parts) {
-      feed(p.hi);
-      feed(p.lo);
-    }
-    return { value: x, d: finish(x.length), kids };
+    return { value: x, d: combine(TAG_ARRAY, parts), kids };
   }
   const o = x as Record<string, unknown>;
   const proto = Object.getPrototypeOf(o);

@@ -225,6 +225,14 @@ export const eventually = <C>(q: StatePredicate<C>): TemporalProperty<C> => ({ k
 /** AG EF p: from every reachable state, a p-state is still reachable. */
 export const recoverable = <C>(p: StatePredicate<C>): TemporalProperty<C> => ({ kind: 'recoverable', p });
 
+/** Throws a ModelError unless every named value is a positive integer (bounds, walk sizes). */
+export function requirePositiveIntegers(what: string, values: Readonly<Record<string, number>>): void {
+  for (const [name, v] of Object.entries(values)) {
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new ModelError(`${what} ${name} must be a positive integer, got ${v}`);
+  }
+}
+
 /** A problem with a model or its input (exit code 2), as opposed to a violation (exit 1). */
 export class ModelError extends Error {
   override name = 'ModelError';

@@ -145,13 +145,20 @@ class Graph {
   }
 }
 
-/** The shallowest state (lowest BFS index) from which no p-state is reachable. */
-function unrecoverable(g: Graph, o: SearchOutcome, p: Uint8Array): TemporalFinding['violation'] {
-  const good = new Uint8Array(g.n);
+/**
+ * Backward reachability: the states that can reach a seed state (seeds
+ * included), moving only through states where `allowed` holds (all by default).
+ */
+function canReach(
+  g: Graph,
+  seed: (s: number) => boolean,
+  allowed: (s: number) => boolean = () => true,
+): Uint8Array {
+  const reached = new Uint8Array(g.n);
   const queue: number[] = [];
   for (let s = 0; s < g.n; s++) {
-    if (p[s] || o.unexpanded.has(s)) {
-      good[s] = 1;
+    if (seed(s)) {
+      reached[s] = 1;
       queue.push(s);
     }
   }
@@ -159,12 +166,18 @@ function unrecoverable(g: Graph, o: SearchOutcome, p: Uint8Array): TemporalFindi
     const t = queue[h];
     for (let j = g.inStart[t]; j < g.inStart[t + 1]; j++) {
       const from = g.edges.from[g.inEdge[j]];
-      if (!good[from]) {
-        good[from] = 1;
+      if (!reached[from] && allowed(from)) {
+        reached[from] = 1;
         queue.push(from);
       }
     }
   }
+  return reached;
+}
+
+/** The shallowest state (lowest BFS index) from which no p-state is reachable. */
+function unrecoverable(g: Graph, o: SearchOutcome, p: Uint8Array): TemporalFinding['violation'] {
+  const good = canReach(g, (s) => p[s] === 1 || o.unexpanded.has(s));
   const bad = good.indexOf(0);
   if (bad < 0) return undefined;
   return { kind: 'unrecoverable', path: storePath(o, bad) };
@@ -205,24 +218,11 @@ function leadsToViolation(
   for (let s = 0; s < g.n; s++) if (sink(s)) target[s] = 1;
 
   // Backward within ¬q from the targets: the states that can be trapped in ¬q forever.
-  const trapped = new Uint8Array(g.n);
-  const queue: number[] = [];
-  for (let s = 0; s < g.n; s++) {
-    if (target[s]) {
-      trapped[s] = 1;
-      queue.push(s);
-    }
-  }
-  for (let h = 0; h < queue.length; h++) {
-    const t = queue[h];
-    for (let j = g.inStart[t]; j < g.inStart[t + 1]; j++) {
-      const from = g.edges.from[g.inEdge[j]];
-      if (inB[from] && !trapped[from]) {
-        trapped[from] = 1;
-        queue.push(from);
-      }
-    }
-  }
+  const trapped = canReach(
+    g,
+    (s) => target[s] === 1,
+    (s) => inB[s] === 1,
+  );
   let start = -1;
   for (let s = 0; s < g.n && start < 0; s++) if (p[s] && inB[s] && trapped[s]) start = s;
   if (start < 0) return undefined;

@@ -11,7 +11,7 @@
 import fc from 'fast-check';
 import type { EventObject } from 'xstate';
 import { chooseEngine } from './explore.ts';
-import { ModelError, type ResolvedVariant } from './model.ts';
+import { ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import type { Violation } from './result.ts';
 import { replay } from './trace.ts';
 
@@ -63,13 +63,7 @@ export function parseReplay(s: string): { seed: number; path: string } {
 export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkResult {
   const runs = options.runs ?? 100;
   const depth = options.depth ?? 1000;
-  for (const [name, v] of [
-    ['runs', runs],
-    ['depth', depth],
-  ] as const) {
-    if (!Number.isSafeInteger(v) || v <= 0)
-      throw new ModelError(`walk ${name} must be a positive integer, got ${v}`);
-  }
+  requirePositiveIntegers('walk', { runs, depth });
   const { engine } = chooseEngine(variant, 'auto');
   const invariants = Object.entries(variant.invariants);
   let firstFoundLength: number | undefined;
