@@ -10,6 +10,7 @@ export {
   type ModelSpec,
   type ResolvedVariant,
   recoverable,
+  sometimes,
   type VariantSpec,
 } from './explorer/model.ts';
 export type { ExploreResult, TraceStep, Violation } from './explorer/result.ts';

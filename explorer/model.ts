@@ -40,7 +40,8 @@ export type TemporalProperty<TContext = unknown> =
       readonly q: StatePredicate<TContext>;
     }
   | { readonly kind: 'eventually'; readonly q: StatePredicate<TContext> }
-  | { readonly kind: 'recoverable'; readonly p: StatePredicate<TContext> };
+  | { readonly kind: 'recoverable'; readonly p: StatePredicate<TContext> }
+  | { readonly kind: 'sometimes'; readonly p: StatePredicate<TContext> };
 
 /**
  * Fairness for temporal properties. `weak` lists the actors (top-level
@@ -75,6 +76,37 @@ export type EventGenerator<TContext, TEvent extends EventObject> = (
   s: ModelSnapshot<TContext>,
 ) => readonly TEvent[];
 
+/**
+ * How an event reads in the mailing-list thread's language: the uAPI call or
+ * kernel step it stands for, without its result, e.g.
+ * `ioctl(container, VFIO_IOMMU_UNMAP_DMA, VADDR, dma0)` or
+ * `mdev: vfio_pin_pages(dma1)`. `before` is the state the event is fired in.
+ * The reports append the predicted result (` = 0`, ` = EBUSY`, or a note that
+ * the call blocks).
+ */
+export type EventLabel<TContext, TEvent extends EventObject> = (
+  event: TEvent,
+  before: ModelSnapshot<TContext>,
+) => string;
+
+/**
+ * What `actor` is waiting for in `s`, when it cannot move there, in the words
+ * of the kernel path ("in vfio_wait() for dma0's vaddr"; "in close(), waiting
+ * for the release to finish"); undefined when it is not blocked. The deadlock
+ * and liveness reports print it for every actor that has not terminated.
+ */
+export type WaitingFor<TContext> = (s: ModelSnapshot<TContext>, actor: string) => string | undefined;
+
+/**
+ * Transitions a variant knows can never fire, each with the reason. Keys name
+ * machine transitions as the coverage report prints them:
+ * `<actor>.<state path>#<EventType>[<branch>]` (for example
+ * `release.notifying#ReleaseRetry[0]`), or without `[<branch>]` for every
+ * branch of that event in that state. `npm start` fails on a transition that
+ * never fires and is not listed here, and on a listed one that fires.
+ */
+export type Unreachable = Readonly<Record<string, string>>;
+
 /** What may differ between variants of one model. Unset fields are inherited from the model. */
 export interface VariantSpec<TContext = any, TEvent extends EventObject = EventObject> {
   readonly description?: string;
@@ -87,6 +119,10 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly fairness?: Fairness;
   readonly bounds?: Bounds;
   readonly expect?: Expectation;
+  readonly label?: EventLabel<TContext, TEvent>;
+  readonly waitingFor?: WaitingFor<TContext>;
+  /** Merged over the model's list. */
+  readonly unreachable?: Unreachable;
 }
 
 export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject> extends VariantSpec<
@@ -129,6 +165,9 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = an
   readonly bounds: Bounds;
   readonly expect: Expectation | undefined;
   readonly calls: ReadonlySet<string>;
+  readonly label: EventLabel<TContext, TEvent> | undefined;
+  readonly waitingFor: WaitingFor<TContext> | undefined;
+  readonly unreachable: Unreachable;
   readonly result: (
     before: ModelSnapshot<TContext>,
     after: ModelSnapshot<TContext>,
@@ -190,6 +229,9 @@ export function defineModel<TContext, TEvent extends EventObject>(
       bounds: { ...spec.bounds, ...v.bounds },
       expect: v.expect ?? spec.expect,
       calls,
+      label: v.label ?? spec.label,
+      waitingFor: v.waitingFor ?? spec.waitingFor,
+      unreachable: { ...spec.unreachable, ...v.unreachable },
       result: spec.result
         ? (_before, after, actor, event) => spec.result?.(after, actor, event)
         : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),
@@ -224,6 +266,8 @@ export const leadsTo = <C>(p: StatePredicate<C>, q: StatePredicate<C>): Temporal
 export const eventually = <C>(q: StatePredicate<C>): TemporalProperty<C> => ({ kind: 'eventually', q });
 /** AG EF p: from every reachable state, a p-state is still reachable. */
 export const recoverable = <C>(p: StatePredicate<C>): TemporalProperty<C> => ({ kind: 'recoverable', p });
+/** EF p: some reachable state satisfies p (a witness that the model can get there at all). */
+export const sometimes = <C>(p: StatePredicate<C>): TemporalProperty<C> => ({ kind: 'sometimes', p });
 
 /** Throws a ModelError unless every named value is a positive integer (bounds, walk sizes). */
 export function requirePositiveIntegers(what: string, values: Readonly<Record<string, number>>): void {

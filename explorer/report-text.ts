@@ -95,6 +95,8 @@ function describeViolation(v: Violation): string {
         : `liveness '${v.property}' violated: a fair run that never satisfies it (lasso: ${steps(v.cycleStart ?? 0)}, then a cycle of ${steps(v.trace.length - (v.cycleStart ?? 0))})`;
     case 'unrecoverable':
       return `'${v.property}' is unrecoverable after ${steps(v.trace.length)} (shortest): from here the property can never hold again`;
+    case 'unreachable':
+      return `'${v.property}' (sometimes) is never reached: no reachable state satisfies it`;
   }
 }
 

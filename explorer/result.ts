@@ -4,7 +4,8 @@
  */
 import type { EventObject, StateValue } from 'xstate';
 
-export type ViolationKind = 'invariant' | 'deadlock' | 'liveness' | 'unrecoverable';
+/** 'unreachable': a `sometimes` property no reachable state satisfies (its trace is empty). */
+export type ViolationKind = 'invariant' | 'deadlock' | 'liveness' | 'unrecoverable' | 'unreachable';
 
 export interface TraceStep {
   /** The actor (top-level region) whose transition took the event; 'a+b' if several did. */
@@ -41,7 +42,7 @@ export type PropertyStatus = 'holds' | 'violated' | 'not checked' | 'unknown';
 
 export interface PropertyVerdict {
   readonly name: string;
-  readonly kind: 'invariant' | 'deadlock' | 'leadsTo' | 'eventually' | 'recoverable';
+  readonly kind: 'invariant' | 'deadlock' | 'leadsTo' | 'eventually' | 'recoverable' | 'sometimes';
   readonly status: PropertyStatus;
   /** Why a property is 'not checked' or 'unknown' (for example: search cut off by a bound). */
   readonly note?: string;

@@ -12,6 +12,10 @@
  * - `eventually(q)` is `leadsTo(initial state, q)`.
  * - `recoverable(p)` (AG EF p): every reachable state can still reach a
  *   p-state; checked by backward reachability from the p-states.
+ * - `sometimes(p)` (EF p): some explored state satisfies p; the shallowest
+ *   such state is the witness. It needs no edges. Never reached on a complete
+ *   search is a violation (the model cannot get there at all); on a cut-off
+ *   search it is 'unknown'.
  *
  * Bounded searches: states the search did not expand (cut off by a bound) may
  * have successors we never saw. They are treated optimistically (as q-states
@@ -33,15 +37,19 @@ export interface PathStep {
 
 export interface TemporalFinding {
   readonly verdict: PropertyVerdict;
+  /** sometimes(p) that holds: the shortest path to a p-state. */
+  readonly witness?: readonly PathStep[];
   readonly violation?: {
-    readonly kind: 'liveness' | 'unrecoverable';
+    readonly kind: 'liveness' | 'unrecoverable' | 'unreachable';
     readonly path: readonly PathStep[];
     /** Index in `path` of the cycle's first step; path.length for a run that stutters in its last state. */
     readonly cycleStart?: number;
   };
 }
 
-export const hasTemporal = (v: ResolvedVariant): boolean => Object.keys(v.properties).length > 0;
+/** Whether the variant has a property that is judged on the graph's edges (all but `sometimes`). */
+export const hasTemporal = (v: ResolvedVariant): boolean =>
+  Object.values(v.properties).some((p: TemporalProperty) => p.kind !== 'sometimes');
 
 /** The state predicates the search must record, in the order checkTemporal reads them. */
 export function temporalLabels(v: ResolvedVariant): StatePredicate[] {
@@ -52,15 +60,17 @@ export function temporalLabels(v: ResolvedVariant): StatePredicate[] {
       case 'eventually':
         return [p.q];
       case 'recoverable':
+      case 'sometimes':
         return [p.p];
     }
   });
 }
 
 export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOutcome): TemporalFinding[] {
-  if (!hasTemporal(v)) return [];
-  if (!o.edges) throw new Error('internal error: temporal properties need the search to record edges');
-  const g = new Graph(o.store.size, o.edges);
+  if (Object.keys(v.properties).length === 0) return [];
+  if (hasTemporal(v) && !o.edges)
+    throw new Error('internal error: temporal properties need the search to record edges');
+  const g = o.edges ? new Graph(o.store.size, o.edges) : undefined;
   const fairMask = fairnessMask(v, engine);
   const cut = o.complete
     ? undefined
@@ -69,6 +79,11 @@ export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOu
   let label = 0;
   for (const [name, prop] of Object.entries(v.properties)) {
     let found: TemporalFinding['violation'];
+    if (prop.kind === 'sometimes') {
+      findings.push(reached(name, o, o.labels[label++], cut));
+      continue;
+    }
+    if (g === undefined) throw new Error('internal error: no graph for a temporal property');
     if (prop.kind === 'recoverable') {
       found = unrecoverable(g, o, o.labels[label++]);
     } else {
@@ -83,6 +98,28 @@ export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOu
     });
   }
   return findings;
+}
+
+/** sometimes(p): the shallowest p-state (BFS numbers states in depth order) is the witness. */
+function reached(name: string, o: SearchOutcome, p: Uint8Array, cut: string | undefined): TemporalFinding {
+  const at = p.subarray(0, o.store.size).indexOf(1);
+  if (at >= 0) {
+    const n = o.store.depth(at);
+    return {
+      verdict: {
+        name,
+        kind: 'sometimes',
+        status: 'holds',
+        note: `reached after ${n} step${n === 1 ? '' : 's'}`,
+      },
+      witness: storePath(o, at),
+    };
+  }
+  if (cut) return { verdict: { name, kind: 'sometimes', status: 'unknown', note: `not reached; ${cut}` } };
+  return {
+    verdict: { name, kind: 'sometimes', status: 'violated', note: 'no reachable state satisfies it' },
+    violation: { kind: 'unreachable', path: [] },
+  };
 }
 
 function initialOnly(n: number): Uint8Array {
