@@ -740,10 +740,11 @@ const OWN_LABELS: Partial<Record<EvType, (e: Ev, c: Ctx) => string>> = {
 
 /** How each event reads in seed 000's thread (the reports append the result). */
 export function containerLabel(e: Ev, s: ModelSnapshot<Ctx>): string {
-  return (
-    sharedLabel(e, s.context, { Vmm: 'vmm' }) ??
-    (OWN_LABELS[e.type] as (e: Ev, c: Ctx) => string)(e, s.context)
-  );
+  const shared = sharedLabel(e, s.context, { Vmm: 'vmm' });
+  if (shared !== undefined) return shared;
+  const own = OWN_LABELS[e.type];
+  if (own === undefined) throw new Error(`no label for ${e.type}`);
+  return own(e, s.context);
 }
 
 /** The mdev's dma_unmap callback for `dma` takes iommu->lock (vfio_unpin_pages) when it has a page there. */
