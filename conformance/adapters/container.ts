@@ -40,7 +40,21 @@ const VMM = 'vmm';
 const internal: Mapping = { kind: 'internal' };
 const noPin: Mapping = { kind: 'absent', why: 'mtty never calls vfio_pin_pages()/vfio_unpin_pages()' };
 
-type Ev = { readonly type: string; readonly dma?: number; readonly range?: number | 'all' };
+type Ev = {
+  readonly type: string;
+  readonly dma?: number;
+  readonly range?: number | 'all';
+  /** The second mdev (model parameter mdevs=2): no fixture here. */
+  readonly dev?: number;
+};
+
+/** The fixture is the model at its default sizes: two dmas, one mdev (`--set dmas=2,mdevs=1`). */
+function beyondFixture(e: Ev): string | undefined {
+  if (e.dev !== undefined && e.dev !== 0) return 'the second mdev (mdevs=2) has no fixture in this adapter';
+  const dma = e.dma ?? (typeof e.range === 'number' ? e.range : undefined);
+  if (dma !== undefined && dma >= DMAS) return `dma${dma}: the fixture maps ${DMAS} dmas (dmas=${DMAS})`;
+  return undefined;
+}
 
 const rangeArgs = (range: number | 'all' | undefined) =>
   range === 'all' || range === undefined
@@ -66,6 +80,16 @@ async function remap(r: PathRun) {
 
 export function mapContainerEvent(e: Ev): Mapping {
   const type = e.type as ContainerEvent;
+  const beyond = beyondFixture(e);
+  if (beyond !== undefined) {
+    return {
+      kind: 'call',
+      compare: 'errno',
+      run: async () => {
+        throw new Unreplayable(beyond);
+      },
+    };
+  }
   return match(type)
     .with('VmmMapDma', () => ({
       kind: 'call' as const,
