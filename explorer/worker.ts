@@ -413,7 +413,14 @@ export class Partition {
   }
 
   /** A new state: its invariant violations and labels (from its check bits), and a place in the next frontier. */
-  private recordNew(index: number, bits: Int32Array, bitsAt: number, words: Int32Array, start: number, end: number): void {
+  private recordNew(
+    index: number,
+    bits: Int32Array,
+    bitsAt: number,
+    words: Int32Array,
+    start: number,
+    end: number,
+  ): void {
     this.level.added++;
     let k = 0;
     for (const [name] of this.invariants) {
