@@ -100,6 +100,17 @@ function body(k: number, maxPins: number) {
   return {
     machine,
     events: () => events,
+    // Regions are interchangeable: region i becomes region perm[i].
+    symmetry: {
+      sets: { region: k },
+      permute: (c: Ctx, perm: Readonly<Record<string, readonly number[]>>) => {
+        const regions = new Array<Region>(k);
+        c.regions.forEach((g, i) => {
+          regions[perm.region[i]] = g;
+        });
+        return { regions };
+      },
+    },
     invariants: {
       noPinWhileVaddrInvalid: (s: { context: Ctx }) =>
         s.context.regions.every((g) => g.vaddrValid || g.pins === 0 || g.mapped),
