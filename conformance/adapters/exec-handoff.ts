@@ -42,63 +42,97 @@ const notInKernel = (what: string): Mapping => ({
 });
 
 export function mapHandoffEvent(e: Ev): Mapping {
-  return match(e.type as HandoffEvent)
-    .with('VmmFork', () => ({
-      kind: 'call' as const,
-      compare: 'success' as const,
-      run: (r: PathRun) => r.call('vmm', 'fork', { child: r.actorName('holder') }),
-    }))
-    .with('VmmExec', () => ({
-      kind: 'call' as const,
-      compare: 'success' as const,
-      // The image keeps the iommufd and the memfd; root's exec gives CAP_IPC_LOCK back, so drop it
-      // again; the image's RLIMIT_MEMLOCK is the one the event chooses.
-      run: async (r: PathRun) => {
-        const o = await r.call('vmm', 'exec', { keep: `${r.get('fd')},${r.get('memfd')}` });
-        if (o.status !== 'done' || o.errno !== '0') return o;
-        await r.must('vmm', 'drop_cap', { cap: 'IPC_LOCK' });
-        await r.must('vmm', 'setrlimit', { resource: 'MEMLOCK', cur: RLIMIT[e.rlimit ?? 'ok'] * PAGE });
-        return o;
-      },
-    }))
-    .with('ImageMmap', () => ({
-      kind: 'call' as const,
-      compare: 'success' as const,
-      run: call('vmm', 'mmap', (r) => ({ length: NMAPS * PAGE, flags: 'SHARED', fd: r.get('memfd') })),
-    }))
-    .with('HolderIoasChangeProcess', () => ({
-      kind: 'call' as const,
-      compare: 'errno' as const,
-      run: call('holder', 'ioas_change_process', (r) => ({ fd: r.get('fd') })),
-    }))
-    .with('ImageIoasChangeProcess', () => ({
-      kind: 'call' as const,
-      compare: 'errno' as const,
-      run: call('vmm', 'ioas_change_process', (r) => ({ fd: r.get('fd') })),
-    }))
-    .with('HolderExit', () => ({
-      kind: 'call' as const,
-      compare: 'success' as const,
-      run: call('holder', 'exit', () => ({ code: 0 })),
-    }))
-    .with('VmmInvalidateVaddr', 'ImageMapVaddr', 'ImageStageVaddr', () => ({
-      kind: 'call' as const,
-      compare: 'errno' as const,
-      run: async () => {
-        throw new Unreplayable(
-          'the type1 VADDR design has no fixture in this adapter (the container adapter replays VADDR with the vfio-pci group)',
-        );
-      },
-    }))
-    .with('HolderChangeMm', 'ImageChangeMm', () => notInKernel("seed 000's CHANGE_MM"))
-    .with(
-      'HolderChangeDmaOwner',
-      'ImageChangeDmaOwner',
-      'HolderChangeDmaOwnerArray',
-      'ImageChangeDmaOwnerArray',
-      () => notInKernel("seed 001's VFIO_CHANGE_DMA_OWNER"),
-    )
-    .exhaustive();
+  return (
+    match(e.type as HandoffEvent)
+      .with('VmmFork', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        run: (r: PathRun) => r.call('vmm', 'fork', { child: r.actorName('holder') }),
+      }))
+      .with('VmmExec', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        // The image keeps the iommufd and the memfd; root's exec gives CAP_IPC_LOCK back, so drop it
+        // again; the image's RLIMIT_MEMLOCK is the one the event chooses.
+        run: async (r: PathRun) => {
+          const o = await r.call('vmm', 'exec', { keep: `${r.get('fd')},${r.get('memfd')}` });
+          if (o.status !== 'done' || o.errno !== '0') return o;
+          await r.must('vmm', 'drop_cap', { cap: 'IPC_LOCK' });
+          await r.must('vmm', 'setrlimit', { resource: 'MEMLOCK', cur: RLIMIT[e.rlimit ?? 'ok'] * PAGE });
+          return o;
+        },
+      }))
+      .with('ImageMmap', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        run: call('vmm', 'mmap', (r) => ({ length: NMAPS * PAGE, flags: 'SHARED', fd: r.get('memfd') })),
+      }))
+      .with('HolderIoasChangeProcess', () => ({
+        kind: 'call' as const,
+        compare: 'errno' as const,
+        run: call('holder', 'ioas_change_process', (r) => ({ fd: r.get('fd') })),
+      }))
+      .with('ImageIoasChangeProcess', () => ({
+        kind: 'call' as const,
+        compare: 'errno' as const,
+        run: call('vmm', 'ioas_change_process', (r) => ({ fd: r.get('fd') })),
+      }))
+      .with('HolderExit', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        run: call('holder', 'exit', () => ({ code: 0 })),
+      }))
+      // A killed holder's mm is torn down as on exit (exit_mm); the shim's exit stands for the SIGKILL.
+      .with('HolderKilled', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        run: call('holder', 'exit', () => ({ code: 137 })),
+      }))
+      .with('ImageSetrlimit', () => ({
+        kind: 'call' as const,
+        compare: 'success' as const,
+        run: call('vmm', 'setrlimit', () => ({ resource: 'MEMLOCK', cur: RLIMIT.ok * PAGE })),
+      }))
+      .with(
+        'VmmExecFails',
+        'VmmRollbackVaddr',
+        'VmmPreSaveChangeProcess',
+        'VmmExit',
+        'VmmResume',
+        'ImageProbeChangeProcess',
+        'ImagePostLoadChangeProcess',
+        'ImageExit',
+        'ImageAbandon',
+        'ImageUnmap',
+        () => ({
+          kind: 'call' as const,
+          compare: 'errno' as const,
+          run: async () => {
+            throw new Unreplayable(
+              "QEMU's cpr flows have no fixture in this adapter yet (they wait for the shim's op table)",
+            );
+          },
+        }),
+      )
+      .with('VmmInvalidateVaddr', 'ImageMapVaddr', 'ImageStageVaddr', 'HolderStageVaddr', () => ({
+        kind: 'call' as const,
+        compare: 'errno' as const,
+        run: async () => {
+          throw new Unreplayable(
+            'the type1 VADDR design has no fixture in this adapter (the container adapter replays VADDR with the vfio-pci group)',
+          );
+        },
+      }))
+      .with('HolderChangeMm', 'ImageChangeMm', () => notInKernel("seed 000's CHANGE_MM"))
+      .with(
+        'HolderChangeDmaOwner',
+        'ImageChangeDmaOwner',
+        'HolderChangeDmaOwnerArray',
+        'ImageChangeDmaOwnerArray',
+        () => notInKernel("seed 001's VFIO_CHANGE_DMA_OWNER"),
+      )
+      .exhaustive()
+  );
 }
 
 const SUPPORTED = (Object.keys(DESIGNS) as (keyof typeof DESIGNS)[]).filter(
