@@ -173,7 +173,7 @@ const variant = (
     description,
     machine: buildMachine(d, p),
     events: protocolEvents(p),
-    label: (ev) => protocolLabel(p)(ev),
+    label: protocolLabel(p),
     waitingFor: protocolWaitingFor(p),
     expect: { violated, states },
     ...(d.protocol === 'qemu' && { properties: QEMU_PROPERTIES, fairness: { weak: 'all' } }),

@@ -25,8 +25,8 @@ export interface Row {
   readonly params?: readonly Partial<HandoffEv>[];
   readonly step: StepFn<HandoffCtx, HandoffEv>;
   readonly targets: readonly string[];
-  /** The call in the thread's language, e.g. `ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma0)`. */
-  readonly label: (ev: HandoffEv) => string;
+  /** The call in the thread's language, e.g. `ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma0)`, in the state it is made in. */
+  readonly label: (ev: HandoffEv, before: HandoffCtx) => string;
 }
 
 export interface Protocol {
@@ -81,9 +81,9 @@ export function protocolEvents(p: Protocol): (s: ModelSnapshot<HandoffCtx>) => H
   return () => all;
 }
 
-export function protocolLabel(p: Protocol): (ev: HandoffEv) => string {
+export function protocolLabel(p: Protocol): (ev: HandoffEv, before: ModelSnapshot<HandoffCtx>) => string {
   const byType = new Map(p.rows.map((r) => [r.event, r.label]));
-  return (ev) => byType.get(ev.type)?.(ev) ?? ev.type;
+  return (ev, before) => byType.get(ev.type)?.(ev, before.context) ?? ev.type;
 }
 
 const stateOf = (s: ModelSnapshot<HandoffCtx>, a: Actor): string =>

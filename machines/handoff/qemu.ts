@@ -68,6 +68,11 @@ const nextInvalid = (c: HandoffCtx): number | undefined => {
   return i < 0 ? undefined : i;
 };
 
+const rollbackLabel = (c: HandoffCtx) =>
+  `fail notifier: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma${nextInvalid(c) ?? 0}, vaddr=${VA0})`;
+const postLoadLabel = (c: HandoffCtx) =>
+  `post_load: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma${nextInvalid(c) ?? 0}, vaddr=${VA_NEW})`;
+
 export function qemuProtocol(d: HandoffDesign): Protocol {
   const flow = d.qemu!;
   const transfer = flow.mode === 'cpr-transfer';
@@ -108,7 +113,7 @@ export function qemuProtocol(d: HandoffDesign): Protocol {
     const i = nextInvalid(c);
     if (i === undefined) return null;
     const caller = callerOf(d, c, 'vmm');
-    const label = `fail notifier: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma${i}, vaddr=${VA0})`;
+    const label = rollbackLabel(c);
     const { ctx, err } = ownerChange(
       d,
       c,
@@ -158,7 +163,7 @@ export function qemuProtocol(d: HandoffDesign): Protocol {
     const i = nextInvalid(c);
     if (i === undefined) return null;
     const caller = callerOf(d, c, 'image');
-    const label = `post_load: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dma${i}, vaddr=${VA_NEW})`;
+    const label = postLoadLabel(c);
     const { ctx, err } = ownerChange(
       d,
       c,
@@ -206,13 +211,8 @@ export function qemuProtocol(d: HandoffDesign): Protocol {
         ...(transfer ? [row('image', 'probed', 'ImageExit', imageExit, ['exited'], () => 'exit(1)')] : []),
       ]
     : [
-        row(
-          'image',
-          'mapped',
-          'ImageMapVaddr',
-          postLoadVaddr,
-          ['mapped', 'done', 'failed'],
-          () => `post_load: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dmaN, vaddr=${VA_NEW})`,
+        row('image', 'mapped', 'ImageMapVaddr', postLoadVaddr, ['mapped', 'done', 'failed'], (_ev, c) =>
+          postLoadLabel(c),
         ),
         ...(transfer ? [row('image', 'mapped', 'ImageExit', imageExit, ['exited'], () => 'exit(1)')] : []),
       ];
@@ -243,13 +243,8 @@ export function qemuProtocol(d: HandoffDesign): Protocol {
           ...(iommufd
             ? []
             : [
-                row(
-                  'vmm',
-                  'rollback',
-                  'VmmRollbackVaddr',
-                  rollback,
-                  ['rollback', 'resumed'],
-                  () => `fail notifier: ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, dmaN, vaddr=${VA0})`,
+                row('vmm', 'rollback', 'VmmRollbackVaddr', rollback, ['rollback', 'resumed'], (_ev, c) =>
+                  rollbackLabel(c),
                 ),
               ]),
           row('image', 'unborn', 'ImageAbandon', abandon, ['absent'], () => '(no new QEMU: the exec failed)'),

@@ -411,7 +411,7 @@ export function row(
   event: string,
   step: Step,
   targets: readonly string[],
-  label: (ev: HandoffEv) => string,
+  label: (ev: HandoffEv, before: HandoffCtx) => string,
   params?: readonly Partial<HandoffEv>[],
 ): Row {
   return { actor, from, event, step, targets, label, ...(params && { params }) };

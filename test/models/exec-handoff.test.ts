@@ -19,7 +19,9 @@ import model, {
   type HandoffCtx,
   type HandoffDesign,
   type HandoffEv,
+  initialContext,
 } from '../../machines/exec-handoff.ts';
+import { changeProcessBody } from '../../machines/kernel/iommufd-change-process.ts';
 import { WARN } from '../../machines/kernel/iommufd-pages.ts';
 import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
 
@@ -378,6 +380,27 @@ describe('labels and waitingFor (the model contract)', () => {
     expect(v.waitingFor!(f.snap(), 'holder')).toBe(
       "waiting for the image's signal that it owns every mapping, to exit",
     );
+  });
+});
+
+describe('F1 needs no pinned page (a prediction for the VM probe)', () => {
+  it('MM mode, a dead source mm, npinned 0: EINVAL and the WARN, the owner moved anyway', () => {
+    // pages.c:update_mm_locked_vm has no npages == 0 shortcut before mmget_not_zero().
+    const d = DESIGNS['iommufd-change-process-noholder-mm'];
+    const k = structuredClone(initialContext(d).k);
+    for (const p of k.pages) {
+      p!.npinned = 0;
+      p!.lastNpinned = 0;
+    }
+    k.mms = {
+      ...k.mms,
+      mm0: { alive: false, lockedVm: 0, pinnedVm: 0 },
+      mm1: { alive: true, lockedVm: 0, pinnedVm: 0 },
+    };
+    k.procs = { ...k.procs, vmm: { ...k.procs.vmm, mm: 'mm1' } };
+    expect(changeProcessBody(k, [1], 'vmm', '7.3')).toBe('EINVAL');
+    expect(k.warn).toEqual([WARN.changeProcessUncharge]);
+    expect(k.pages.map((p) => p!.mm)).toEqual(['mm1', 'mm1']);
   });
 });
 
