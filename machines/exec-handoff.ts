@@ -161,6 +161,63 @@ const QEMU_PROPERTIES = {
   guestSurvives: leadsTo(updateStarted, guestRuns),
 };
 
+// ---------------------------------------------------------------- knowingly unreachable transitions
+
+const INVALIDATE_OK =
+  'UNMAP_DMA(VADDR|ALL) fails only on an already invalid vaddr or with an mdev attached; it runs once, before any invalidation, and there is no mdev';
+const DRAFT_NEVER_FAILS =
+  'the call charges nothing here (USER mode, one uid: need_charge_update is false; or, as written, it holds no IOAS), so it cannot fail';
+
+/**
+ * QEMU's failure paths that a deployment never takes, derived from whether
+ * its update completes (spec/findings/qemu-cpr.md): the old QEMU's pre_save
+ * cannot fail (it owns everything); post_load always or never fails.
+ */
+function qemuUnreachable(d: HandoffDesign, completes: boolean): Record<string, string> {
+  const { mode, backend } = d.qemu!;
+  const transfer = mode === 'cpr-transfer';
+  const iommufd = backend === 'iommufd';
+  const preSave = iommufd ? 'VmmPreSaveChangeProcess' : 'VmmInvalidateVaddr';
+  const loadOk = iommufd
+    ? 'post_load succeeds in this deployment: enough RLIMIT_MEMLOCK for the charge, or no charge to make'
+    : 'MAP_DMA(VADDR) charges the new mm once, within its RLIMIT_MEMLOCK (or with CAP_IPC_LOCK): post_load cannot fail';
+  const loadFails =
+    'post_load always gets ENOMEM here: USER mode needs 2x the guest memory in RLIMIT_MEMLOCK (U3)';
+  const postLoad = iommufd ? 'image.probed#ImagePostLoadChangeProcess' : 'image.mapped#ImageMapVaddr';
+  const u: Record<string, string> = {
+    [`vmm.start#${preSave}[1]`]: iommufd
+      ? 'the old QEMU owns every mapping, so its pre_save CHANGE_PROCESS is a no-op and returns 0'
+      : INVALIDATE_OK,
+  };
+  if (completes) {
+    u[`${postLoad}[${iommufd ? 1 : 2}]`] = loadOk;
+    u['image.failed#ImageExit[0]'] = loadOk;
+    if (transfer) u['vmm.saved#VmmResume[0]'] = 'the new QEMU never fails, so the source is never resumed';
+  } else {
+    u[`${postLoad}[0]`] = loadFails;
+    u['image.done#ImageUnmap[0]'] = loadFails;
+    if (transfer)
+      u['vmm.saved#VmmExit[0]'] = 'the new QEMU never runs the guest, so the source is never quit';
+  }
+  // The new QEMU exits before post_load only when the source resumed after a failed pre_save, which cannot fail.
+  if (transfer)
+    u[`image.${iommufd ? 'probed' : 'mapped'}#ImageExit[0]`] =
+      'the source never resumes before post_load: its pre_save cannot fail';
+  return u;
+}
+
+function unreachableOf(
+  name: DesignName,
+  d: HandoffDesign,
+  violated: readonly string[],
+): Record<string, string> {
+  if (d.protocol === 'qemu') return qemuUnreachable(d, !violated.includes('updateCompletes'));
+  if (d.protocol === 'vaddr') return { 'vmm.start#VmmInvalidateVaddr[0]': INVALIDATE_OK };
+  if (name === 'iommufd-draft' || name === 'iommufd-draft-mm-ioas-test')
+    return { 'image.mapped#ImageIoasChangeProcess[0]': DRAFT_NEVER_FAILS };
+  return {};
+}
+
 const variant = (
   name: DesignName,
   description: string,
@@ -176,6 +233,7 @@ const variant = (
     label: protocolLabel(p),
     waitingFor: protocolWaitingFor(p),
     expect: { violated, states },
+    unreachable: unreachableOf(name, d, violated),
     ...(d.protocol === 'qemu' && { properties: QEMU_PROPERTIES, fairness: { weak: 'all' } }),
   };
 };
