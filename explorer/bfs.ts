@@ -178,7 +178,8 @@ function searchFrom(
         firstViolation.set(name, index);
     }
   };
-  const candidates = (s: unknown) => callModel('the event generator (events)', () => variant.events(engine.view(s)));
+  const candidates = (s: unknown) =>
+    callModel('the event generator (events)', () => variant.events(engine.view(s)));
 
   const init = engine.initial();
   store.add(engine.fingerprint(init), -1, -1, 0);

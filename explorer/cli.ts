@@ -150,7 +150,9 @@ async function cmdList(o: Opts): Promise<number> {
   for (const m of rows) {
     out.push(...wrapCell(`${m.id}: ${m.description}`, width));
     for (const [name, p] of Object.entries(m.params)) {
-      out.push(...wrapCell(`  --set ${name}=N  (default ${p.default}, ${p.min}..${p.max}) ${p.description}`, width));
+      out.push(
+        ...wrapCell(`  --set ${name}=N  (default ${p.default}, ${p.min}..${p.max}) ${p.description}`, width),
+      );
     }
     const common = m.variants.reduce<string[]>(
       (acc, v) => acc.filter((x) => v.properties.some((p) => p.name === x)),
@@ -158,12 +160,20 @@ async function cmdList(o: Opts): Promise<number> {
     );
     const kinds = new Map(m.variants.flatMap((v) => v.properties.map((p) => [p.name, p.kind] as const)));
     const props = common.map((n) => [kinds.get(n) ?? '', n]);
-    out.push(...formatTable(['  kind', 'property'], props.map(([k, n]) => [`  ${k}`, n]), width));
+    out.push(
+      ...formatTable(
+        ['  kind', 'property'],
+        props.map(([k, n]) => [`  ${k}`, n]),
+        width,
+      ),
+    );
     out.push(
       ...formatTable(
         ['  variant', 'description'],
         m.variants.map((v) => {
-          const extra = v.properties.filter((p) => !common.includes(p.name)).map((p) => `${p.name} (${p.kind})`);
+          const extra = v.properties
+            .filter((p) => !common.includes(p.name))
+            .map((p) => `${p.name} (${p.kind})`);
           const name = `  ${v.name}${v.name === m.defaultVariant ? ' *' : ''}`;
           return [name, `${v.description}${extra.length ? ` [also: ${extra.join(', ')}]` : ''}`];
         }),
@@ -211,7 +221,9 @@ async function selectModels(list: string | undefined): Promise<{ model: Model; f
     else {
       const model = registered.find((m) => m.id === w);
       if (!model)
-        throw new ModelError(`--models: unknown model '${w}' (registered: ${registered.map((m) => m.id).join(', ')})`);
+        throw new ModelError(
+          `--models: unknown model '${w}' (registered: ${registered.map((m) => m.id).join(', ')})`,
+        );
       out.push({ model });
     }
   }
@@ -239,7 +251,11 @@ async function cmdVerdicts(o: Opts): Promise<number> {
   const started = performance.now();
   const rows: VerdictRow[] = [];
   for (const [k, { model, file, v }] of jobs.entries()) {
-    const progress = progressLine(`[${k + 1}/${jobs.length}] ${model.id}/${v}`, o.progress && !o.json, started);
+    const progress = progressLine(
+      `[${k + 1}/${jobs.length}] ${model.id}/${v}`,
+      o.progress && !o.json,
+      started,
+    );
     let row: VerdictRow;
     try {
       row = await verdictRow(model, v, params(model), (p) => progress.update(p), o.check);
@@ -296,17 +312,35 @@ async function cmdReplay(first: string, second: string | undefined, o: Opts): Pr
     );
   } else {
     const text = textOptions(o);
-    print(`${model.id} / ${variant.name}${replayedOn}: ${t.steps.length} steps replayed on xstate's transition()`);
-    print(formatViolation({ ...v.violation, trail: undefined }, createReferenceEngine(variant.machine).actors, text).split('\n').slice(1).join('\n'));
+    print(
+      `${model.id} / ${variant.name}${replayedOn}: ${t.steps.length} steps replayed on xstate's transition()`,
+    );
+    print(
+      formatViolation(
+        { ...v.violation, trail: undefined },
+        createReferenceEngine(variant.machine).actors,
+        text,
+      )
+        .split('\n')
+        .slice(1)
+        .join('\n'),
+    );
     for (const m of v.mismatches)
-      print(`result differs at step ${m.step} (${m.event}): the trail says ${m.recorded}, the model gives ${m.model}`);
-    if (v.compared > 0 && v.mismatches.length === 0) print(`all ${v.compared} recorded results match the model`);
+      print(
+        `result differs at step ${m.step} (${m.event}): the trail says ${m.recorded}, the model gives ${m.model}`,
+      );
+    if (v.compared === 0) print('the trail records no results to compare');
+    else if (v.mismatches.length === 0) print(`all ${v.compared} recorded results match the model`);
     for (const f of v.findings) {
       const when = f.step === 0 ? 'in the initial state' : `after step ${f.step}`;
-      print(`confirmed: ${f.kind === 'invariant' ? `invariant '${f.property}'` : f.kind} ${f.kind === 'invariant' ? 'violated ' : ''}${when}${f.detail ? ` (${f.detail})` : ''}`);
+      print(
+        `confirmed: ${f.kind === 'invariant' ? `invariant '${f.property}'` : f.kind} ${f.kind === 'invariant' ? 'violated ' : ''}${when}${f.detail ? ` (${f.detail})` : ''}`,
+      );
     }
-    if (verdict === 'clean') print('replays cleanly: every invariant holds after every step, and no deadlock at the end');
-    if (verdict === 'does-not-replay') print('the trail does not replay on this model: its recorded results differ');
+    if (verdict === 'clean')
+      print('replays cleanly: every invariant holds after every step, and no deadlock at the end');
+    if (verdict === 'does-not-replay')
+      print('the trail does not replay on this model: its recorded results differ');
   }
   return verdict === 'does-not-replay' ? EXIT.usage : verdict === 'violation' ? EXIT.violation : EXIT.ok;
 }
@@ -341,8 +375,14 @@ async function cmdWalk(target: string, o: Opts): Promise<number> {
   );
   print(formatViolation(violation, actors, textOptions(o)).split('\n').slice(1).join('\n'));
   print(`seed ${r.seed}, path ${r.path}`);
-  const set = Object.keys(o.set ?? {}).length ? ` --set ${Object.entries(o.set).map(([k, v]) => `${k}=${v}`).join(',')}` : '';
-  print(`reproduce: vfio-mc walk ${target} --variant ${variant.name}${set} --depth ${o.depth} --replay ${r.seed}:${r.path}`);
+  const set = Object.keys(o.set ?? {}).length
+    ? ` --set ${Object.entries(o.set)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')}`
+    : '';
+  print(
+    `reproduce: vfio-mc walk ${target} --variant ${variant.name}${set} --depth ${o.depth} --replay ${r.seed}:${r.path}`,
+  );
   return EXIT.violation;
 }
 
@@ -438,7 +478,10 @@ const checkOption = () =>
   new Option('--no-check', 'turn off checking mode (in-place changes, non-determinism, non-plain data)');
 const trailOptions = (c: Command) =>
   c
-    .option('--trail-dir <dir>', 'where counterexample trail files are written (default: the working directory)')
+    .option(
+      '--trail-dir <dir>',
+      'where counterexample trail files are written (default: the working directory)',
+    )
     .option('--no-trails', 'do not write trail files');
 
 export function buildProgram(): Command {
@@ -467,13 +510,18 @@ export function buildProgram(): Command {
       .option('--depth <n>', 'maximum depth (events from the initial state)', positiveInt('--depth'))
       .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
       .addOption(
-        new Option('--engine <kind>', 'successor engine').choices(['auto', 'compiled', 'reference']).default('auto'),
+        new Option('--engine <kind>', 'successor engine')
+          .choices(['auto', 'compiled', 'reference'])
+          .default('auto'),
       )
       .option('--json', 'print one JSON object and nothing else')
       .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)'),
   )
     .addOption(checkOption())
-    .option('--require-coverage', 'exit 3 when a transition never fired and the model does not list it as unreachable')
+    .option(
+      '--require-coverage',
+      'exit 3 when a transition never fired and the model does not list it as unreachable',
+    )
     .option('--require-complete', 'exit 4 when a bound cut the search off')
     .addOption(wideOption())
     .option('--no-progress', 'no progress line on the terminal')
@@ -492,7 +540,9 @@ export function buildProgram(): Command {
   trailOptions(
     program
       .command('walk')
-      .description('random deep walks beyond the BFS bound (fast-check), shrunk to a short trace on a violation')
+      .description(
+        'random deep walks beyond the BFS bound (fast-check), shrunk to a short trace on a violation',
+      )
       .argument('<model>', 'a registered model id, or a path to a model file')
       .addOption(variantOption())
       .addOption(setOption())
@@ -523,11 +573,17 @@ export function buildProgram(): Command {
     .argument('<model>', 'a registered model id, or a path to a model file')
     .addOption(variantOption())
     .addOption(setOption())
-    .addOption(new Option('--target <kind>', 'where the kernel runs').choices(['qemu', 'local']).default('qemu'))
+    .addOption(
+      new Option('--target <kind>', 'where the kernel runs').choices(['qemu', 'local']).default('qemu'),
+    )
     .option('--kernel <bzImage>', 'kernel image for the qemu target (default: the cached build)')
     .option('--paths <file>', 'a path file (paths --out); default: the coverage set at the model bounds')
     .option('--path <id>', 'replay only this path')
-    .option('--fail-nth <step:n>', 'inject a fault: fail-nth n on the call at path step (1-based)', failNthOption)
+    .option(
+      '--fail-nth <step:n>',
+      'inject a fault: fail-nth n on the call at path step (1-based)',
+      failNthOption,
+    )
     .option('--junit <file>', 'write a JUnit XML report')
     .option('--json', 'print one JSON object and nothing else')
     .option('--no-progress', 'no progress line on the terminal')
@@ -600,7 +656,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version are not errors; everything else commander rejects is a usage error.
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help'
+      return e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
         ? EXIT.ok
         : EXIT.usage;
     }

@@ -19,7 +19,8 @@ export function initModelDir(dir: string): string[] {
     ['spec.md', readFileSync(join(TEMPLATES, 'spec.md'), 'utf8')],
     ['README.md', readFileSync(join(TEMPLATES, 'README.md'), 'utf8')],
   ];
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new ModelError(`init: ${dir} is not a directory`);
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new ModelError(`init: ${dir} is not a directory`);
   const targets = files.map(([name, text]) => [join(dir, name), text] as const);
   const taken = targets.filter(([path]) => existsSync(path)).map(([path]) => path);
   if (taken.length > 0) throw new ModelError(`init: ${taken.join(', ')} already exists; nothing was written`);

@@ -168,8 +168,10 @@ export interface ModelBody<TContext = any, TEvent extends EventObject = EventObj
 }
 
 /** A model without parameters: its body given directly. */
-export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject>
-  extends ModelBody<TContext, TEvent> {
+export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject> extends ModelBody<
+  TContext,
+  TEvent
+> {
   /** Short kebab-case id, used on the command line. */
   readonly id: string;
 }
@@ -347,7 +349,9 @@ export function resolveParams(id: string, specs: ParamSpecs, given: Params): Par
       );
     }
     if (!Number.isSafeInteger(value) || value < p.min || value > p.max) {
-      throw new ModelError(`model '${id}': ${name} must be an integer from ${p.min} to ${p.max}, got ${value}`);
+      throw new ModelError(
+        `model '${id}': ${name} must be an integer from ${p.min} to ${p.max}, got ${value}`,
+      );
     }
   }
   return Object.fromEntries(known.map((k) => [k, given[k] ?? specs[k].default]));

@@ -41,7 +41,9 @@ export function mermaidTitle(v: Violation, model: string, variant: string): stri
 }
 
 export function formatMermaid(v: Violation, actors: readonly string[], title?: string): string {
-  const lines = title ? ['---', `title: ${esc(title).replace(/:/g, ' -')}`, '---', 'sequenceDiagram'] : ['sequenceDiagram'];
+  const lines = title
+    ? ['---', `title: ${esc(title).replace(/:/g, ' -')}`, '---', 'sequenceDiagram']
+    : ['sequenceDiagram'];
   for (const a of actors) lines.push(`  participant ${a}`);
   if (v.trace.some((s) => s.call && s.result !== 'blocked')) lines.push('  participant uapi as kernel');
   v.trace.forEach((step, i) => {

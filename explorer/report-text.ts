@@ -5,6 +5,7 @@
  * changed, then what every still-running actor waits for. Everything is
  * fitted to the output width (text-table.ts); `width: Infinity` is `--wide`.
  */
+import { relative } from 'node:path';
 import { inspect } from 'node:util';
 import type { EventObject } from 'xstate';
 import type { Change, ExploreResult, TraceStep, Violation } from './result.ts';
@@ -65,13 +66,14 @@ export function formatChanges(
   separator = '; ',
 ): string {
   // The acting actor's ret is the step's result, shown beside its label already.
-  const shown = step.result === undefined ? step.changes : step.changes.filter((c) => c.path !== `ret.${step.actor}`);
+  const shown =
+    step.result === undefined ? step.changes : step.changes.filter((c) => c.path !== `ret.${step.actor}`);
   const parts = shown.slice(0, max).map((c) => formatChange(c, abridge));
   if (shown.length > max) parts.push(`+${shown.length - max} more`);
   return parts.join(separator);
 }
 
-export function formatSummary(r: ExploreResult): string {
+export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const scope = r.complete
     ? 'complete: every reachable state explored'
     : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : `state bound (${r.bounds.maxStates})`}`;
@@ -83,7 +85,15 @@ export function formatSummary(r: ExploreResult): string {
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
-  return lines.join('\n');
+  if (Object.keys(r.params).length > 0)
+    lines.splice(
+      1,
+      0,
+      `  parameters: ${Object.entries(r.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}`,
+    );
+  return lines.flatMap((l) => wrapCell(l, o.width).map((w, i) => (i === 0 ? w : `    ${w}`))).join('\n');
 }
 
 export function formatProperties(r: ExploreResult, o: TextOptions = DEFAULT): string {
@@ -143,7 +153,7 @@ export function formatSwimLanes(v: Violation, actors: readonly string[], o: Text
     room - changes,
   );
   const used = laneWidths.reduce((a, b) => a + b, 0);
-  const widths = [num, ...laneWidths, Math.max(changes, room - used)];
+  const widths = [num, ...laneWidths, Number.isFinite(room) ? Math.max(changes, room - used) : changes];
   const out = renderRows([header], widths, sep);
   out.push('-'.repeat(Math.min(o.width, widths.reduce((a, b) => a + b, 0) + sep.length * lanes.length + 1)));
   rows.forEach((row, i) => {
@@ -193,16 +203,23 @@ export function describeViolation(v: Violation): string {
 
 /** One counterexample: what was violated, the swim lanes, the waits, and the trail file. */
 export function formatViolation(v: Violation, actors: readonly string[], o: TextOptions = DEFAULT): string {
-  const parts = [describeViolation(v)];
+  const parts = [...wrapCell(describeViolation(v), o.width)];
   if (v.trace.length > 0 || v.kind !== 'unreachable') parts.push(formatSwimLanes(v, actors, o));
   const waits = formatWaiting(v, o);
   if (waits) parts.push(waits);
-  if (v.trail) parts.push(`trail: ${v.trail}  (vfio-mc replay ${v.trail})`);
+  if (v.trail) {
+    const shown = relative(process.cwd(), v.trail);
+    const path = shown.startsWith('..') ? v.trail : shown;
+    parts.push(
+      ...wrapCell(`trail: ${path}`, o.width),
+      ...wrapCell(`  replay it: vfio-mc replay ${path}`, o.width),
+    );
+  }
   return parts.join('\n');
 }
 
 export function formatReport(r: ExploreResult, actors: readonly string[], o: TextOptions = DEFAULT): string {
-  const parts = [formatSummary(r), formatCoverage(r, o), '', formatProperties(r, o)].filter(
+  const parts = [formatSummary(r, o), formatCoverage(r, o), '', formatProperties(r, o)].filter(
     (p, i) => i !== 1 || p !== '',
   );
   for (const v of r.violations) parts.push('', formatViolation(v, actors, o));

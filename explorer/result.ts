@@ -63,6 +63,8 @@ export interface PropertyVerdict {
   readonly status: PropertyStatus;
   /** Why a property is 'not checked' or 'unknown' (for example: search cut off by a bound). */
   readonly note?: string;
+  /** leadsTo whose premise no explored state satisfies: it holds, for no reason. */
+  readonly vacuous?: boolean;
 }
 
 export interface ExploreStats {

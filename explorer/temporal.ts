@@ -85,16 +85,20 @@ export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOu
       continue;
     }
     if (g === undefined) throw new Error('internal error: no graph for a temporal property');
+    let vacuous = false;
     if (prop.kind === 'recoverable') {
       found = unrecoverable(g, o, o.labels[label++]);
     } else {
       const p = prop.kind === 'leadsTo' ? o.labels[label++] : initialOnly(o.store.size);
       const q = o.labels[label++];
+      // p ~> q with p never reached holds for no reason: say so, it is usually a model bug.
+      vacuous = prop.kind === 'leadsTo' && p.subarray(0, o.store.size).indexOf(1) < 0;
       found = leadsToViolation(g, o, p, q, fairMask);
     }
     const status = found ? 'violated' : cut ? 'unknown' : 'holds';
+    const note = status === 'unknown' ? cut : vacuous ? 'vacuous: its premise p is never reached' : undefined;
     findings.push({
-      verdict: { name, kind: prop.kind, status, ...(status === 'unknown' && { note: cut }) },
+      verdict: { name, kind: prop.kind, status, ...(note && { note }), ...(vacuous && { vacuous }) },
       ...(found && { violation: found }),
     });
   }

@@ -54,7 +54,11 @@ const pad = (s: string, width: number) => s + ' '.repeat(Math.max(0, width - tex
  * inside its column; a row takes as many lines as its tallest cell. The last
  * column is not padded, so no line carries trailing spaces.
  */
-export function renderRows(rows: readonly (readonly string[])[], widths: readonly number[], sep: string): string[] {
+export function renderRows(
+  rows: readonly (readonly string[])[],
+  widths: readonly number[],
+  sep: string,
+): string[] {
   const lines: string[] = [];
   for (const row of rows) {
     const cells = row.map((c, i) => wrapCell(c, widths[i]));

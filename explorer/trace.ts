@@ -72,9 +72,10 @@ export function replay(
     const got = engine.fingerprint(snapshot);
     const want = expected[k];
     if (got.hi !== want.hi || got.lo !== want.lo) {
-      throw new Error(
-        `internal error: the counterexample does not replay on xstate's transition() at step ${k} ` +
-          `(the compiled engine and the reference disagree; rerun with --engine reference and report this)`,
+      throw new ModelError(
+        `model '${variant.modelId}': the counterexample does not replay on xstate's transition() at step ${k}: ` +
+          `the model's steps are not a function of (state, event), or it changes its context in place ` +
+          `(explore without --no-check names where); with checking mode on, this is a vfio-mc bug: please report it`,
       );
     }
   }

@@ -83,7 +83,8 @@ export const trailName = (model: string, variant: string, property: string): str
  */
 export function parseTrail(data: any, file: string): Partial<Trail> & { steps: TrailStep[] } {
   if (data?.format === TRAIL_FORMAT) {
-    if (data.version !== 1) throw new ModelError(`${file}: trail version ${data.version} is not supported (1 is)`);
+    if (data.version !== 1)
+      throw new ModelError(`${file}: trail version ${data.version} is not supported (1 is)`);
     return { ...data, steps: stepsOf(data.steps, file) };
   }
   const first = data?.violations?.[0];
@@ -100,7 +101,9 @@ export function parseTrail(data: any, file: string): Partial<Trail> & { steps: T
   }
   const list = Array.isArray(data) ? data : data?.trace;
   if (!Array.isArray(list))
-    throw new ModelError(`${file}: expected a trail file, explore --json output, a trace, or an array of events`);
+    throw new ModelError(
+      `${file}: expected a trail file, explore --json output, a trace, or an array of events`,
+    );
   return { steps: stepsOf(list, file) };
 }
 
@@ -155,7 +158,10 @@ export interface TrailVerdict {
  * when an event is not accepted; result mismatches are returned (the caller
  * decides they mean "does not replay").
  */
-export function confirmTrail(variant: ResolvedVariant, t: Partial<Trail> & { steps: TrailStep[] }): TrailVerdict {
+export function confirmTrail(
+  variant: ResolvedVariant,
+  t: Partial<Trail> & { steps: TrailStep[] },
+): TrailVerdict {
   const r = replay(
     variant,
     t.steps.map((s) => s.event),
@@ -184,7 +190,8 @@ export function confirmTrail(variant: ResolvedVariant, t: Partial<Trail> & { ste
     if (s.result === undefined) return;
     compared++;
     const got = r.steps[i].result ?? '(none)';
-    if (got !== s.result) mismatches.push({ step: i + 1, event: s.event.type, recorded: s.result, model: got });
+    if (got !== s.result)
+      mismatches.push({ step: i + 1, event: s.event.type, recorded: s.result, model: got });
   });
   const kind = temporal?.kind ?? (deadlocked ? 'deadlock' : 'invariant');
   return {
@@ -205,12 +212,20 @@ export function confirmTrail(variant: ResolvedVariant, t: Partial<Trail> & { ste
 
 export { RejectedEvent };
 
-function enabledIn(variant: ResolvedVariant, engine: ReturnType<typeof createReferenceEngine>, s: AnyMachineSnapshot) {
+function enabledIn(
+  variant: ResolvedVariant,
+  engine: ReturnType<typeof createReferenceEngine>,
+  s: AnyMachineSnapshot,
+) {
   const candidates = callModel('the event generator (events)', () => variant.events(s));
   return candidates.filter((e) => engine.step(s, e) !== null);
 }
 
-function isDeadlock(variant: ResolvedVariant, engine: ReturnType<typeof createReferenceEngine>, s: AnyMachineSnapshot) {
+function isDeadlock(
+  variant: ResolvedVariant,
+  engine: ReturnType<typeof createReferenceEngine>,
+  s: AnyMachineSnapshot,
+) {
   return enabledIn(variant, engine, s).length === 0 && !engine.terminated(s).every(Boolean);
 }
 
@@ -221,7 +236,9 @@ function waits(variant: ResolvedVariant, s: AnyMachineSnapshot) {
     .filter((_, i) => !done[i])
     .map((actor) => ({
       actor,
-      for: callModel(`waitingFor(…, '${actor}')`, () => variant.waitingFor?.(s, actor)) ?? 'no event enabled for it',
+      for:
+        callModel(`waitingFor(…, '${actor}')`, () => variant.waitingFor?.(s, actor)) ??
+        'no event enabled for it',
     }));
 }
 
@@ -281,10 +298,20 @@ function lasso(
     const fair = variant.fairness.weak === 'all' ? engine.actors : (variant.fairness.weak ?? []);
     const moving = new Set(enabledIn(variant, engine, last).flatMap((e) => engine.actorsOf(last, e)));
     if (fair.some((a) => moving.has(a))) return undefined;
-    return { property, kind: 'liveness', step: cycleStart, detail: 'stops in a state where no fair actor is enabled' };
+    return {
+      property,
+      kind: 'liveness',
+      step: cycleStart,
+      detail: 'stops in a state where no fair actor is enabled',
+    };
   }
   if (engine.encode(states[cycleStart]) !== engine.encode(last)) return undefined;
-  return { property, kind: 'liveness', step: cycleStart, detail: `the cycle from step ${cycleStart + 1} repeats` };
+  return {
+    property,
+    kind: 'liveness',
+    step: cycleStart,
+    detail: `the cycle from step ${cycleStart + 1} repeats`,
+  };
 }
 
 /** Whether some state reachable from `s` satisfies p (a search rooted at `s`). */

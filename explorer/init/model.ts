@@ -17,10 +17,7 @@ interface Ctx {
   ret: { vmm: string | null };
 }
 type Ev =
-  | { type: 'VmmMapDma' }
-  | { type: 'VmmUnmapDma' }
-  | { type: 'MdevPinPages' }
-  | { type: 'MdevUnpinPages' };
+  { type: 'VmmMapDma' } | { type: 'VmmUnmapDma' } | { type: 'MdevPinPages' } | { type: 'MdevUnpinPages' };
 
 function buildMachine(notifyAlways: boolean) {
   return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
