@@ -151,6 +151,15 @@ export interface Symmetry<TContext = any> {
     perm: Readonly<Record<string, readonly number[]>>,
     value: StateValue,
   ) => TContext;
+  /**
+   * Optional: a sortable summary of what belongs to one id (its dma record,
+   * say), the same for an id and its renamed copy. The representative is then
+   * sought only among the renamings that sort the ids by key (trying every
+   * order of ids with equal keys), not among all n! of them. A key that is not
+   * a function of the id's own data costs reduction, never soundness: the
+   * representative is still in the state's orbit.
+   */
+  readonly key?: (context: TContext, set: string, id: number) => string | number;
 }
 
 /**

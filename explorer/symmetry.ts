@@ -60,6 +60,39 @@ const describe = (p: Perm) =>
 const CHECK_FIRST = 200;
 const CHECK_EVERY = 997;
 
+/**
+ * With a key: the renamings that sort each set's ids by key, every order of
+ * equal keys tried (id i goes to the position of i in the sorted order).
+ */
+function sortingRenamings(sym: Symmetry, context: unknown): Perm[] {
+  let out: Record<string, number[]>[] = [{}];
+  for (const [name, n] of Object.entries(sym.sets)) {
+    const ids = Array.from({ length: n }, (_, i) => i);
+    const keys = ids.map((i) => callModel('symmetry.key', () => sym.key!(context, name, i)));
+    ids.sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
+    // Runs of equal keys may be ordered any way: their product of permutations.
+    let orders: number[][] = [[]];
+    for (let at = 0; at < n;) {
+      let end = at + 1;
+      while (end < n && keys[ids[end]] === keys[ids[at]]) end++;
+      const run = ids.slice(at, end);
+      orders = orders.flatMap((o) => permutations(run.length).map((p) => [...o, ...p.map((k) => run[k])]));
+      at = end;
+    }
+    const perms = orders.map((order) => {
+      const perm = new Array<number>(n);
+      order.forEach((id, position) => {
+        perm[id] = position;
+      });
+      return perm;
+    });
+    const next: Record<string, number[]>[] = [];
+    for (const p of perms) for (const o of out) next.push({ ...o, [name]: p });
+    out = next;
+  }
+  return out;
+}
+
 /** A state's orbit representative (the renaming with the least fingerprint), on a given engine. */
 export function canonicalizer<S>(engine: Engine<S>, sym: Symmetry) {
   const others = renamings(sym.sets).slice(1);
@@ -69,23 +102,30 @@ export function canonicalizer<S>(engine: Engine<S>, sym: Symmetry) {
     return engine.withContext(s, context);
   };
   const canonical = (s: S): S => {
-    let best = s;
-    let bestFp = engine.fingerprint(s);
-    for (const p of others) {
+    if (sym.key !== undefined) return leastOf(s, sortingRenamings(sym, engine.view(s).context));
+    return leastOf(s, others, s);
+  };
+  /** Of the state's renamings by `perms` (and the state itself, when given), the least by fingerprint. */
+  const leastOf = (s: S, perms: readonly Perm[], itself?: S): S => {
+    let best = itself;
+    let bestFp = itself === undefined ? undefined : engine.fingerprint(itself);
+    for (const p of perms) {
       const t = rename(s, p);
       const f = engine.fingerprint(t);
-      if (less(f, bestFp)) {
+      if (bestFp === undefined || less(f, bestFp)) {
         best = t;
         bestFp = f;
       }
     }
-    return best;
+    return best as S;
   };
   return { others, rename, canonical, fp: (s: S) => engine.fingerprint(canonical(s)) };
 }
 
 export function withSymmetry<S>(engine: Engine<S>, variant: ResolvedVariant): Engine<S> {
-  const { others, rename, canonical, fp } = canonicalizer(engine, variant.symmetry as Symmetry);
+  const { others, rename, canonical } = canonicalizer(engine, variant.symmetry as Symmetry);
+  // The check compares orbits by their least member over every renaming, whatever the key says.
+  const { fp: orbitFp } = canonicalizer(engine, { ...(variant.symmetry as Symmetry), key: undefined });
   let steps = 0;
   let seed = 0x2545f491;
   const random = (n: number) => {
@@ -113,7 +153,7 @@ export function withSymmetry<S>(engine: Engine<S>, variant: ResolvedVariant): En
         .events(engine.view(x))
         .map((e) => engine.step(x, e))
         .filter((n): n is NonNullable<typeof n> => n !== null)
-        .map((n) => fp(n as S))
+        .map((n) => orbitFp(n as S))
         .map((f) => `${f.hi}:${f.lo}`)
         .sort();
     const a = successors(s);

@@ -110,6 +110,11 @@ function body(k: number, maxPins: number) {
         });
         return { regions };
       },
+      // A region's own record: the representative is sought among the orders that sort them.
+      key: (c: Ctx, _set: string, i: number) => {
+        const g = c.regions[i];
+        return (g.mapped ? 4 : 0) + (g.vaddrValid ? 2 : 0) + g.pins * 8;
+      },
     },
     invariants: {
       noPinWhileVaddrInvalid: (s: { context: Ctx }) =>

@@ -102,3 +102,24 @@ describe('symmetry', () => {
     );
   });
 });
+
+describe('symmetry with a key', () => {
+  it('the same orbits whether the representative is sought among all renamings or the sorting ones', async () => {
+    const v = regions(4);
+    const withKey = await explore(v, { symmetry: true });
+    const without = await explore({ ...v, symmetry: { ...v.symmetry!, key: undefined } }, { symmetry: true });
+    expect(withKey.states).toBe(orbits(4));
+    expect(without.states).toBe(orbits(4));
+  });
+
+  it('a key that is not a function of the id alone costs reduction, not soundness', async () => {
+    const v = regions(3);
+    const bad = await explore(
+      { ...v, symmetry: { ...v.symmetry!, key: (_c: unknown, _s: string, i: number) => i } },
+      { symmetry: true },
+    );
+    expect(bad.states).toBeGreaterThanOrEqual(orbits(3));
+    expect(bad.states).toBeLessThanOrEqual(7 ** 3);
+    expect(bad.properties).toEqual((await explore(v)).properties);
+  });
+});
