@@ -97,6 +97,17 @@ describe('verdicts at the default bounds', () => {
     }
   });
 
+  it('the reachability witnesses hold on every variant: a served load, a disable meeting a mapping, a SIGBUS while off', async () => {
+    for (const v of model.variantNames) {
+      const r = await resultOf(v as VariantName);
+      for (const prop of ['aLoadIsServedByAPte', 'aDisableMeetsAMapping', 'aLoadGetsSigbusWhileOff']) {
+        const p = r.properties.find((x) => x.name === prop);
+        expect(p?.kind, `${v} ${prop}`).toBe('sometimes');
+        expect(p?.status, `${v} ${prop}`).toBe('holds');
+      }
+    }
+  });
+
   it('every variant names its kernel or says it is a proposal', () => {
     for (const v of model.variantNames) {
       expect(model.variant(v).description, v).toMatch(/^(kernel|kernels|seed 003|proposed \(ours\))/);
