@@ -1,6 +1,7 @@
 /**
- * machines/bar-mmap.ts (`current`, 7.3.4) on a real kernel: the VM's test PCI
- * device (QEMU's edu, qemu/vm.ts TEST_PCI_DEVICE) through vfio-pci and a type1
+ * machines/bar-mmap.ts (`current`, 7.3.4) on a real kernel: QEMU's edu alone
+ * behind a PCIe root port (qemu/vm.ts RESETTABLE_PCI_DEVICE, so that
+ * VFIO_DEVICE_RESET has a secondary bus reset) through vfio-pci and a type1
  * container. The model's two users are two processes holding the device fd,
  * each mapping one page of BAR0 (offset from VFIO_DEVICE_GET_REGION_INFO);
  * the guest is a third process writing PCI_COMMAND through the config region.
@@ -14,16 +15,16 @@
  * Not replayable on this VM, with the reason in the report:
  * - GuestPowerWrite: edu has no PCI power-management capability, so there is
  *   no PM_CTRL to write (vfio_pm_config_write never runs);
- * - VmmReset while VFIO_DEVICE_GET_INFO has no VFIO_DEVICE_FLAGS_RESET: edu at
- *   00:10.0 has no FLR and no PM capability and sits on the root bus, so
- *   pci_probe_reset_function() finds no method and vfio_pci_ioctl_reset()
- *   returns EINVAL.
+ * - VmmReset if VFIO_DEVICE_GET_INFO has no VFIO_DEVICE_FLAGS_RESET (edu on
+ *   the root bus, TEST_PCI_DEVICE: no FLR, no PM capability, no parent bridge,
+ *   so pci_probe_reset_function() finds no method and vfio_pci_ioctl_reset()
+ *   returns EINVAL).
  * The kernel steps between calls (lock windows, the zap, the Wait steps) are
  * internal: the tracker lets them interleave as the model allows.
  */
 import { match, P } from 'ts-pattern';
 import { BAR_MMAP_EVENT_TYPES } from '../../machines/bar-mmap.ts';
-import { TEST_PCI_DEVICE } from '../qemu/vm.ts';
+import { RESETTABLE_PCI_DEVICE as DEVICE } from '../qemu/vm.ts';
 import {
   type Adapter,
   type Mapping,
@@ -124,7 +125,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
       run: async (r: PathRun) => {
         if (r.get('resetWorks') !== 1) {
           throw new Unreplayable(
-            `VFIO_DEVICE_GET_INFO of ${TEST_PCI_DEVICE} has no VFIO_DEVICE_FLAGS_RESET: edu has no FLR or PM capability and sits on the root bus, so vfio_pci_ioctl_reset() is EINVAL where the model assumes a reset`,
+            `VFIO_DEVICE_GET_INFO of ${DEVICE} has no VFIO_DEVICE_FLAGS_RESET (no FLR, no PM capability, no bus reset), so vfio_pci_ioctl_reset() is EINVAL where the model assumes a reset`,
           );
         }
         return r.call('vmm', 'vfio_device_reset', { fd: r.get('device') });
@@ -200,7 +201,7 @@ export const barMmapAdapter: Adapter = {
   model: 'bar-mmap',
   variants: ['current'],
   eventTypes: BAR_MMAP_EVENTS,
-  allow: () => ['/dev/vfio/vfio', `pci:${TEST_PCI_DEVICE}`],
+  allow: () => ['/dev/vfio/vfio', `pci:${DEVICE}`],
   uuidsPerPath: 0,
   /**
    * The model's initial state: the device open through a type1 container with
@@ -209,17 +210,17 @@ export const barMmapAdapter: Adapter = {
    */
   async setup(r) {
     const container = r.num(await r.must(OWNER, 'open', { path: '/dev/vfio/vfio' }), 'fd');
-    const pci = await r.must(OWNER, 'pci_group', { bdf: TEST_PCI_DEVICE });
+    const pci = await r.must(OWNER, 'pci_group', { bdf: DEVICE });
     if (pci.out.driver !== 'vfio-pci') {
       throw new SetupError(
-        `PCI device ${TEST_PCI_DEVICE} is bound to ${String(pci.out.driver ?? 'no driver')}, not vfio-pci`,
+        `PCI device ${DEVICE} is bound to ${String(pci.out.driver ?? 'no driver')}, not vfio-pci`,
       );
     }
     const group = r.num(await r.must(OWNER, 'open', { path: String(pci.out.group_path) }), 'fd');
     await r.must(OWNER, 'vfio_group_set_container', { fd: group, container });
     await r.must(OWNER, 'vfio_set_iommu', { fd: container, type: 'VFIO_TYPE1v2_IOMMU' });
     const device = r.num(
-      await r.must(OWNER, 'vfio_group_get_device_fd', { fd: group, name: TEST_PCI_DEVICE }),
+      await r.must(OWNER, 'vfio_group_get_device_fd', { fd: group, name: DEVICE }),
       'device_fd',
     );
     r.sym.set('device', device);

@@ -4,14 +4,17 @@
 // (a VM_PFNMAP VMA shows its PTE to neither pagemap nor mincore).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EDU_ID } from '../adapters/bar-mmap.ts';
-import { TEST_PCI_DEVICE } from '../qemu/vm.ts';
+import { RESETTABLE_PCI_DEVICE, TEST_PCI_DEVICE } from '../qemu/vm.ts';
 import { openTarget, outNum, type Target } from '../target.ts';
 import { PAGE_SIZE, step } from './steps.ts';
 
 let target: Target;
 
 beforeAll(async () => {
-  target = await openTarget({ kind: 'qemu', allow: ['/dev/vfio/vfio', `pci:${TEST_PCI_DEVICE}`] });
+  target = await openTarget({
+    kind: 'qemu',
+    allow: ['/dev/vfio/vfio', `pci:${TEST_PCI_DEVICE}`, `pci:${RESETTABLE_PCI_DEVICE}`],
+  });
 });
 
 afterAll(async () => {
@@ -22,13 +25,13 @@ describe('a BAR0 mapping of edu against PCI_COMMAND memory off and on (7.3.4)', 
   it('faults the pfn in once, SIGBUSes while memory is off, faults again after it is on', async () => {
     const a = target.actor('bar');
     const container = outNum(await step(a, 'open', { path: '/dev/vfio/vfio' }, '0'), 'fd');
-    const pci = await step(a, 'pci_group', { bdf: TEST_PCI_DEVICE }, '0');
+    const pci = await step(a, 'pci_group', { bdf: RESETTABLE_PCI_DEVICE }, '0');
     expect(pci.out.driver).toBe('vfio-pci');
     const group = outNum(await step(a, 'open', { path: String(pci.out.group_path) }, '0'), 'fd');
     await step(a, 'vfio_group_set_container', { fd: group, container }, '0');
     await step(a, 'vfio_set_iommu', { fd: container, type: 'VFIO_TYPE1v2_IOMMU' }, '0');
     const fd = outNum(
-      await step(a, 'vfio_group_get_device_fd', { fd: group, name: TEST_PCI_DEVICE }, '0'),
+      await step(a, 'vfio_group_get_device_fd', { fd: group, name: RESETTABLE_PCI_DEVICE }, '0'),
       'device_fd',
     );
     const info = await step(a, 'vfio_device_get_info', { fd }, '0');
@@ -65,9 +68,36 @@ describe('a BAR0 mapping of edu against PCI_COMMAND memory off and on (7.3.4)', 
     expect(l.out).toMatchObject({ sigbus: 0, value: EDU_ID, minflt: 1 }); // no prefault: faulted again
     await step(a, 'munmap', { addr, length: PAGE_SIZE }, '0');
 
-    // edu has no FLR or PM capability and sits on the root bus: no reset method.
-    const reset = outNum(info, 'reset');
-    await step(a, 'vfio_device_reset', { fd }, reset ? '0' : 'EINVAL');
+    // Alone behind the root port, edu has a secondary bus reset (pci_parent_bus_reset); the
+    // reset zaps the mapping, and COMMAND comes back as it was: the next load faults again.
+    expect(outNum(info, 'reset')).toBe(1);
+    const again = outNum(
+      await step(a, 'mmap', { fd, offset: 0, length: PAGE_SIZE, prot: 'READ|WRITE', flags: 'SHARED' }, '0'),
+      'addr',
+    );
+    expect((await step(a, 'load', { addr: again }, '0')).out).toMatchObject({ minflt: 1 });
+    await step(a, 'vfio_device_reset', { fd }, '0');
+    expect((await step(a, 'load', { addr: again }, '0')).out).toMatchObject({
+      sigbus: 0,
+      value: EDU_ID,
+      minflt: 1,
+    });
+    await step(a, 'exit', { code: 0 }, '0');
+  });
+
+  it('the edu on the root bus has no reset method: no VFIO_DEVICE_FLAGS_RESET, VFIO_DEVICE_RESET is EINVAL', async () => {
+    const a = target.actor('rootbus');
+    const container = outNum(await step(a, 'open', { path: '/dev/vfio/vfio' }, '0'), 'fd');
+    const pci = await step(a, 'pci_group', { bdf: TEST_PCI_DEVICE }, '0');
+    const group = outNum(await step(a, 'open', { path: String(pci.out.group_path) }, '0'), 'fd');
+    await step(a, 'vfio_group_set_container', { fd: group, container }, '0');
+    await step(a, 'vfio_set_iommu', { fd: container, type: 'VFIO_TYPE1v2_IOMMU' }, '0');
+    const fd = outNum(
+      await step(a, 'vfio_group_get_device_fd', { fd: group, name: TEST_PCI_DEVICE }, '0'),
+      'device_fd',
+    );
+    expect(outNum(await step(a, 'vfio_device_get_info', { fd }, '0'), 'reset')).toBe(0);
+    await step(a, 'vfio_device_reset', { fd }, 'EINVAL'); // vfio_pci_ioctl_reset: !vdev->reset_works
     await step(a, 'exit', { code: 0 }, '0');
   });
 });
