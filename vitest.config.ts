@@ -13,6 +13,8 @@ export default defineConfig({
     ],
     exclude: ['**/node_modules/**', '**/*.kernel.test.ts'],
     testTimeout: 120_000,
+    // Some suites explore large variants in beforeAll (engines.test.ts): the same budget as a test.
+    hookTimeout: 120_000,
     pool: 'forks',
     // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
     reporters: ['default', 'json'],
