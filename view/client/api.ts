@@ -10,7 +10,7 @@ async function call<T>(url: string, init?: RequestInit): Promise<T> {
   }
   const body = (await res.json().catch(() => ({ error: `the server answered ${res.status}` }))) as
     T | ApiError;
-  if (!res.ok || (body as ApiError).error !== undefined) {
+  if (!res.ok) {
     throw new Error((body as ApiError).error ?? `the server answered ${res.status}`);
   }
   return body as T;

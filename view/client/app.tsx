@@ -43,6 +43,8 @@ function useLocation(): string {
 
 function useRun(variant: string | undefined, set: string) {
   const [run, setRun] = useState<RunStatus>({ status: 'none' });
+  // Starting a run restarts the polling below, which goes on while the run does.
+  const [started, setStarted] = useState(0);
   useEffect(() => {
     if (!variant) return;
     let alive = true;
@@ -60,13 +62,13 @@ function useRun(variant: string | undefined, set: string) {
       alive = false;
       clearTimeout(timer);
     };
-  }, [variant, set]);
+  }, [variant, set, started]);
   const start = () => {
     if (!variant) return;
     startRun(variant, set)
       .then((r) => {
         setRun(r);
-        if (r.status === 'running') setTimeout(() => getRun(variant, set).then(setRun), 300);
+        setStarted((k) => k + 1);
       })
       .catch((e: Error) => setRun({ status: 'failed', error: e.message }));
   };

@@ -71,8 +71,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.get('/-/app.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(o.bundle.js));
   app.get('/-/app.css', (_req, reply) => reply.type('text/css; charset=utf-8').send(o.bundle.css));
 
-  app.get('/-/api/start', async () => {
-    if (session.loadError) return { error: session.loadError };
+  app.get('/-/api/start', async (req, reply) => {
+    if (session.loadError)
+      return fail(req, reply, 500, `${session.target} does not load: ${session.loadError}`);
     const variant = o.variant ?? (session.defaultVariant as string);
     return { address: formatAddress({ model: session.id as string, variant, path: [], set: o.set }) };
   });

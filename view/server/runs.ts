@@ -13,6 +13,7 @@ const WORKER = new URL('./run-worker.mjs', import.meta.url);
 export class Runs {
   private readonly runs = new Map<string, RunStatus>();
   private busy: string | undefined;
+  private busyWhat = '';
 
   constructor(
     private readonly target: string,
@@ -30,13 +31,12 @@ export class Runs {
     const key = this.key(variant, set);
     if (this.busy === key) return this.status(variant, set);
     if (this.busy !== undefined) {
-      return {
-        refused: `an exploration of ${this.busy.replace('|', ' ')} is running; wait for it to finish`,
-      };
+      return { refused: `an exploration of ${this.busyWhat} is running; wait for it to finish` };
     }
-    this.busy = key;
-    this.runs.set(key, { status: 'running' });
     const what = `${variant}${set ? ` --set ${set}` : ''}`;
+    this.busy = key;
+    this.busyWhat = what;
+    this.runs.set(key, { status: 'running' });
     this.log(`exploring ${this.target} / ${what}`);
     const worker = new Worker(WORKER, { workerData: { target: this.target, variant, set } satisfies RunJob });
     const finish = (s: RunStatus) => {
