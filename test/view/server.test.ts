@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReferenceEngine } from '../../explorer/engine-reference.ts';
+import { ModelError } from '../../explorer/model.ts';
 import { formatEvent } from '../../explorer/report-text.ts';
 import { findModel } from '../../explorer/registry.ts';
 import type { ModelInfo, RunStatus, StateView } from '../../view/shared/api.ts';
@@ -12,6 +13,8 @@ import { buildApp } from '../../view/server/app.ts';
 import { bundleClient } from '../../view/server/bundle.ts';
 import { startServer } from '../../view/server/serve.ts';
 import { Session } from '../../view/server/session.ts';
+import { stateView } from '../../view/server/state-view.ts';
+import { regionCache } from '../fixtures/buggy.ts';
 
 /** The vfio-wait deadlock of spec/container.md, as the page's address names it. */
 const DEADLOCK = ['VmmMapDma(dma=0)', 'VmmUnmapVaddr(range=0)', 'VmmCloseDevice', 'MdevPinPages(dma=0)'];
@@ -140,6 +143,17 @@ describe('the state an address names', () => {
     expect(names.sort()).toEqual(all.filter((id) => id.startsWith('mdev.')).sort());
     for (const n of mdev.nodes) expect(n.x + n.width).toBeLessThanOrEqual(mdev.width);
     for (const e of mdev.edges) expect(e.points.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('a model function that throws', () => {
+  it('is a message naming the model and what it threw', () => {
+    const variant = regionCache('guard-throws').variant();
+    expect(() => stateView(variant, { model: 'region-cache', variant: 'default', path: [] }, '')).toThrow(
+      new ModelError(
+        "a function of model 'region-cache' threw Error: Unable to evaluate guard in transition for event 'Remap' in state node 'region-cache.vmm': Cannot read properties of undefined (reading 'length')",
+      ),
+    );
   });
 });
 

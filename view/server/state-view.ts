@@ -12,7 +12,7 @@ import type { AnyMachineSnapshot, EventObject, StateValue } from 'xstate';
 import type { AnyEngine } from '../../explorer/engine.ts';
 import { createReferenceEngine } from '../../explorer/engine-reference.ts';
 import { transitionName } from '../../explorer/engine.ts';
-import { callModel, type ResolvedVariant } from '../../explorer/model.ts';
+import { callModel, ModelError, type ResolvedVariant } from '../../explorer/model.ts';
 import { formatChange, formatEvent, formatStepLabel } from '../../explorer/report-text.ts';
 import { replay } from '../../explorer/trace.ts';
 import type { ActorView, EnabledEvent, InvariantView, StateView, StepView } from '../shared/api.ts';
@@ -128,8 +128,23 @@ function invariantViews(variant: ResolvedVariant, s: AnyMachineSnapshot): Invari
   });
 }
 
-/** The state `address` names, and what is wrong with the address (as `error`) when something is. */
+/**
+ * The state `address` names, and what is wrong with the address (as `error`)
+ * when something is. A model function that throws (a guard, an assign) is a
+ * ModelError naming the model: the page says so, the server goes on.
+ */
 export function stateView(variant: ResolvedVariant, address: AppAddress, set: string): StateView {
+  try {
+    return computeView(variant, address, set);
+  } catch (e) {
+    if (e instanceof ModelError) throw e;
+    // xstate's message for a guard that threw spans lines: the guard, then the cause.
+    const said = e instanceof Error ? `${e.name}: ${e.message.replace(/\s*\n\s*/g, ' ')}` : String(e);
+    throw new ModelError(`a function of model '${variant.modelId}' threw ${said}`);
+  }
+}
+
+function computeView(variant: ResolvedVariant, address: AppAddress, set: string): StateView {
   const engine = createReferenceEngine(variant.machine);
   const walked = walkPath(variant, engine, address.path);
   const r = replay(variant, walked.events);
