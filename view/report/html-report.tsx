@@ -62,7 +62,7 @@ function VerdictTable({ runs }: { runs: readonly ReportRun[] }) {
         </tr>
       </thead>
       <tbody>
-        {runs.map(({ result: r, asExpected, why }) => (
+        {runs.map(({ result: r, asExpected }) => (
           <tr key={anchor(r)} data-row={`${r.model}/${r.variant}`}>
             <td>{r.model}</td>
             <td>
@@ -73,7 +73,7 @@ function VerdictTable({ runs }: { runs: readonly ReportRun[] }) {
             <td>{r.seconds.toFixed(1)}</td>
             {judged && (
               <td class={asExpected ? 'as-expected' : 'unexpected'}>
-                {asExpected ? 'as expected' : `UNEXPECTED: ${why}`}
+                {asExpected ? 'as expected' : <a href={`#${anchor(r)}`}>UNEXPECTED</a>}
               </td>
             )}
             <td>{violatedOf(r).join(', ') || '-'}</td>
@@ -222,6 +222,16 @@ function Run({ run }: { run: ReportRun }) {
       <h2>
         {r.model} / {r.variant}
       </h2>
+      {run.asExpected === false && (
+        <div class="problem">
+          not as the variant declares:
+          <ul>
+            {(run.why ?? '').split('; ').map((w) => (
+              <li key={w}>{w}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       <Figures r={r} />
       <Properties r={r} />
       <Coverage r={r} />
