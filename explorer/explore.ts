@@ -5,8 +5,11 @@
  * every violation is turned into a trace confirmed on the reference engine.
  */
 
+import { availableParallelism } from 'node:os';
 import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
+import type { Checkpoint, CheckpointPolicy } from './checkpoint.ts';
+import { parallelSearch } from './parallel-bfs.ts';
 import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
@@ -27,6 +30,20 @@ export interface ExploreConfig {
   readonly engine: 'auto' | 'compiled' | 'reference';
   /** Checking mode (model-checks.ts): catch in-place changes, non-determinism, non-plain data. @default true */
   readonly check: boolean;
+  /** Bytes the search may use: past it the frontier spills to disk; a visited set that outgrows it ends the search. */
+  readonly memoryLimit?: number;
+  /**
+   * Worker threads (parallel-bfs.ts); 1: the one-thread search (bfs.ts).
+   * 'auto': the one-thread search if it finishes within AUTO_PROBE_STATES
+   * states, else the parallel one on every core (started afresh: small
+   * models do not pay for starting threads, large ones lose a second).
+   * @default 1
+   */
+  readonly workers: number | 'auto';
+  /** Write checkpoints (runs the parallel search, with one worker thread if `workers` is 1). */
+  readonly checkpoint?: CheckpointPolicy;
+  /** Continue a checkpointed search: its workers and bounds, on this variant (which must be the one it names). */
+  readonly resume?: Checkpoint;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
 }
@@ -34,17 +51,25 @@ export interface ExploreConfig {
 export type ExploreOptions = Partial<ExploreConfig>;
 
 export const DEFAULT_DEPTH = 100;
+/** With workers 'auto': the size a search must outgrow before it is run on threads. */
+export const AUTO_PROBE_STATES = 20_000;
 export const DEFAULT_MAX_STATES = 1_000_000;
 
 export function resolveExploreOptions(variant: ResolvedVariant, options: ExploreOptions = {}): ExploreConfig {
-  const depth = options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
-  const maxStates = options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
+  const depth = options.resume?.bounds.depth ?? options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
+  const maxStates =
+    options.resume?.bounds.maxStates ?? options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
   requirePositiveIntegers('bound', { depth, maxStates });
+  if (options.workers !== 'auto') requirePositiveIntegers('option', { workers: options.workers ?? 1 });
   return {
     depth,
     maxStates,
     engine: options.engine ?? 'auto',
-    check: options.check ?? true,
+    check: options.resume?.check ?? options.check ?? true,
+    memoryLimit: options.memoryLimit,
+    workers: options.resume?.workers ?? options.workers ?? 1,
+    checkpoint: options.checkpoint,
+    resume: options.resume,
     onProgress: options.onProgress,
   };
 }
@@ -85,18 +110,42 @@ export async function explore(
 ): Promise<ExploreResult> {
   const cfg = resolveExploreOptions(variant, options);
   const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check);
-  const outcome = search(variant, engine, {
+  const searchConfig = {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
     recordEdges: hasTemporal(variant),
+    freeze: cfg.check,
+    memoryLimit: cfg.memoryLimit,
     labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
-  });
+  };
+  let workers = cfg.workers === 'auto' ? 1 : cfg.workers;
+  let outcome: SearchOutcome | undefined;
+  if (cfg.workers === 'auto') {
+    const cores = availableParallelism();
+    const probe = Math.min(cfg.maxStates, AUTO_PROBE_STATES);
+    outcome = search(variant, engine, {
+      ...searchConfig,
+      maxStates: cores > 1 && variant.source ? probe : cfg.maxStates,
+    });
+    if (outcome.cutBy === 'maxStates' && probe < cfg.maxStates && cores > 1 && variant.source) {
+      outcome = undefined;
+      workers = cores;
+    }
+  }
+  const parallel = workers > 1 || cfg.checkpoint !== undefined || cfg.resume !== undefined;
+  outcome ??= parallel
+    ? await searchInParallel(variant, {
+        ...searchConfig,
+        workers,
+        check: cfg.check,
+        checkpoint: cfg.checkpoint,
+        resume: cfg.resume,
+      })
+    : search(variant, engine, searchConfig);
   const violations: Violation[] = [];
   const verdicts: PropertyVerdict[] = [];
-  const cut = outcome.complete
-    ? undefined
-    : `search cut off by --${outcome.cutBy === 'depth' ? 'depth' : 'max-states'}`;
+  const cut = outcome.complete ? undefined : `search cut off by ${boundName(outcome.cutBy)}`;
 
   for (const name of [...Object.keys(variant.invariants), 'deadlock']) {
     const at = outcome.firstViolation.get(name);
@@ -139,6 +188,7 @@ export async function explore(
     engine: engine.kind,
     ...(note && { engineNote: note }),
     checking: cfg.check,
+    workers,
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
@@ -148,10 +198,15 @@ export async function explore(
     seconds: outcome.seconds,
     statesPerSecond: outcome.seconds > 0 ? states / outcome.seconds : states,
     peakMemoryMB: Math.round(outcome.peakRss / 2 ** 20),
+    spilledMB: Math.round((outcome.spilledBytes / 2 ** 20) * 10) / 10,
     collisionProbability: collisionProbability(states, outcome.transitions + 1),
     properties: verdicts,
     violations,
-    coverage: coverageOf(variant, engine, outcome.offered),
+    coverage: coverageOf(
+      variant,
+      { transitionIds: engine.transitionIds, fired: outcome.fired },
+      outcome.offered,
+    ),
   };
 }
 
@@ -190,4 +245,28 @@ function confirmedTrace(
     [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))],
   );
   return { initial: r.snapshots[0].value, trace: r.steps, last: r.snapshots[r.snapshots.length - 1] };
+}
+
+/** How a report names the bound that cut a search. */
+export function boundName(cutBy: 'depth' | 'maxStates' | 'memory' | undefined): string {
+  return cutBy === 'depth' ? '--depth' : cutBy === 'memory' ? '--memory' : '--max-states';
+}
+
+/**
+ * The parallel search; a model error in a worker is reported as the
+ * one-thread search reports it (with the trace to the state), by running
+ * that search again: model errors are rare, and their traces cross partitions.
+ */
+async function searchInParallel(
+  variant: ResolvedVariant,
+  cfg: Parameters<typeof parallelSearch>[1],
+): Promise<SearchOutcome> {
+  try {
+    return await parallelSearch(variant, cfg);
+  } catch (e) {
+    if (!(e instanceof ModelError) || e.message.includes('--workers needs') || cfg.resume) throw e;
+    const { engine } = chooseEngine(variant, 'auto', cfg.check);
+    search(variant, engine, cfg);
+    throw e;
+  }
 }

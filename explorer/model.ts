@@ -188,9 +188,18 @@ export interface ParameterisedModelSpec<TContext = any, TEvent extends EventObje
 }
 
 /** One variant with everything inherited filled in: what the explorer runs. */
+/** Where a variant can be built again (by a worker thread or process): its model file, variant and parameters. */
+export interface VariantSource {
+  readonly file: string;
+  readonly variant: string;
+  readonly params: Params;
+}
+
 export interface ResolvedVariant<TContext = any, TEvent extends EventObject = any> {
   readonly modelId: string;
   readonly name: string;
+  /** How to load this very variant elsewhere; absent for a model not loaded from a file. */
+  readonly source?: VariantSource;
   /** The parameter values this variant was built with (empty for a model without parameters). */
   readonly params: Params;
   readonly description: string;
@@ -223,6 +232,8 @@ export interface Model<TContext = any, TEvent extends EventObject = any> {
   readonly defaultVariant: string;
   /** A variant at the given parameter values (each defaults to its declared default). */
   variant(name?: string, params?: Params): ResolvedVariant<TContext, TEvent>;
+  /** The file the model was loaded from (set by the registry), so workers can load it too. */
+  origin?: string;
 }
 
 const MODEL_ID = /^[a-z][a-z0-9-]*$/;
@@ -265,7 +276,7 @@ export function defineModel<TContext, TEvent extends EventObject>(
   if (!names.includes(defaultVariant)) {
     throw new ModelError(`model '${spec.id}': defaultVariant '${defaultVariant}' is not a variant`);
   }
-  return {
+  const model: Model<TContext, TEvent> = {
     kind: 'vfio-mc/model',
     id: spec.id,
     description: spec.description ?? '',
@@ -281,9 +292,13 @@ export function defineModel<TContext, TEvent extends EventObject>(
           `model '${spec.id}' has no variant '${name}' (variants: ${Object.keys(variants).join(', ')})`,
         );
       }
-      return resolveVariant(spec.id, spec.description, body, name, variants[name], values);
+      const resolved = resolveVariant(spec.id, spec.description, body, name, variants[name], values);
+      return model.origin
+        ? { ...resolved, source: { file: model.origin, variant: name, params: values } }
+        : resolved;
     },
   };
+  return model;
 }
 
 function checkBody(id: string, body: ModelBody<any, any>): void {

@@ -76,15 +76,16 @@ export function formatChanges(
 export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const scope = r.complete
     ? 'complete: every reachable state explored'
-    : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : `state bound (${r.bounds.maxStates})`}`;
+    : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
-    `${r.model} / ${r.variant}  (${r.engine} engine${r.checking ? '' : ', model checks off'})`,
+    `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'})`,
     `  ${scope}`,
     `  ${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ` +
       `${r.seconds.toFixed(2)} s, ${Math.round(r.statesPerSecond).toLocaleString('en')} states/s, peak ${r.peakMemoryMB} MB`,
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
+  if (r.spilledMB > 0) lines.push(`  the frontier spilled ${r.spilledMB} MB to disk (--memory)`);
   if (Object.keys(r.params).length > 0)
     lines.splice(
       1,
