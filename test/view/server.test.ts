@@ -146,6 +146,29 @@ describe('the state an address names', () => {
   });
 });
 
+describe('a model with uAPI labels and waitingFor (example-locks)', () => {
+  it('shows its labels on the events and in the path, and its words for the waits', async () => {
+    const { app: a } = await app('example-locks');
+    try {
+      const start = (await state(a, '/example-locks/abba/')).json() as StateView;
+      expect(start.actors[0].enabled.map((e) => [e.token, e.label])).toEqual([
+        ['ThreadATakeFirst', 'thread A: mutex_lock(l1)'],
+      ]);
+      const end = (
+        await state(a, '/example-locks/abba/ThreadATakeFirst/ThreadBTakeFirst')
+      ).json() as StateView;
+      expect(end.path.map((p) => p.text)).toEqual(['thread A: mutex_lock(l1)', 'thread B: mutex_lock(l2)']);
+      expect(end.deadlock).toBe(true);
+      expect(end.actors.map((x) => x.waiting)).toEqual([
+        'in mutex_lock(l2), held by threadB',
+        'in mutex_lock(l1), held by threadA',
+      ]);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
 describe('a model function that throws', () => {
   it('is a message naming the model and what it threw', () => {
     const variant = regionCache('guard-throws').variant();
