@@ -327,7 +327,10 @@ describe('binding', () => {
     }
   });
 
-  it('a wrong --variant or --set on the command line is an error before anything is served', async () => {
+  it('a wrong model id, --variant or --set on the command line is an error before anything is served', async () => {
+    await expect(startServer('contianer', { port: 0 })).rejects.toThrow(
+      "unknown model 'contianer' (registered: ",
+    );
     await expect(startServer('container', { port: 0, variant: 'nope' })).rejects.toThrow(
       "model 'container' has no variant 'nope'",
     );

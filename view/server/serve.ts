@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { ModelError } from '../../explorer/model.ts';
+import { isModelPath } from '../../explorer/registry.ts';
 import { formatAddress } from '../shared/url.ts';
 import { buildApp } from './app.ts';
 import { bundleClient } from './bundle.ts';
@@ -48,6 +49,8 @@ export async function startServer(target: string, o: ServeOptions = {}): Promise
     );
   }
   const session = await Session.load(target);
+  // A mistyped model id is a usage error; a model file that fails to load is shown in the page.
+  if (session.loadError && !isModelPath(target)) throw new ModelError(session.loadError);
   if (session.loadError) log(`${target} does not load: ${session.loadError}`);
   // Named on the command line: a wrong variant or parameter is a usage error now, not a page later.
   else session.variant(o.variant ?? (session.defaultVariant as string), o.set ?? '');
