@@ -13,7 +13,7 @@ import { type DecodeMemo, Words } from './codec.ts';
 import type { AnyEngine } from './engine.ts';
 import { callModel, ModelError, type ResolvedVariant, type StatePredicate } from './model.ts';
 import { Frontier } from './frontier.ts';
-import { StateStore } from './state-store.ts';
+import { StateStore, type StoredStates } from './state-store.ts';
 
 /** A state predicate with the name an error message gives it ("property 'everyCloseCompletes'"). */
 export interface NamedPredicate {
@@ -79,7 +79,7 @@ export class EdgeList {
 }
 
 export interface SearchOutcome {
-  readonly store: StateStore;
+  readonly store: StoredStates;
   /** Interned events: the store's event ids index this list. */
   readonly events: readonly EventObject[];
   readonly complete: boolean;

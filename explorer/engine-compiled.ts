@@ -157,21 +157,7 @@ export function createCompiledEngine(machine: AnyStateMachine, codec = new Codec
       }
       return { leaves, context };
     },
-    view(s): ModelSnapshot {
-      let value: StateValue | undefined;
-      return {
-        get value() {
-          value ??= stateValueOf(s);
-          return value;
-        },
-        context: s.context,
-        status: done(s) ? 'done' : 'active',
-        matches(v: StateValue) {
-          value ??= stateValueOf(s);
-          return matchesState(v, value);
-        },
-      };
-    },
+    view: (s) => new CompiledView(s, stateValueOf, done(s)),
     codec,
     pack(s, out, memo) {
       codec.encodeState(out, s.leaves, s.context, memo);
@@ -241,6 +227,32 @@ function stateValueHashInputs(
       })()
     : new Int32Array(0);
   return { root, leaves: regions.map((r) => r.leafValues.map(inputsOf)) };
+}
+
+/**
+ * What properties and event generators see of a compiled state: the state
+ * value is built only if asked for. A class, so that making one (twice a
+ * state) allocates one small object and no closures.
+ */
+class CompiledView implements ModelSnapshot {
+  private built: StateValue | undefined;
+  readonly context: unknown;
+  readonly status: 'active' | 'done';
+  constructor(
+    private readonly s: CompiledState,
+    private readonly valueOf: (s: CompiledState) => StateValue,
+    done: boolean,
+  ) {
+    this.context = s.context;
+    this.status = done ? 'done' : 'active';
+  }
+  get value(): StateValue {
+    this.built ??= this.valueOf(this.s);
+    return this.built;
+  }
+  matches(v: StateValue): boolean {
+    return matchesState(v, this.value);
+  }
 }
 
 function checkRoot(machine: AnyStateMachine): void {
@@ -430,7 +442,14 @@ function compileGuard(guard: unknown, impl: Implementations, where: string): Gua
   if (typeof guard === 'function') {
     const g = guard as any;
     if ('check' in g) return compileBuiltinGuard(g, impl, where);
-    return (context, event) => g({ context, event }, undefined);
+    // One argument object a guard, filled for each call: guards run for every candidate event of
+    // every state, and most say no; a guard does not keep its arguments beyond the call.
+    const args = { context: undefined as unknown, event: undefined as unknown };
+    return (context, event) => {
+      args.context = context;
+      args.event = event;
+      return g(args, undefined);
+    };
   }
   const name = typeof guard === 'string' ? guard : (guard as { type: string }).type;
   const resolved = impl.guards[name] as unknown;
@@ -442,7 +461,12 @@ function compileGuard(guard: unknown, impl: Implementations, where: string): Gua
   if (typeof params === 'function') {
     return (context, event) => fn({ context, event }, params({ context, event }));
   }
-  return (context, event) => fn({ context, event }, params);
+  const args = { context: undefined as unknown, event: undefined as unknown };
+  return (context, event) => {
+    args.context = context;
+    args.event = event;
+    return fn(args, params);
+  };
 }
 
 function compileBuiltinGuard(g: any, impl: Implementations, where: string): Guard {

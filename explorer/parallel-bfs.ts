@@ -27,7 +27,7 @@ import {
   writeCheckpoint,
 } from './checkpoint.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
-import { StateStore } from './state-store.ts';
+import { GatheredStates } from './state-store.ts';
 import {
   type Command,
   type LevelReport,
@@ -295,22 +295,29 @@ function merge(dumps: PartitionDump[], run: LevelsOutcome, started: number): Sea
     }),
   );
 
-  const store = new StateStore(Math.max(16, next * 2));
+  const hi = new Uint32Array(next);
+  const lo = new Uint32Array(next);
+  const parents = new Float64Array(next);
+  const eventIds = new Int32Array(next);
+  const levels: number[] = [];
   const labelCount = dumps[0].labels.length;
   const labels = Array.from({ length: labelCount }, () => new Uint8Array(Math.max(1, next)));
+  let g = 0;
   for (let l = 0; l < levelCount; l++) {
-    store.startLevel();
+    levels.push(g);
     dumps.forEach((d) => {
       const first = l < d.levels.length ? d.levels[l] : 0;
-      for (let i = first; i < first + countAt(d, l); i++) {
+      for (let i = first; i < first + countAt(d, l); i++, g++) {
         const parent = d.parents[i];
-        const event = parent < 0 ? -1 : eventMap[partitionOf(parent)][d.events[i]];
-        const g = store.add({ hi: d.hi[i], lo: d.lo[i] }, fromGid(parent), event);
-        if (g < 0) throw new Error('internal error: two partitions hold the same fingerprint');
+        hi[g] = d.hi[i];
+        lo[g] = d.lo[i];
+        parents[g] = fromGid(parent);
+        eventIds[g] = parent < 0 ? -1 : eventMap[partitionOf(parent)][d.events[i]];
         for (let k = 0; k < labelCount; k++) labels[k][g] = d.labels[k][i];
       }
     });
   }
+  const store = new GatheredStates(levels, hi, lo, parents, eventIds);
 
   let edges: EdgeList | undefined;
   if (dumps[0].edges) {

@@ -104,6 +104,10 @@ export function formatProperties(r: ExploreResult, o: TextOptions = DEFAULT): st
     .join('\n');
 }
 
+/** `text` wrapped to the width with every line indented (wrapping trims leading spaces), continuations by 2 more. */
+const indented = (text: string, indent: number, width: number): string[] =>
+  wrapCell(text, width - indent - 2).map((l, i) => `${' '.repeat(i === 0 ? indent : indent + 2)}${l}`);
+
 /** "N of M transitions never fired" with their names, and the offered events that were never enabled. */
 export function formatCoverage(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const c = r.coverage;
@@ -115,8 +119,8 @@ export function formatCoverage(r: ExploreResult, o: TextOptions = DEFAULT): stri
     lines.push(`  coverage: all ${c.transitions} transitions fired`);
   } else {
     lines.push(`  coverage: ${c.neverFired.length} of ${c.transitions} transitions never fired`);
-    for (const t of unexplained) lines.push(...wrapCell(`    ${t}`, o.width));
-    for (const t of known) lines.push(...wrapCell(`    ${t} (known: ${c.unreachable[t]})`, o.width));
+    for (const t of unexplained) lines.push(...indented(t, 4, o.width));
+    for (const t of known) lines.push(...indented(`${t} (known: ${c.unreachable[t]})`, 4, o.width));
   }
   for (const t of c.staleUnreachable)
     lines.push(...wrapCell(`  listed as unreachable but fired: ${t}`, o.width));

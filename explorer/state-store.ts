@@ -41,7 +41,64 @@ class Column<T extends Uint32Array | Int32Array | Float64Array> {
   }
 }
 
-export class StateStore {
+/** What is read of a finished search's states: counterexamples, depths, temporal checks. */
+export interface StoredStates {
+  readonly size: number;
+  depth(index: number): number;
+  fingerprint(index: number): Fingerprint;
+  parent(index: number): number;
+  event(index: number): number;
+  pathTo(index: number): number[];
+}
+
+/**
+ * A finished parallel search's states gathered in BFS order (parallel-bfs.ts):
+ * the columns only, no lookup table (nothing looks states up by fingerprint
+ * once the search is over).
+ */
+export class GatheredStates implements StoredStates {
+  constructor(
+    private readonly levels: readonly number[],
+    private readonly hi: Uint32Array,
+    private readonly lo: Uint32Array,
+    private readonly parents: Float64Array,
+    private readonly events: Int32Array,
+  ) {}
+  get size(): number {
+    return this.hi.length;
+  }
+  depth(index: number): number {
+    return levelOf(this.levels, index);
+  }
+  fingerprint(index: number): Fingerprint {
+    return { hi: this.hi[index], lo: this.lo[index] };
+  }
+  parent(index: number): number {
+    return this.parents[index];
+  }
+  event(index: number): number {
+    return this.events[index];
+  }
+  pathTo(index: number): number[] {
+    const path: number[] = [];
+    for (let i = index; i !== -1; i = this.parents[i]) path.push(i);
+    return path.reverse();
+  }
+}
+
+/** The level a state number falls in, given the first number of each level. */
+export function levelOf(levels: readonly number[], index: number): number {
+  let lo = 0;
+  let hi = levels.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (levels[mid] <= index) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+export class StateStore implements StoredStates {
   private slots: Int32Array;
   private readonly hi = new Column((n) => new Uint32Array(n));
   private readonly lo = new Column((n) => new Uint32Array(n));
@@ -107,14 +164,7 @@ export class StateStore {
 
   /** A state's depth: the last level that started at or before its number. */
   depth(index: number): number {
-    let lo = 0;
-    let hi = this.levels.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.levels[mid] <= index) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return levelOf(this.levels, index);
   }
 
   fingerprint(index: number): Fingerprint {

@@ -26,6 +26,8 @@ import { StateStore } from './state-store.ts';
 import { temporalLabels } from './temporal.ts';
 
 export const gid = (partition: number, local: number): number => partition * 4294967296 + local;
+/** The sent-fingerprint cache: 2^18 slots (2 MB). */
+const SENT_MASK = (1 << 18) - 1;
 export const partitionOf = (g: number): number => Math.floor(g / 4294967296);
 export const localOf = (g: number): number => g % 4294967296;
 
@@ -141,6 +143,7 @@ export class Partition {
   private readonly memo: DecodeMemo = { source: new Int32Array(0), at: new Map() };
   private peakRss = process.memoryUsage().rss;
   private spilled = 0;
+  private readonly sent = new Uint32Array(2 * (SENT_MASK + 1));
 
   constructor(
     private readonly variant: ResolvedVariant,
@@ -175,8 +178,9 @@ export class Partition {
     const fp = this.pack(init);
     this.level = { added: 0, violations: {}, cutByDepth: false, atBound: false };
     if (ownerOf(fp, this.exchange.size) === this.exchange.self) {
+      const index = this.addOwned(fp, -1, -1, 0, 0);
       this.computeBits(init);
-      this.accept(fp, -1, -1, 0, this.bits, 0, this.packed.buf, 0, this.packed.length, 0);
+      this.recordNew(index, this.bits, 0, this.packed.buf, 0, this.packed.length);
     }
     this.frontier = this.next;
     this.next = new Frontier(this.budget.frontier());
@@ -210,24 +214,14 @@ export class Partition {
         const actors = this.edges ? this.actorMask(s, event) : 0;
         const flags = atBound ? PROBE : 0;
         if (owner === this.exchange.self) {
-          if (this.store.find(fp) >= 0 || atBound) {
-            this.accept(fp, gid(owner, from), eventId, actors, this.bits, 0, this.packed.buf, 0, 0, flags);
-          } else {
+          const index = this.addOwned(fp, gid(owner, from), eventId, actors, flags);
+          if (index >= 0) {
             this.computeBits(ns);
-            this.accept(
-              fp,
-              gid(owner, from),
-              eventId,
-              actors,
-              this.bits,
-              0,
-              this.packed.buf,
-              0,
-              this.packed.length,
-              0,
-            );
+            this.recordNew(index, this.bits, 0, this.packed.buf, 0, this.packed.length);
           }
         } else {
+          // Most successors are states seen before; one this partition already sent is not sent again.
+          if (!atBound && !this.edges && this.sentBefore(fp)) continue;
           if (!atBound) this.computeBits(ns);
           this.writers[owner].add(
             fp,
@@ -369,6 +363,20 @@ export class Partition {
     return this.engine.packedFingerprint(this.packed.buf, 0, this.packed.length);
   }
 
+  /**
+   * Whether this fingerprint was sent to its owner before (then the owner has
+   * it, or will by the end of the level): a direct-mapped cache of full
+   * fingerprints, so a hit is never wrong and a miss only costs a resend.
+   * Not with temporal properties, whose owners must see every edge.
+   */
+  private sentBefore(fp: Fingerprint): boolean {
+    const slot = (fp.lo & SENT_MASK) << 1;
+    if (this.sent[slot] === fp.hi && this.sent[slot + 1] === fp.lo) return true;
+    this.sent[slot] = fp.hi;
+    this.sent[slot + 1] = fp.lo;
+    return false;
+  }
+
   /** Invariant violations and temporal labels of a state, as bits. */
   private computeBits(s: unknown): void {
     const view = this.engine.view(s);
@@ -384,33 +392,35 @@ export class Partition {
     }
   }
 
-  /** A successor this partition owns (from itself or a peer). */
-  private accept(
-    fp: Fingerprint,
-    parent: number,
-    event: number,
-    actors: number,
-    bits: Int32Array,
-    bitsAt: number,
-    words: Int32Array,
-    start: number,
-    end: number,
-    flags: number,
-  ): void {
+  /**
+   * A successor this partition owns (from itself or a peer): its number if it
+   * is new, else -1. A probe (a successor of a state at the depth bound) is
+   * only looked up. Edges are recorded here, where the target's number is known.
+   */
+  private addOwned(fp: Fingerprint, parent: number, event: number, actors: number, flags: number): number {
     if (flags & PROBE) {
       const known = this.store.find(fp);
       if (known < 0) {
         this.level.cutByDepth = true;
         this.unexpanded.push(parent);
       } else this.edges?.push(parent, known, event, actors);
-      return;
+      return -1;
     }
     const index = this.store.add(fp, parent, event);
-    if (index < 0) {
-      this.edges?.push(parent, this.store.find(fp), event, actors);
-      return;
-    }
-    if (parent >= 0) this.edges?.push(parent, index, event, actors);
+    if (index < 0) this.edges?.push(parent, this.store.find(fp), event, actors);
+    else if (parent >= 0) this.edges?.push(parent, index, event, actors);
+    return index;
+  }
+
+  /** A new state: its invariant violations and labels (from its check bits), and a place in the next frontier. */
+  private recordNew(
+    index: number,
+    bits: Int32Array,
+    bitsAt: number,
+    words: Int32Array,
+    start: number,
+    end: number,
+  ): void {
     this.level.added++;
     let k = 0;
     for (const [name] of this.invariants) {
@@ -438,19 +448,10 @@ export class Partition {
       const map = this.idMaps[b.from];
       this.engine.codec.importEntries(b.dict, b.dictFirst, map);
       for (const r of readBatch(b.records, this.checkWords)) {
+        const index = this.addOwned(r.fp, gid(b.from, r.parent), r.event, r.actors, r.flags);
+        if (index < 0) continue;
         this.engine.codec.translate(b.records, r.start, r.end, map);
-        this.accept(
-          r.fp,
-          gid(b.from, r.parent),
-          r.event,
-          r.actors,
-          b.records,
-          r.bitsAt,
-          b.records,
-          r.start,
-          r.end,
-          r.flags,
-        );
+        this.recordNew(index, b.records, r.bitsAt, b.records, r.start, r.end);
       }
       this.received += b.count;
     }
