@@ -84,6 +84,8 @@ describe('the state an address names', () => {
     expect(v.actors[0].enabled.map((e) => e.token)).toContain('VmmMapDma(dma=0)');
     expect(v.invariants.every((i) => i.status === 'holds')).toBe(true);
     expect(v.deadlock).toBe(false);
+    // Nobody is blocked at the start: the model's waitingFor says so, and the page shows no wait.
+    expect(v.actors.map((x) => x.waiting)).toEqual(engine.actors.map((a) => variant.waitingFor?.(s, a)));
   });
 
   it('at=k shows the state after k steps and keeps the rest of the path', async () => {

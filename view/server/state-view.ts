@@ -106,7 +106,9 @@ function actorViews(variant: ResolvedVariant, engine: AnyEngine, s: AnyMachineSn
     const said = variant.waitingFor
       ? callModel(`waitingFor(…, '${name}')`, () => variant.waitingFor?.(s, name))
       : undefined;
-    const waiting = said ?? (!done[i] && mine.length === 0 ? 'no event enabled for it' : undefined);
+    // A model with `waitingFor` says who is blocked; without one, an actor that cannot move is said to be stuck.
+    const stuck = !variant.waitingFor && !done[i] && mine.length === 0;
+    const waiting = said ?? (stuck ? 'no event enabled for it' : undefined);
     return {
       name,
       state: statePath(value),
