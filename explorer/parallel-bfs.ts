@@ -41,6 +41,7 @@ import {
 export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
+  readonly symmetry: boolean;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search instead of starting one. */
@@ -139,6 +140,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
       partitions: n,
       cfg: {
         check: cfg.check,
+        symmetry: cfg.symmetry,
         recordEdges: cfg.recordEdges,
         ...(data !== undefined && { dataBytes: data / n }),
       },
@@ -185,6 +187,7 @@ async function runLevels(
       workers: threads.length,
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
+      symmetry: cfg.symmetry,
       coordinator: {
         depth,
         states,
