@@ -161,6 +161,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   const resumed = o.resume ? await resumeOf(target, o) : undefined;
   const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
   const progress = progressLine(`${variant.modelId}/${variant.name}`, o.progress && !o.json);
@@ -200,6 +201,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   }
   const actors = createReferenceEngine(variant.machine).actors;
   if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
+  if (o.html) await writeHtml(o.html, [{ result, actors }]);
   const comparison = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
   print(
     o.json
@@ -241,6 +243,12 @@ function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReduct
       ? '  the same verdict for every property judged'
       : '  VERDICTS DIFFER: a bug in the reduction, please report it',
   ].join('\n');
+}
+
+/** The self-contained HTML report (view/report/), loaded only when asked for. */
+async function writeHtml(file: string, runs: import('../view/report/html-report.tsx').ReportRun[]) {
+  const { htmlReport } = await import('../view/report/html-report.tsx');
+  writeFileSyncChecked(file, htmlReport({ command: `vfio-mc ${commandLine}`, version: VERSION, runs }));
 }
 
 function writeFileSyncChecked(path: string, text: string): void {
@@ -361,6 +369,7 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     o.set ?? {},
   );
   const trails = trailDir(o, false);
+  if (o.html) checkWritableFile(o.html, '--html');
   const jobs = selected.flatMap(({ model, file }) => model.variantNames.map((v) => ({ model, file, v })));
   const started = performance.now();
   const rows: VerdictRow[] = [];
@@ -381,6 +390,15 @@ async function cmdVerdicts(o: Opts): Promise<number> {
       row = { ...row, result: { ...row.result, violations } };
     }
     rows.push(row);
+  }
+  if (o.html) {
+    const actors = jobs.map(
+      ({ model, v }) => createReferenceEngine(model.variant(v, params(model)).machine).actors,
+    );
+    await writeHtml(
+      o.html,
+      rows.map((r, k) => ({ result: r.result, actors: actors[k], asExpected: r.asExpected, why: r.why })),
+    );
   }
   if (o.json) {
     print(
@@ -632,6 +650,7 @@ export function buildProgram(): Command {
       )
       .option('--json', 'print one JSON object and nothing else')
       .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+      .option('--html <file>', 'write a self-contained HTML report (opens offline)')
       .option(
         '--workers <n|auto>',
         `worker threads, each owning a share of the states; auto: one thread for a search of up to ${AUTO_PROBE_STATES.toLocaleString('en')} states, else the machine's ${availableParallelism()} cores`,
@@ -672,6 +691,7 @@ export function buildProgram(): Command {
     .option('--models <ids>', 'comma-separated model ids or model files')
     .addOption(setOption())
     .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
+    .option('--html <file>', 'write a self-contained HTML report (opens offline)')
     .option('--workers <n|auto>', 'worker threads for each search (as for explore)', workersOption, 'auto')
     .addOption(checkOption())
     .option('--json', 'machine-readable output')
@@ -746,10 +766,24 @@ export function buildProgram(): Command {
     .description('write a starting model, its spec page and a README into a directory')
     .argument('<dir>', 'the directory (created if missing)')
     .action(async (dir) => setExit(await cmdInit(dir)));
+  program
+    .command('serve')
+    .description('explore a model interactively in the browser (view/README.md)')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(new Option('--set <name=value,...>', 'model parameters, e.g. --set dmas=3'))
+    .option('--port <n>', 'port (0: any free one)', integer('--port'), 7317)
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--expose', 'allow --host to be an address other than loopback')
+    .action(async (target, o) =>
+      setExit(await (await import('../view/server/serve.ts')).serveCommand(target, o)),
+    );
   return program;
 }
 
 let exitCode: number = EXIT.ok;
+/** The arguments of the running command, as the HTML report records them. */
+let commandLine = '';
 const setExit = (c: number) => {
   exitCode = c;
 };
@@ -790,6 +824,7 @@ function sourceOf(cause: unknown): string | undefined {
 export async function main(argv: readonly string[]): Promise<number> {
   endQuietlyOnEpipe();
   exitCode = EXIT.ok;
+  commandLine = argv.join(' ');
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });

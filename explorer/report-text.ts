@@ -47,7 +47,7 @@ function fmtValue(v: unknown, abridge: boolean): string {
   return abridge && s.length > MAX_VALUE ? `${s.slice(0, MAX_VALUE - 1)}…` : s;
 }
 
-function formatChange(c: Change, abridge: boolean): string {
+export function formatChange(c: Change, abridge: boolean): string {
   if (c.added !== undefined || c.removed !== undefined) {
     const parts = [
       ...(c.added ?? []).map((x) => `+${fmtValue(x, abridge)}`),
