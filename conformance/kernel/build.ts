@@ -71,6 +71,12 @@ export interface BuildOptions {
   progress?: boolean;
 }
 
+/**
+ * `modules` with no `=m` option builds nothing but runs modpost over vmlinux, which writes the
+ * Module.symvers an out-of-tree module (conformance/mdev/) is linked against.
+ */
+const MAKE_TARGETS = ['bzImage', 'modules'];
+
 async function makeWithProgress(src: string, dir: string, jobs: number, expected: number, progress: boolean) {
   let lines = 0;
   let lastFile = '';
@@ -86,7 +92,7 @@ async function makeWithProgress(src: string, dir: string, jobs: number, expected
   bar?.start(expected, 0, { file: '', elapsed: 0 });
   await runStreaming(
     'make',
-    [`O=${dir}`, `-j${jobs}`, 'bzImage'],
+    [`O=${dir}`, `-j${jobs}`, ...MAKE_TARGETS],
     (line) => {
       lines++;
       const m = /^\s+[A-Z0-9_]+\s+(\S+)/.exec(line);
@@ -131,7 +137,7 @@ export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild
       `Kconfig dropped ${mismatches.length} option(s) of ${fragment} (unmet dependencies):\n${formatMismatches(mismatches)}`,
     );
   }
-  log(`make -j${jobs} bzImage`);
+  log(`make -j${jobs} ${MAKE_TARGETS.join(' ')}`);
   const previous = Number(process.env.VFIO_MC_BUILD_LINES) || DEFAULT_BUILD_LINES;
   const made = await makeWithProgress(source.dir, dir, jobs, previous, opts.progress ?? true);
   const bzImage = join(dir, 'arch', 'x86', 'boot', 'bzImage');

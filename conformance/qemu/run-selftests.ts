@@ -1,19 +1,23 @@
-// Runs the kernel's iommufd selftests (iommufd, iommufd_fail_nth) in the test VM and reports
+// Runs the kernel's iommufd selftests (iommufd, iommufd_fail_nth) and the project's C tests
+// (conformance/kselftest/*.c, with the pinning test mdev loaded) in the test VM and reports
 // pass/fail counts. Failures listed in selftest-expectations.ts (each with its reason) are
 // reported but do not fail the run; any other failure, a crash or a timeout does.
 //
-//   npm run kernel:selftests [-- --kernel bzImage] [--only iommufd] [--args "-f FIXTURE"] [--verbose]
+//   npm run kernel:selftests [-- --kernel bzImage] [--only iommufd,vfio_mc_pin] [--args "-f FIXTURE"] [--verbose]
 import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import pc from 'picocolors';
 import { ensureKernel } from '../kernel/build.ts';
+import { ensureMdevModule } from '../mdev/build.ts';
 import { isMain, runMain } from '../run.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from './initramfs.ts';
 import { extractSplats } from './kernel-log.ts';
 import { EXPECTED_FAILURES } from './selftest-expectations.ts';
 import {
+  ensureProjectTests,
   ensureSelftests,
   parseSelftestOutput,
+  projectTests,
   SELFTESTS,
   type Selftest,
   type SelftestResult,
@@ -28,6 +32,7 @@ function initScript(tests: Selftest[], args: string): string {
 # Keep kernel messages off the console while the TAP output is printed; they are
 # collected from the ring buffer afterwards (dmesg) and scanned for splats.
 dmesg -n 1
+insmod /lib/vfio-mc-pin.ko || echo "vfio-mc: insmod vfio-mc-pin.ko failed"
 cd /selftests
 for t in ${tests.join(' ')}; do
   echo "vfio-mc-selftest-begin $t"
@@ -79,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
     .name('kernel:selftests')
     .description('run tools/testing/selftests/iommu in the test VM')
     .option('--kernel <bzImage>', 'kernel to boot (default: the cached build, built if missing)')
-    .option('--only <name>', `one of ${SELFTESTS.join(', ')}`)
+    .option('--only <names>', 'comma-separated kernel selftests and project tests (default: all)')
     .option('--args <args>', 'arguments for the kselftest harness, e.g. "-f change_process"', '')
     .option('--timeout <seconds>', 'give up after this long', '3000')
     .option('--verbose', 'copy the console to stderr', false)
@@ -91,9 +96,11 @@ async function main(argv: string[]): Promise<number> {
     timeout: string;
     verbose: boolean;
   }>();
-  if (opts.only && !SELFTESTS.includes(opts.only as Selftest)) {
-    throw new Error(`--only wants one of ${SELFTESTS.join(', ')}, got ${opts.only}`);
-  }
+  const known: Selftest[] = [...SELFTESTS, ...projectTests()];
+  const tests = opts.only ? opts.only.split(',') : known;
+  const unknown = tests.filter((t) => !known.includes(t));
+  if (unknown.length > 0)
+    throw new Error(`--only: no test ${unknown.join(', ')} (tests: ${known.join(', ')})`);
   if (!/^[\w .,:=/-]*$/.test(opts.args))
     throw new Error(`--args has characters the init script cannot pass: ${opts.args}`);
   const timeoutS = Number(opts.timeout);
@@ -103,10 +110,17 @@ async function main(argv: string[]): Promise<number> {
 
   const build = await ensureKernel({ progress: true });
   const kernel = opts.kernel ?? build.bzImage;
-  const bins = ensureSelftests(build);
-  const tests = opts.only ? [opts.only as Selftest] : [...SELFTESTS];
+  const bins: Record<string, string> = {
+    ...ensureSelftests(build),
+    ...ensureProjectTests(
+      build,
+      tests.filter((t) => !(SELFTESTS as readonly string[]).includes(t)),
+    ),
+  };
   const initrd = buildInitramfs([
     ...baseEntries(initScript(tests, opts.args)),
+    { kind: 'dir', path: 'lib' },
+    { kind: 'file', path: 'lib/vfio-mc-pin.ko', data: readFileSync(ensureMdevModule(build)) },
     { kind: 'dir', path: 'selftests' },
     ...tests.map((t) => ({
       kind: 'file' as const,
