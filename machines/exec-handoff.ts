@@ -29,7 +29,7 @@ import {
 } from './kernel/iommufd-handoff-type1.ts';
 import { type Iommufd, insertArea, update } from './kernel/iommufd-ioas.ts';
 import { mappings, type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
-import { allocPages, type Errno, killProcMm, pinAll } from './kernel/iommufd-pages.ts';
+import { allocPages, type Errno, type KernelFix, killProcMm, pinAll } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { RWSEM_FREE } from './kernel/locks.ts';
 
@@ -101,6 +101,8 @@ export interface HandoffDesign {
   readonly ctxMode?: 'user' | 'mm';
   /** iommufd designs: MAP_FILE of a memfd, or MAP of a user VA (the draft predates MAP_FILE). */
   readonly mapKind?: 'user' | 'file';
+  /** iommufd designs: the patched kernel's fixes (conformance/kernel/patches/). */
+  readonly fixes?: readonly KernelFix[];
 }
 
 /** Two mappings of one page each; RLIMIT_MEMLOCK 'ok' leaves room for two full charges (U3), 'low' not for one. */
@@ -127,6 +129,7 @@ export function initialContext(d: HandoffDesign): HandoffCtx {
     areas: [],
     creation: RWSEM_FREE,
     access: null,
+    ...(d.fixes && d.fixes.length > 0 && { fixes: d.fixes }),
   };
   if (d.protocol === 'changeProcess') {
     // IOMMU_IOAS_MAP(_FILE) into an IOAS with a domain: pinned and charged at map time.
@@ -444,6 +447,14 @@ export const DESIGNS = {
     mapKind: 'file',
     ctxMode: 'mm',
   },
+  'iommufd-change-process-noholder-mm-fixed': {
+    protocol: 'changeProcess',
+    holder: false,
+    impl: '7.3',
+    mapKind: 'file',
+    ctxMode: 'mm',
+    fixes: ['F1', 'F2'],
+  },
   'iommufd-draft': { protocol: 'changeProcess', holder: true, impl: 'draft', mapKind: 'user' },
   'iommufd-draft-mm': {
     protocol: 'changeProcess',
@@ -517,6 +528,14 @@ export default defineModel<HandoffCtx, HandoffEv>({
       'kernel 7.3, MM accounting, no holder (U1): the old owner is dead when the image calls CHANGE_PROCESS',
       ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn', 'recoverable'],
       8,
+    ),
+    // With the F1 patch only what the USER no-holder design violates is left: an image
+    // whose RLIMIT_MEMLOCK is too low cannot take the pages, and nobody else can.
+    'iommufd-change-process-noholder-mm-fixed': variant(
+      'iommufd-change-process-noholder-mm-fixed',
+      'iommufd-change-process-noholder-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec succeeds',
+      ['recoverable'],
+      7,
     ),
     'iommufd-draft': variant(
       'iommufd-draft',
