@@ -40,6 +40,7 @@ import {
   newType1,
   pinPage,
   type Type1Design,
+  type LockOrder,
   type Type1Mutation,
 } from './kernel/type1.ts';
 import {
@@ -93,6 +94,8 @@ export interface Design {
   readonly twoUnmappers: boolean;
   /** BUG_ON(++retries > maxRetries) in vfio_dma_do_unmap (the kernel's is 10). */
   readonly maxRetries: number;
+  /** iommu->lock / device_list_lock order: 7.3.4, or with the U6 patch (Type1Design.lockOrder). */
+  readonly lockOrder?: LockOrder;
   /** A re-mapped dma gets the freed one's address (Type1Design.dmaAddressReuse). */
   readonly dmaAddressReuse: boolean;
   readonly mutate?: Type1Mutation;
@@ -102,6 +105,7 @@ const t1Design = (d: Design): Type1Design => ({
   kernel: '7.3',
   notify: d.notify,
   maxRetries: d.maxRetries,
+  ...(d.lockOrder && { lockOrder: d.lockOrder }),
   dmaAddressReuse: d.dmaAddressReuse,
   ...(d.mutate && { mutate: d.mutate }),
 });
@@ -226,6 +230,7 @@ function releaseActor(d: Design): States<Ctx, Ev> {
     next: 'finish',
     when: () => true,
     apply: unregisterDevice<Ctx>(MDEV),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   return {
     idle: {
@@ -399,6 +404,11 @@ export default defineModel<Ctx, Ev>({
         violated: ['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'],
         states: 65_903,
       },
+    },
+    'two-unmappers-fixed': {
+      description: 'two UNMAP_DMA threads on a kernel with the U6 patch: no lock inversion left',
+      machine: machineFor({ twoUnmappers: true, lockOrder: 'list-first' }),
+      expect: { violated: ['driverViewConsistent'], states: 55_970 },
     },
   },
   bounds: { depth: 200, maxStates: 400_000 },
