@@ -5,6 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { EventObject } from 'xstate';
+import { registerExport } from './cli-export.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { explore } from './explore.ts';
 import { readJsonFile } from './json-file.ts';
@@ -365,6 +366,7 @@ export function buildProgram(): Command {
     .option('--variant <name>', 'design variant')
     .option('--json', 'machine-readable output')
     .action(async (target, file, o) => setExit(await cmdReplay(target, file, o)));
+  registerExport(program, setExit);
   return program;
 }
 

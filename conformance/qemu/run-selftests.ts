@@ -5,6 +5,7 @@
 //
 //   npm run kernel:selftests [-- --kernel bzImage] [--only iommufd,vfio_mc_pin] [--args "-f FIXTURE"] [--verbose]
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Command } from 'commander';
 import pc from 'picocolors';
 import { ensureKernel } from '../kernel/build.ts';
@@ -12,7 +13,7 @@ import { ensureMdevModule } from '../mdev/build.ts';
 import { isMain, runMain } from '../run.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from './initramfs.ts';
 import { extractSplats } from './kernel-log.ts';
-import { EXPECTED_FAILURES } from './selftest-expectations.ts';
+import { EXPECTED_FAILURES, expectedFailure, FINDING_TESTS } from './selftest-expectations.ts';
 import {
   ensureProjectTests,
   ensureSelftests,
@@ -47,7 +48,18 @@ reboot -f
 `;
 }
 
-function report(results: SelftestResult[]): {
+/** The patches (file names) of the kernel build that made this bzImage, from its stamp. */
+export function kernelPatches(bzImage: string): string[] {
+  const stamp = join(dirname(bzImage), '..', '..', '..', 'vfio-mc-build.json');
+  if (!existsSync(stamp)) return [];
+  const build = JSON.parse(readFileSync(stamp, 'utf8')) as { patches?: { file: string }[] };
+  return (build.patches ?? []).map((p) => basename(p.file));
+}
+
+function report(
+  results: SelftestResult[],
+  patches: readonly string[],
+): {
   unexpected: string[];
   total: { pass: number; fail: number; skip: number };
 } {
@@ -62,7 +74,7 @@ function report(results: SelftestResult[]): {
         ` (exit ${r.exitCode ?? 'none: did not finish'})${r.totals ? `  [${r.totals}]` : ''}`,
     );
     for (const f of r.failed) {
-      const reason = EXPECTED_FAILURES[f];
+      const reason = expectedFailure(f, patches);
       if (reason) console.log(`  ${pc.yellow('expected fail')} ${f}: ${reason}`);
       else {
         console.log(`  ${pc.red('FAIL')} ${f}`);
@@ -73,6 +85,9 @@ function report(results: SelftestResult[]): {
     for (const t of r.passed) {
       if (EXPECTED_FAILURES[t])
         console.log(`  ${pc.green('now passes')} ${t}: drop it from selftest-expectations.ts`);
+      else if (FINDING_TESTS[t] && !patches.includes(FINDING_TESTS[t].patch))
+        unexpected.push(`${t} passes without ${FINDING_TESTS[t].patch}`);
+      else if (FINDING_TESTS[t]) console.log(`  ${pc.green('fixed')} ${t} (${FINDING_TESTS[t].finding})`);
     }
     if (r.exitCode === undefined) unexpected.push(`${r.name} did not finish`);
   }
@@ -153,7 +168,9 @@ async function main(argv: string[]): Promise<number> {
   const seconds = Math.round((Date.now() - started) / 1000);
   const lines = vm.log.lines;
   const results = parseSelftestOutput(lines);
-  const { unexpected, total } = report(results);
+  const patches = kernelPatches(kernel);
+  if (patches.length) console.log(`kernel patches: ${patches.join(', ')}`);
+  const { unexpected, total } = report(results, patches);
   const dmesgStart = lines.indexOf('vfio-mc-dmesg-begin');
   const dmesgEnd = lines.indexOf('vfio-mc-dmesg-end');
   const splats = dmesgStart >= 0 ? extractSplats(lines.slice(dmesgStart, dmesgEnd)) : undefined;

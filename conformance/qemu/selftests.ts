@@ -83,10 +83,14 @@ export function ensureSelftests(kernel: Headers): Record<KernelSelftest, string>
 export function ensureProjectTests(kernel: Headers, names = projectTests()): Record<string, string> {
   const sources = names.map((n) => join(projectTestDir, `${n}.c`));
   for (const s of sources) if (!existsSync(s)) throw new Error(`no project test ${s}`);
+  const headers = readdirSync(projectTestDir)
+    .filter((f) => f.endsWith('.h'))
+    .sort()
+    .map((f) => join(projectTestDir, f));
   const out = join(
     cacheDir(),
     'selftests',
-    `${versionSlug(kernel.source.version)}-project-${hashFiles([...sources, MDEV_HEADER])}`,
+    `${versionSlug(kernel.source.version)}-project-${hashFiles([...sources, ...headers, MDEV_HEADER])}`,
   );
   const paths = Object.fromEntries(names.map((n) => [n, join(out, n)]));
   if (names.every((n) => existsSync(paths[n]))) return paths;
