@@ -1,0 +1,66 @@
+// The patched kernel, checked end to end (npm run verify:fixes):
+//  1. build it from conformance/kernel/patches/*.patch (incremental from the unpatched build);
+//  2. the kernel's iommufd selftests and the project's C tests on it: the same kernel counts as
+//     unpatched, and every finding test (F1, F2, U6) passes (run-selftests.ts knows which patch
+//     fixes which);
+//  3. conform of every fixed model variant on it: every path replays with the predicted results.
+// Exits non-zero on the first step that fails.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { conformanceDir } from './cache.ts';
+import { ensurePatchedKernel } from './kernel/patched.ts';
+import { isMain, runMain } from './run.ts';
+
+const PATCH_DIR = join(conformanceDir, 'kernel', 'patches');
+
+/** conform runs of the fixed designs: [model, variant, path file?]. */
+export const FIXED_RUNS: readonly (readonly [string, string, string?])[] = [
+  ['exec-handoff', 'iommufd-change-process-noholder-mm-fixed'],
+  ['ioas', 'change-process-mm-fixed'],
+  ['ioas', 'change-process-none-fixed'],
+  ['ioas', 'change-process-none-fixed', 'test/conformance/traces/f2-fixed-none-change-then-unmap.paths.json'],
+];
+
+export const patchFiles = () =>
+  readdirSync(PATCH_DIR)
+    .filter((f) => f.endsWith('.patch'))
+    .sort()
+    .map((f) => join(PATCH_DIR, f));
+
+function run(what: string, args: string[]): boolean {
+  console.log(`\n== ${what}: npx tsx ${args.join(' ')}`);
+  const started = Date.now();
+  const r = spawnSync('npx', ['tsx', ...args], { stdio: 'inherit' });
+  console.log(`== ${what}: exit ${r.status} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return r.status === 0;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const kernel = await ensurePatchedKernel(patchFiles(), { progress: false });
+  console.log(`patched kernel: ${kernel.bzImage} (make ${kernel.buildSeconds} s)`);
+  const steps: [string, string[]][] = [
+    ['selftests', ['conformance/qemu/run-selftests.ts', '--kernel', kernel.bzImage]],
+    ...FIXED_RUNS.map(([model, variant, paths]): [string, string[]] => [
+      `conform ${model}/${variant}`,
+      [
+        'explorer/cli.ts',
+        'conform',
+        model,
+        '--variant',
+        variant,
+        '--kernel',
+        kernel.bzImage,
+        '--no-progress',
+        ...(paths ? ['--paths', paths] : []),
+      ],
+    ]),
+  ];
+  const failed = steps.filter(([what, args]) => !run(what, args)).map(([what]) => what);
+  console.log(`\nverify:fixes took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (failed.length) console.log(`failed: ${failed.join(', ')}`);
+  return failed.length ? 1 : 0;
+}
+
+if (isMain(import.meta.url)) runMain('verify:fixes', main);
