@@ -6,8 +6,8 @@
 //   const { errno, out } = await a.call('open', { path: '/dev/iommu' });   // errno '0', out.fd
 //   await t.close();
 //
-// Ops and their arguments are those of conformance/shim/vfio-mc-shim.c (the _do_<op>()
-// functions; see conformance/README.md). Flags and extension ids may be given by name
+// Ops and their arguments are those of conformance/shim/vfio-mc-shim.c (the rows of its op
+// table ops[]; `vfio-mc-shim --ops`, shim/table.ts, conformance/README.md). Flags and extension ids may be given by name
 // ('READ|WRITE', 'VFIO_UPDATE_VADDR'); the shim resolves them from the kernel's uapi headers.
 import {
   hostFacts,

@@ -10,8 +10,14 @@
 import type { EventObject } from 'xstate';
 import { canonical } from './canonical.ts';
 import type { AnyEngine } from './engine.ts';
-import type { ResolvedVariant, StatePredicate } from './model.ts';
+import { callModel, ModelError, type ResolvedVariant, type StatePredicate } from './model.ts';
 import { StateStore } from './state-store.ts';
+
+/** A state predicate with the name an error message gives it ("property 'everyCloseCompletes'"). */
+export interface NamedPredicate {
+  readonly name: string;
+  readonly holds: StatePredicate;
+}
 
 export interface Progress {
   readonly states: number;
@@ -26,8 +32,8 @@ export interface SearchConfig {
   readonly maxStates: number;
   /** Keep every edge (needed by the temporal checks, which work on the whole graph). */
   readonly recordEdges: boolean;
-  /** State predicates evaluated on every state and kept as one bit each (the temporal checks' p and q). */
-  readonly labels?: readonly StatePredicate[];
+  /** State predicates evaluated on every state and kept as one bit each (the temporal checks' p and q), named for errors. */
+  readonly labels?: readonly NamedPredicate[];
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -80,12 +86,14 @@ export interface SearchOutcome {
   readonly terminal: ReadonlySet<number>;
   /** labels[k][state] is 1 where the k-th label predicate holds. */
   readonly labels: readonly Uint8Array[];
+  /** Event types the generator offered, and whether any of them was ever enabled. */
+  readonly offered: ReadonlyMap<string, boolean>;
 }
 
 /** One growable bit column per label predicate. */
 class LabelColumns {
   columns: Uint8Array[];
-  constructor(readonly predicates: readonly StatePredicate[]) {
+  constructor(readonly predicates: readonly NamedPredicate[]) {
     this.columns = predicates.map(() => new Uint8Array(1024));
   }
   set(index: number, view: Parameters<StatePredicate>[0]): void {
@@ -96,16 +104,48 @@ class LabelColumns {
         bigger.set(col);
         col = this.columns[k] = bigger;
       }
-      col[index] = this.predicates[k](view) ? 1 : 0;
+      const { name, holds } = this.predicates[k];
+      col[index] = callModel(name, () => holds(view)) ? 1 : 0;
     }
   }
 }
 
+/**
+ * The search. A model function that throws, or a model error the checking
+ * engine raises, is rethrown with the events that reached the state it
+ * happened in (`ModelError.trace`).
+ */
 export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchConfig): SearchOutcome {
-  const started = performance.now();
   const store = new StateStore(1 << 14);
-  const eventIds = new Map<string, number>();
   const events: EventObject[] = [];
+  const at: Position = { state: 0, event: undefined };
+  try {
+    return searchFrom(variant, engine, cfg, store, events, at);
+  } catch (e) {
+    if (!(e instanceof ModelError) || e.trace !== undefined) throw e;
+    const path = store.size > 0 ? store.pathTo(at.state).slice(1) : [];
+    e.trace = [...path.map((i) => events[store.event(i)]), ...(at.event ? [at.event] : [])];
+    throw e;
+  }
+}
+
+/** Where the search is: the state being expanded or checked, and the event being fired in it. */
+interface Position {
+  state: number;
+  event: EventObject | undefined;
+}
+
+function searchFrom(
+  variant: ResolvedVariant,
+  engine: AnyEngine,
+  cfg: SearchConfig,
+  store: StateStore,
+  events: EventObject[],
+  at: Position,
+): SearchOutcome {
+  const started = performance.now();
+  const eventIds = new Map<string, number>();
+  const offered = new Map<string, boolean>();
   const internEvent = (e: EventObject): number => {
     const key = canonical(e, `event '${e.type}'`);
     let id = eventIds.get(key);
@@ -129,12 +169,17 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
 
   const labels = new LabelColumns(cfg.labels ?? []);
   const check = (s: unknown, index: number) => {
+    at.state = index;
+    at.event = undefined;
     const view = engine.view(s);
     labels.set(index, view);
     for (const [name, holds] of invariants) {
-      if (!firstViolation.has(name) && !holds(view)) firstViolation.set(name, index);
+      if (!firstViolation.has(name) && !callModel(`invariant '${name}'`, () => holds(view)))
+        firstViolation.set(name, index);
     }
   };
+  const candidates = (s: unknown) =>
+    callModel('the event generator (events)', () => variant.events(engine.view(s)));
 
   const init = engine.initial();
   store.add(engine.fingerprint(init), -1, -1, 0);
@@ -150,9 +195,14 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
     for (let f = 0; f < frontier.length; f++) {
       const s = frontier[f];
       const from = frontierIds[f];
+      at.state = from;
+      at.event = undefined;
       let enabled = 0;
-      for (const event of variant.events(engine.view(s))) {
+      for (const event of candidates(s)) {
+        at.state = from;
+        at.event = event;
         const ns = engine.step(s, event);
+        if (offered.get(event.type) !== true) offered.set(event.type, ns !== null);
         if (ns === null) continue;
         enabled++;
         transitions++;
@@ -225,6 +275,7 @@ export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchC
     unexpanded,
     terminal,
     labels: labels.columns,
+    offered,
   };
 }
 

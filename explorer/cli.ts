@@ -1,25 +1,53 @@
 /**
- * The vfio-mc command line. Exit codes: 0 every property holds within the
- * bounds, 1 a violation (or an unexpected verdict), 2 a usage or model error.
+ * The vfio-mc command line. Exit codes (cli-output.ts EXIT): 0 every
+ * property holds within the bounds, 1 a violation (or an unexpected
+ * verdict), 2 a usage or model error, 3 a transition never fired without a
+ * reason (--require-coverage), 4 a bound cut the search off
+ * (--require-complete). Every error is one line `vfio-mc: error: ...`,
+ * with the trace that reached the state when the model failed in one.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync as writeFileSyncRaw } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { EventObject } from 'xstate';
 import { registerExport } from './cli-export.ts';
+import {
+  checkWritableDir,
+  checkWritableFile,
+  EXIT,
+  endQuietlyOnEpipe,
+  print,
+  toJson,
+  violationJson,
+  writeTrails,
+} from './cli-output.ts';
+import { unexplained } from './coverage.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { explore } from './explore.ts';
+import { initModelDir } from './init.ts';
 import { readJsonFile } from './json-file.ts';
-import { ModelError } from './model.ts';
+import {
+  type Model,
+  ModelError,
+  ModelFunctionError,
+  type Params,
+  parseParamAssignments,
+  type ResolvedVariant,
+} from './model.ts';
 import { progressLine } from './progress.ts';
-import { findModel, registeredModels } from './registry.ts';
+import { findModel, isModelPath, registeredModels } from './registry.ts';
 import { formatMermaidDocument } from './report-mermaid.ts';
-import { formatReport, formatStepLabel, formatSwimLanes } from './report-text.ts';
+import { formatEvent, formatReport, formatViolation, type TextOptions } from './report-text.ts';
 import type { ExploreResult } from './result.ts';
-import { replay } from './trace.ts';
+import { formatTable, outputWidth, wrapCell } from './text-table.ts';
+import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
 
-const EXIT = { ok: 0, violation: 1, usage: 2 } as const;
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+type Opts = Record<string, any>;
 
 function positiveInt(name: string) {
   return (raw: string): number => {
@@ -31,98 +59,215 @@ function positiveInt(name: string) {
   };
 }
 
-/** The JSON shape promised to scripts: stable field names, nothing printed besides it. */
-export function toJson(r: ExploreResult) {
-  return {
-    model: r.model,
-    variant: r.variant,
-    complete: r.complete,
-    states: r.states,
-    transitions: r.transitions,
-    depth: r.depth,
-    seconds: r.seconds,
-    statesPerSecond: r.statesPerSecond,
-    peakMemoryMB: r.peakMemoryMB,
-    collisionProbability: r.collisionProbability,
-    engine: r.engine,
-    bounds: r.bounds,
-    ...(r.cutBy && { cutBy: r.cutBy }),
-    properties: r.properties,
-    violations: r.violations.map((v) => ({
-      property: v.property,
-      kind: v.kind,
-      ...(v.cycleStart !== undefined && { cycleStart: v.cycleStart }),
-      trace: v.trace.map((s) => ({
-        actor: s.actor,
-        event: s.event,
-        state: s.state,
-        ...(s.call && { call: true }),
-        ...(s.result !== undefined && { result: s.result }),
-      })),
-    })),
+function integer(name: string) {
+  return (raw: string): number => {
+    if (!/^-?\d+$/.test(raw)) throw new InvalidArgumentError(`${name} must be an integer, got '${raw}'`);
+    return Number(raw);
   };
 }
 
-const print = (s: string) => process.stdout.write(`${s}\n`);
+/** `--set a=1,b=2`, repeatable: merged into one assignment. */
+function collectParams(raw: string, previous: Params | undefined): Params {
+  let parsed: Params;
+  try {
+    parsed = parseParamAssignments(raw);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return { ...previous, ...parsed };
+}
 
-async function cmdExplore(target: string, o: Record<string, any>): Promise<number> {
+const textOptions = (o: Opts): TextOptions => ({ width: outputWidth(o.wide) });
+
+/** The model and variant a command names, at the parameters `--set` gives. */
+async function variantOf(target: string, o: Opts): Promise<{ model: Model; variant: ResolvedVariant }> {
   const model = await findModel(target);
-  const variant = model.variant(o.variant);
-  const progress = progressLine(`${model.id}/${variant.name}`, o.progress && !o.json);
+  return { model, variant: model.variant(o.variant, o.set ?? {}) };
+}
+
+/** Where trails go: --trail-dir, else the working directory; none with --no-trails. Checked now. */
+function trailDir(o: Opts, byDefault: boolean): string | undefined {
+  if (o.trails === false) return undefined;
+  if (o.trailDir === undefined && !byDefault) return undefined;
+  const dir = resolve(o.trailDir ?? '.');
+  checkWritableDir(dir, '--trail-dir');
+  return dir;
+}
+
+/** The exit code of one search: violations first, then the CI flags. */
+function exitOf(r: ExploreResult, o: Opts): number {
+  if (r.violations.length > 0) return EXIT.violation;
+  if (o.requireCoverage && (unexplained(r.coverage).length > 0 || r.coverage.staleUnreachable.length > 0))
+    return EXIT.uncovered;
+  if (o.requireComplete && !r.complete) return EXIT.incomplete;
+  return EXIT.ok;
+}
+
+async function cmdExplore(target: string, o: Opts): Promise<number> {
+  const { variant } = await variantOf(target, o);
+  if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  const trails = trailDir(o, true);
+  const progress = progressLine(`${variant.modelId}/${variant.name}`, o.progress && !o.json);
   let result: ExploreResult;
   try {
     result = await explore(variant, {
       depth: o.depth,
       maxStates: o.maxStates,
       engine: o.engine,
+      check: o.check,
       onProgress: (p) => progress.update(p),
     });
   } finally {
     progress.stop();
   }
+  if (trails) {
+    const file = isModelPath(target) ? target : undefined;
+    result = { ...result, violations: writeTrails(result.violations, variant, trails, file) };
+  }
   const actors = createReferenceEngine(variant.machine).actors;
-  if (o.mermaid) writeFileSync(o.mermaid, formatMermaidDocument(result, actors));
-  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors));
-  return result.violations.length > 0 ? EXIT.violation : EXIT.ok;
+  if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
+  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors, textOptions(o)));
+  return exitOf(result, o);
 }
 
-async function cmdList(o: Record<string, any>): Promise<number> {
+function writeFileSyncChecked(path: string, text: string): void {
+  // The path was checked before the search; a failure now is the file system's, said plainly.
+  try {
+    writeFileSyncRaw(path, text);
+  } catch (e) {
+    throw new ModelError(`cannot write ${path}: ${(e as Error).message}`);
+  }
+}
+
+async function cmdList(o: Opts): Promise<number> {
   const models = await registeredModels();
-  const rows = models.map((m) => ({
-    id: m.id,
-    description: m.description,
-    variants: m.variantNames.map((name) => {
-      const v = m.variant(name);
-      return { name, invariants: Object.keys(v.invariants), properties: Object.keys(v.properties) };
-    }),
-  }));
+  const rows = models.map(describeModel);
   if (o.json) {
     print(JSON.stringify(rows, null, 2));
     return EXIT.ok;
   }
+  const width = outputWidth(o.wide);
+  const out: string[] = [];
   for (const m of rows) {
-    print(`${m.id}: ${m.description}`);
-    for (const v of m.variants) {
-      const props = [...v.invariants, ...v.properties, 'deadlock'].join(', ');
-      print(`  --variant ${v.name}: ${props}`);
+    out.push(...wrapCell(`${m.id}: ${m.description}`, width));
+    for (const [name, p] of Object.entries(m.params)) {
+      out.push(
+        ...wrapCell(`  --set ${name}=N  (default ${p.default}, ${p.min}..${p.max}) ${p.description}`, width),
+      );
     }
+    const common = m.variants.reduce<string[]>(
+      (acc, v) => acc.filter((x) => v.properties.some((p) => p.name === x)),
+      m.variants[0]?.properties.map((p) => p.name) ?? [],
+    );
+    const kinds = new Map(m.variants.flatMap((v) => v.properties.map((p) => [p.name, p.kind] as const)));
+    const props = common.map((n) => [kinds.get(n) ?? '', n]);
+    out.push(
+      ...formatTable(
+        ['  kind', 'property'],
+        props.map(([k, n]) => [`  ${k}`, n]),
+        width,
+      ),
+    );
+    out.push(
+      ...formatTable(
+        ['  variant', 'description'],
+        m.variants.map((v) => {
+          const extra = v.properties
+            .filter((p) => !common.includes(p.name))
+            .map((p) => `${p.name} (${p.kind})`);
+          const name = `  ${v.name}${v.name === m.defaultVariant ? ' *' : ''}`;
+          return [name, `${v.description}${extra.length ? ` [also: ${extra.join(', ')}]` : ''}`];
+        }),
+        width,
+        { min: [12, 30] },
+      ),
+    );
+    out.push('');
   }
+  out.push('* the default variant; --variant NAME picks another');
+  print(out.join('\n'));
   return EXIT.ok;
 }
 
-async function cmdVerdicts(o: Record<string, any>): Promise<number> {
-  const wanted: string[] | undefined = o.models?.split(',');
-  const models = (await registeredModels()).filter((m) => !wanted || wanted.includes(m.id));
-  const rows: VerdictRow[] = [];
-  for (const m of models) {
-    for (const v of m.variantNames) {
-      const progress = progressLine(`${m.id}/${v}`, o.progress && !o.json);
-      try {
-        rows.push(await verdictRow(m, v));
-      } finally {
-        progress.stop();
-      }
+function describeModel(m: Model) {
+  return {
+    id: m.id,
+    description: m.description,
+    params: m.params,
+    defaultVariant: m.defaultVariant,
+    variants: m.variantNames.map((name) => {
+      const v = m.variant(name);
+      return {
+        name,
+        description: v.description,
+        properties: [
+          ...Object.keys(v.invariants).map((p) => ({ name: p, kind: 'invariant' })),
+          ...Object.entries(v.properties).map(([p, t]) => ({ name: p, kind: t.kind as string })),
+          { name: 'deadlock', kind: 'deadlock' },
+        ],
+      };
+    }),
+  };
+}
+
+/** `--models a,b,path/to/model.ts`: registered ids or model files; an unknown id is an error. */
+async function selectModels(list: string | undefined): Promise<{ model: Model; file?: string }[]> {
+  const registered = await registeredModels();
+  if (list === undefined) return registered.map((model) => ({ model }));
+  const wanted = list.split(',').filter((x) => x !== '');
+  if (wanted.length === 0) throw new ModelError('--models names no model');
+  const out: { model: Model; file?: string }[] = [];
+  for (const w of wanted) {
+    if (isModelPath(w)) out.push({ model: await findModel(w), file: w });
+    else {
+      const model = registered.find((m) => m.id === w);
+      if (!model)
+        throw new ModelError(
+          `--models: unknown model '${w}' (registered: ${registered.map((m) => m.id).join(', ')})`,
+        );
+      out.push({ model });
     }
+  }
+  return out;
+}
+
+/** The parameters each model takes from a `--set` given to several: every name must belong to one of them. */
+function paramsFor(models: readonly Model[], given: Params): (m: Model) => Params {
+  for (const name of Object.keys(given)) {
+    if (!models.some((m) => name in m.params)) {
+      throw new ModelError(`--set ${name}: no selected model has a parameter '${name}'`);
+    }
+  }
+  return (m) => Object.fromEntries(Object.entries(given).filter(([k]) => k in m.params));
+}
+
+async function cmdVerdicts(o: Opts): Promise<number> {
+  const selected = await selectModels(o.models);
+  const params = paramsFor(
+    selected.map((s) => s.model),
+    o.set ?? {},
+  );
+  const trails = trailDir(o, false);
+  const jobs = selected.flatMap(({ model, file }) => model.variantNames.map((v) => ({ model, file, v })));
+  const started = performance.now();
+  const rows: VerdictRow[] = [];
+  for (const [k, { model, file, v }] of jobs.entries()) {
+    const progress = progressLine(
+      `[${k + 1}/${jobs.length}] ${model.id}/${v}`,
+      o.progress && !o.json,
+      started,
+    );
+    let row: VerdictRow;
+    try {
+      row = await verdictRow(model, v, params(model), (p) => progress.update(p), o.check);
+    } finally {
+      progress.stop();
+    }
+    if (trails) {
+      const violations = writeTrails(row.result.violations, model.variant(v, params(model)), trails, file);
+      row = { ...row, result: { ...row.result, violations } };
+    }
+    rows.push(row);
   }
   if (o.json) {
     print(
@@ -133,97 +278,132 @@ async function cmdVerdicts(o: Record<string, any>): Promise<number> {
       ),
     );
   } else {
-    print(formatVerdictTable(rows));
+    print(formatVerdictTable(rows, outputWidth(o.wide)));
   }
   return rows.every((r) => r.asExpected) ? EXIT.ok : EXIT.violation;
 }
 
-/** Accepts a bare array of events, a trace, or the --json output of explore (first violation). */
-function eventsFromFile(data: any, file: string): EventObject[] {
-  const list = Array.isArray(data) ? data : (data?.trace ?? data?.violations?.[0]?.trace);
-  if (!Array.isArray(list))
-    throw new ModelError(`${file}: expected an array of events, a trace, or explore --json output`);
-  return list.map((x: any, i: number) => {
-    const e = x?.event ?? x;
-    if (typeof e?.type !== 'string') throw new ModelError(`${file}: step ${i + 1} has no event type`);
-    return e as EventObject;
-  });
-}
-
-async function cmdReplay(target: string, file: string, o: Record<string, any>): Promise<number> {
+async function cmdReplay(first: string, second: string | undefined, o: Opts): Promise<number> {
+  const file = second ?? first;
+  const t = parseTrail(await readJsonFile(file), file);
+  const target = second !== undefined ? first : (recordedModelFile(t) ?? t.model);
+  if (target === undefined)
+    throw new ModelError(`${file}: names no model; give it: vfio-mc replay <model> ${file}`);
   const model = await findModel(target);
-  const variant = model.variant(o.variant);
-  const r = replay(variant, eventsFromFile(await readJsonFile(file), file));
-  if (o.json) print(JSON.stringify(r.steps, null, 2));
-  else for (const [i, s] of r.steps.entries()) print(`${i + 1}. [${s.actor}] ${formatStepLabel(s)}`);
-  const last = r.snapshots[r.snapshots.length - 1];
-  const broken = Object.entries(variant.invariants).filter(([, holds]) => !holds(last));
-  if (!o.json)
-    print(
-      broken.length
-        ? `violated at the end: ${broken.map(([n]) => n).join(', ')}`
-        : 'every invariant holds at the end',
-    );
-  return broken.length ? EXIT.violation : EXIT.ok;
-}
-
-async function cmdWalk(target: string, o: Record<string, any>): Promise<number> {
-  const model = await findModel(target);
-  const variant = model.variant(o.variant);
-  const r = walk(variant, {
-    runs: o.runs,
-    depth: o.depth,
-    seed: o.seed,
-    ...(o.replay && { replay: parseReplay(o.replay) }),
-  });
-  const actors = createReferenceEngine(variant.machine).actors;
+  const variant = model.variant(o.variant ?? t.variant, { ...t.params, ...o.set });
+  const v = confirmTrail(variant, t);
+  const replayedOn =
+    t.variant !== undefined && variant.name !== t.variant ? ` (recorded on variant '${t.variant}')` : '';
+  const verdict = v.mismatches.length > 0 ? 'does-not-replay' : v.findings.length > 0 ? 'violation' : 'clean';
   if (o.json) {
     print(
       JSON.stringify(
-        { ...r, violation: r.violation && toJson({ violations: [r.violation] } as any).violations[0] },
+        {
+          model: model.id,
+          variant: variant.name,
+          params: variant.params,
+          verdict,
+          findings: v.findings,
+          results: { compared: v.compared, mismatches: v.mismatches },
+          trace: violationJson(v.violation).trace,
+        },
         null,
         2,
       ),
     );
-  } else if (!r.violation) {
-    print(
-      `${model.id} / ${variant.name}: ${r.runs} random walks of up to ${o.depth} steps, no violation (seed ${r.seed})`,
-    );
   } else {
-    const v = r.violation;
+    const text = textOptions(o);
     print(
-      `${model.id} / ${variant.name}: ${v.kind} '${v.property}' after ${v.trace.length} steps ` +
-        `(first found after ${r.firstFoundLength} steps, shrunk ${r.shrinks} times)`,
+      `${model.id} / ${variant.name}${replayedOn}: ${t.steps.length} steps replayed on xstate's transition()`,
     );
-    print(formatSwimLanes(v, actors));
-    print(`seed ${r.seed}, path ${r.path}`);
     print(
-      `reproduce: vfio-mc walk ${target} --variant ${variant.name} --depth ${o.depth} --replay ${r.seed}:${r.path}`,
+      formatViolation(
+        { ...v.violation, trail: undefined },
+        createReferenceEngine(variant.machine).actors,
+        text,
+      )
+        .split('\n')
+        .slice(1)
+        .join('\n'),
     );
+    for (const m of v.mismatches)
+      print(
+        `result differs at step ${m.step} (${m.event}): the trail says ${m.recorded}, the model gives ${m.model}`,
+      );
+    if (v.compared === 0) print('the trail records no results to compare');
+    else if (v.mismatches.length === 0) print(`all ${v.compared} recorded results match the model`);
+    for (const f of v.findings) {
+      const when = f.step === 0 ? 'in the initial state' : `after step ${f.step}`;
+      print(
+        `confirmed: ${f.kind === 'invariant' ? `invariant '${f.property}'` : f.kind} ${f.kind === 'invariant' ? 'violated ' : ''}${when}${f.detail ? ` (${f.detail})` : ''}`,
+      );
+    }
+    if (verdict === 'clean')
+      print('replays cleanly: every invariant holds after every step, and no deadlock at the end');
+    if (verdict === 'does-not-replay')
+      print('the trail does not replay on this model: its recorded results differ');
   }
-  return r.violation ? EXIT.violation : EXIT.ok;
+  return verdict === 'does-not-replay' ? EXIT.usage : verdict === 'violation' ? EXIT.violation : EXIT.ok;
 }
 
-function integer(name: string) {
-  return (raw: string): number => {
-    if (!/^-?\d+$/.test(raw)) throw new InvalidArgumentError(`${name} must be an integer, got '${raw}'`);
-    return Number(raw);
-  };
+async function cmdWalk(target: string, o: Opts): Promise<number> {
+  const { variant } = await variantOf(target, o);
+  const trails = trailDir(o, true);
+  const r = walk(variant, {
+    runs: o.runs,
+    depth: o.depth,
+    seed: o.seed,
+    check: o.check,
+    ...(o.replay && { replay: parseReplay(o.replay) }),
+  });
+  const violation =
+    r.violation && trails
+      ? writeTrails([r.violation], variant, trails, isModelPath(target) ? target : undefined)[0]
+      : r.violation;
+  const actors = createReferenceEngine(variant.machine).actors;
+  if (o.json) {
+    print(JSON.stringify({ ...r, violation: violation && violationJson(violation) }, null, 2));
+    return violation ? EXIT.violation : EXIT.ok;
+  }
+  const ran = `${r.runs} random walk${r.runs === 1 ? '' : 's'} of up to ${o.depth} steps, ${r.steps.toLocaleString('en')} steps in all`;
+  if (!violation) {
+    print(`${variant.modelId} / ${variant.name}: ${ran}, no violation (seed ${r.seed})`);
+    return EXIT.ok;
+  }
+  print(
+    `${variant.modelId} / ${variant.name}: ${ran}; ${violation.kind} '${violation.property}' after ${violation.trace.length} steps ` +
+      `(first found after ${r.firstFoundLength} steps, shrunk ${r.shrinks} times)`,
+  );
+  print(formatViolation(violation, actors, textOptions(o)).split('\n').slice(1).join('\n'));
+  print(`seed ${r.seed}, path ${r.path}`);
+  const set = Object.keys(o.set ?? {}).length
+    ? ` --set ${Object.entries(o.set)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')}`
+    : '';
+  print(
+    `reproduce: vfio-mc walk ${target} --variant ${variant.name}${set} --depth ${o.depth} --replay ${r.seed}:${r.path}`,
+  );
+  return EXIT.violation;
 }
 
-async function cmdPaths(target: string, o: Record<string, any>): Promise<number> {
+async function cmdPaths(target: string, o: Opts): Promise<number> {
   const { generatePaths, pathFromTrace, formatCoverage } = await import('../conformance/paths.ts');
-  const model = await findModel(target);
-  const variant = model.variant(o.variant);
+  const { variant } = await variantOf(target, o);
+  if (o.out) checkWritableFile(o.out, '--out');
   let file: ReturnType<typeof generatePaths>;
   if (o.fromTrace) {
-    const events = eventsFromFile(await readJsonFile(o.fromTrace), o.fromTrace);
-    file = pathFromTrace(variant, events, `${model.id}/${variant.name}/trace`);
+    const t = parseTrail(await readJsonFile(o.fromTrace), o.fromTrace);
+    file = pathFromTrace(
+      variant,
+      t.steps.map((s) => s.event),
+      `${variant.modelId}/${variant.name}/trace`,
+    );
   } else {
     file = generatePaths(variant, { depth: o.depth, maxStates: o.maxStates });
   }
   const text = JSON.stringify(file, null, 2);
-  if (o.out) writeFileSync(o.out, `${text}\n`);
+  if (o.out) writeFileSyncChecked(o.out, `${text}\n`);
   print(o.json ? text : `${formatCoverage(file)}${o.out ? `\n  written to ${o.out}` : ''}`);
   return EXIT.ok;
 }
@@ -237,14 +417,15 @@ function failNthOption(raw: string): { step: number; nth: number } {
   return { step: Number(m[1]) - 1, nth: Number(m[2]) };
 }
 
-async function cmdConform(target: string, o: Record<string, any>): Promise<number> {
+async function cmdConform(target: string, o: Opts): Promise<number> {
   const conform = await import('../conformance/conform.ts');
   const { openTarget } = await import('../conformance/target.ts');
-  const model = await findModel(target);
-  const variant = model.variant(o.variant);
-  const run = conform.planRun(model, variant.name, await conform.loadPaths(variant, o.paths), o.path);
+  const { model, variant } = await variantOf(target, o);
+  if (o.junit) checkWritableFile(o.junit, '--junit');
   if (o.kernel && o.target !== 'qemu') throw new ModelError('--kernel needs --target qemu');
+  const { existsSync } = await import('node:fs');
   if (o.kernel && !existsSync(o.kernel)) throw new ModelError(`kernel image ${o.kernel} does not exist`);
+  const run = conform.planRun(model, variant.name, await conform.loadPaths(variant, o.paths), o.path);
   const showProgress = o.progress && !o.json && process.stderr.isTTY;
   if (showProgress) process.stderr.write(`booting the ${o.target} target...\n`);
   let t: Awaited<ReturnType<typeof openTarget>>;
@@ -270,7 +451,7 @@ async function cmdConform(target: string, o: Record<string, any>): Promise<numbe
     if (showProgress) process.stderr.write('\n');
     await t.close();
   }
-  if (o.junit) writeFileSync(o.junit, conform.formatJunit([report]));
+  if (o.junit) writeFileSyncChecked(o.junit, conform.formatJunit([report]));
   print(
     o.json
       ? JSON.stringify({ ...report, bootMs: t.bootMs }, null, 2)
@@ -280,61 +461,110 @@ async function cmdConform(target: string, o: Record<string, any>): Promise<numbe
   return report.paths.some((p) => p.status === 'setup-error') ? EXIT.usage : EXIT.ok;
 }
 
+async function cmdInit(dir: string): Promise<number> {
+  const written = initModelDir(dir);
+  print(`wrote ${written.join(', ')}`);
+  print(`run it:  vfio-mc explore ${join(dir, 'model.ts')}`);
+  return EXIT.ok;
+}
+
+/** Options most commands share. */
+const variantOption = () => new Option('--variant <name>', 'design variant (default: the model’s default)');
+const setOption = () =>
+  new Option('--set <name=value,...>', 'model parameters, e.g. --set dmas=3 (see `vfio-mc list`)').argParser(
+    collectParams,
+  );
+const wideOption = () => new Option('--wide', 'do not fit the output to the terminal width');
+const checkOption = () =>
+  new Option('--no-check', 'turn off checking mode (in-place changes, non-determinism, non-plain data)');
+const trailOptions = (c: Command) =>
+  c
+    .option(
+      '--trail-dir <dir>',
+      'where counterexample trail files are written (default: the working directory)',
+    )
+    .option('--no-trails', 'do not write trail files');
+
 export function buildProgram(): Command {
   const program = new Command('vfio-mc')
     .description('Model checker for the Linux VFIO and iommufd user API')
+    .version(VERSION, '--version', 'print the version')
     .option('--debug', 'show stack traces on errors')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`vfio-mc: ${s.replace(/^error: /, 'error: ')}`),
+    });
   program
     .command('list')
-    .description('registered models with their variants and properties')
+    .description('registered models: parameters, variants (with descriptions) and properties (with kinds)')
     .option('--json', 'machine-readable output')
+    .addOption(wideOption())
     .action(async (o) => setExit(await cmdList(o)));
-  program
-    .command('explore')
-    .description('explore every interleaving of a model within the bounds')
-    .argument('<model>', 'a registered model id, or a path to a model file')
-    .option('--variant <name>', 'design variant (default: the model’s default)')
-    .option('--depth <n>', 'maximum depth (events from the initial state)', positiveInt('--depth'))
-    .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
-    .addOption(
-      new Option('--engine <kind>', 'successor engine')
-        .choices(['auto', 'compiled', 'reference'])
-        .default('auto'),
+  trailOptions(
+    program
+      .command('explore')
+      .description('explore every interleaving of a model within the bounds')
+      .argument('<model>', 'a registered model id, or a path to a model file')
+      .addOption(variantOption())
+      .addOption(setOption())
+      .option('--depth <n>', 'maximum depth (events from the initial state)', positiveInt('--depth'))
+      .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
+      .addOption(
+        new Option('--engine <kind>', 'successor engine')
+          .choices(['auto', 'compiled', 'reference'])
+          .default('auto'),
+      )
+      .option('--json', 'print one JSON object and nothing else')
+      .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)'),
+  )
+    .addOption(checkOption())
+    .option(
+      '--require-coverage',
+      'exit 3 when a transition never fired and the model does not list it as unreachable',
     )
-    .option('--json', 'print one JSON object and nothing else')
-    .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+    .option('--require-complete', 'exit 4 when a bound cut the search off')
+    .addOption(wideOption())
     .option('--no-progress', 'no progress line on the terminal')
     .action(async (target, o) => setExit(await cmdExplore(target, o)));
   program
     .command('verdicts')
     .description('explore every registered model and variant at default bounds; compare with expectations')
-    .option('--models <ids>', 'comma-separated model ids')
+    .option('--models <ids>', 'comma-separated model ids or model files')
+    .addOption(setOption())
+    .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
+    .addOption(checkOption())
     .option('--json', 'machine-readable output')
+    .addOption(wideOption())
     .option('--no-progress', 'no progress line on the terminal')
     .action(async (o) => setExit(await cmdVerdicts(o)));
-  program
-    .command('walk')
-    .description(
-      'random deep walks beyond the BFS bound (fast-check), shrunk to a short trace on a violation',
-    )
-    .argument('<model>', 'a registered model id, or a path to a model file')
-    .option('--variant <name>', 'design variant')
-    .option('--runs <n>', 'number of walks', positiveInt('--runs'), 100)
-    .option('--depth <n>', 'maximum steps a walk', positiveInt('--depth'), 1000)
-    .option('--seed <n>', 'fast-check seed', integer('--seed'))
-    .option('--replay <seed:path>', 'reproduce a failing walk exactly, as printed')
+  trailOptions(
+    program
+      .command('walk')
+      .description(
+        'random deep walks beyond the BFS bound (fast-check), shrunk to a short trace on a violation',
+      )
+      .argument('<model>', 'a registered model id, or a path to a model file')
+      .addOption(variantOption())
+      .addOption(setOption())
+      .option('--runs <n>', 'number of walks', positiveInt('--runs'), 100)
+      .option('--depth <n>', 'maximum steps a walk', positiveInt('--depth'), 1000)
+      .option('--seed <n>', 'fast-check seed', integer('--seed'))
+      .option('--replay <seed:path>', 'reproduce a failing walk exactly, as printed'),
+  )
+    .addOption(checkOption())
     .option('--json', 'machine-readable output')
+    .addOption(wideOption())
     .action(async (target, o) => setExit(await cmdWalk(target, o)));
   program
     .command('paths')
     .description('conformance paths covering every uAPI transition and predicted errno within the bounds')
     .argument('<model>', 'a registered model id, or a path to a model file')
-    .option('--variant <name>', 'design variant')
+    .addOption(variantOption())
+    .addOption(setOption())
     .option('--depth <n>', 'maximum depth', positiveInt('--depth'))
     .option('--max-states <n>', 'maximum number of distinct states', positiveInt('--max-states'))
-    .option('--from-trace <file>', 'make a one-path file from a trace (explore --json or walk --json output)')
+    .option('--from-trace <file>', 'make a one-path file from a trail (or explore/walk --json output)')
     .option('--out <file>', 'write the path file (JSON)')
     .option('--json', 'print the path file instead of the coverage summary')
     .action(async (target, o) => setExit(await cmdPaths(target, o)));
@@ -342,7 +572,8 @@ export function buildProgram(): Command {
     .command('conform')
     .description('replay conformance paths on a real kernel and compare every result with the model')
     .argument('<model>', 'a registered model id, or a path to a model file')
-    .option('--variant <name>', 'design variant')
+    .addOption(variantOption())
+    .addOption(setOption())
     .addOption(
       new Option('--target <kind>', 'where the kernel runs').choices(['qemu', 'local']).default('qemu'),
     )
@@ -360,12 +591,21 @@ export function buildProgram(): Command {
     .action(async (target, o) => setExit(await cmdConform(target, o)));
   program
     .command('replay')
-    .description('replay a trace (JSON) on the model with xstate’s transition()')
-    .argument('<model>', 'a registered model id, or a path to a model file')
-    .argument('<trace>', 'JSON: an array of events, a trace, or explore --json output')
-    .option('--variant <name>', 'design variant')
+    .description(
+      'replay a trail on xstate’s transition(): invariants after every step, deadlock at the end, recorded results compared',
+    )
+    .argument('<model-or-trail>', 'the trail file; or a model id / model file, then the trail')
+    .argument('[trail]', 'the trail file, when a model is named first')
+    .addOption(new Option('--variant <name>', 'replay on this variant instead of the one the trail records'))
+    .addOption(setOption())
     .option('--json', 'machine-readable output')
-    .action(async (target, file, o) => setExit(await cmdReplay(target, file, o)));
+    .addOption(wideOption())
+    .action(async (first, second, o) => setExit(await cmdReplay(first, second, o)));
+  program
+    .command('init')
+    .description('write a starting model, its spec page and a README into a directory')
+    .argument('<dir>', 'the directory (created if missing)')
+    .action(async (dir) => setExit(await cmdInit(dir)));
   registerExport(program, setExit);
   return program;
 }
@@ -375,7 +615,42 @@ const setExit = (c: number) => {
   exitCode = c;
 };
 
+/** The error as the user sees it: one line, then the trace and the model's source line when known. */
+export function formatError(e: unknown, debug: boolean): string {
+  const lines: string[] = [];
+  if (e instanceof ModelError) {
+    lines.push(`vfio-mc: error: ${e.message}`);
+    const where = e instanceof ModelFunctionError ? sourceOf(e.cause) : undefined;
+    if (where) lines.push(`  at ${where}`);
+    if (e.trace !== undefined) {
+      lines.push(e.trace.length === 0 ? '  in the initial state' : '  in the state reached by:');
+      e.trace.forEach((ev, i) => lines.push(`    ${i + 1}. ${formatEvent(ev)}`));
+    }
+    if (debug) lines.push(String((e instanceof ModelFunctionError && (e.cause as Error)?.stack) || e.stack));
+    return lines.join('\n');
+  }
+  const err = e as Error;
+  lines.push(`vfio-mc: error: internal error (a bug in vfio-mc; --debug shows where): ${err?.message ?? e}`);
+  if (debug) lines.push(String(err?.stack));
+  return lines.join('\n');
+}
+
+/** The first stack frame in the model's own code (not vfio-mc's explorer, not a dependency). */
+function sourceOf(cause: unknown): string | undefined {
+  const stack = (cause as Error)?.stack ?? '';
+  for (const line of stack.split('\n').slice(1)) {
+    const m = /\(([^()]+:\d+:\d+)\)$|at ([^ ()]+:\d+:\d+)$/.exec(line.trim());
+    const where = (m?.[1] ?? m?.[2])?.replace(/^file:\/\//, '');
+    if (!where || where.startsWith('node:') || where.includes('/node_modules/')) continue;
+    if (where.startsWith(join(ROOT, 'explorer'))) continue;
+    return where;
+  }
+  return undefined;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  endQuietlyOnEpipe();
+  exitCode = EXIT.ok;
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
@@ -383,16 +658,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version are not errors; everything else commander rejects is a usage error.
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.ok : EXIT.usage;
+      return e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+        ? EXIT.ok
+        : EXIT.usage;
     }
-    const debug = argv.includes('--debug');
-    if (e instanceof ModelError) {
-      process.stderr.write(`vfio-mc: error: ${e.message}\n`);
-      if (debug) process.stderr.write(`${e.stack}\n`);
-      return EXIT.usage;
-    }
-    process.stderr.write(`vfio-mc: internal error: ${(e as Error).message}\n`);
-    if (debug) process.stderr.write(`${(e as Error).stack}\n`);
+    process.stderr.write(`${formatError(e, argv.includes('--debug'))}\n`);
     return EXIT.usage;
   }
 }

@@ -26,7 +26,7 @@ import {
   type StateValue,
 } from 'xstate';
 import { canonical } from './canonical.ts';
-import { type Engine, transitionId } from './engine.ts';
+import { type Engine, machineTransitionIds, transitionId, transitionName } from './engine.ts';
 import { actorNodes } from './engine-reference.ts';
 import {
   type DigestTree,
@@ -36,7 +36,7 @@ import {
   type Fingerprint,
   stateFingerprintOf,
 } from './fingerprint.ts';
-import type { ModelSnapshot } from './model.ts';
+import { ModelError, ModelFunctionError, type ModelSnapshot } from './model.ts';
 
 /** The machine uses a feature the compiled engine does not implement. */
 export class Unsupported extends Error {
@@ -61,6 +61,8 @@ type Action = ((context: unknown, event: EventObject) => unknown) | null; // nul
 interface Transition {
   /** transitionId() of the xstate transition this was compiled from. */
   readonly id: string;
+  /** Its position in the engine's transitionIds (coverage). */
+  readonly index: number;
   readonly region: number;
   readonly guard: Guard | null;
   readonly actions: readonly Exclude<Action, null>[];
@@ -96,7 +98,10 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
   const parallel = machine.root.type === 'parallel';
   checkRoot(machine);
   const regions = actorNodes(machine).map(({ name, node }) => compileRegion(name, node, parallel));
-  const table = compileTable(machine, regions);
+  const transitionIds = machineTransitionIds(machine);
+  const table = compileTable(machine, regions, new Map(transitionIds.map((id, i) => [id, i])));
+  const fired = new Uint8Array(transitionIds.length);
+  const lastIdx: number[] = [];
   const initial = initialState(machine, regions, parallel);
   const sortedRegions = regions.map((r, i) => ({ r, i })).sort((a, b) => (a.r.name < b.r.name ? -1 : 1));
   const terminated = (s: CompiledState) => regions.map((r, i) => r.leafFinal[s.leaves[i]]);
@@ -133,14 +138,21 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
   return {
     kind: 'compiled',
     actors: regions.map((r) => r.name),
+    transitionIds,
+    fired,
+    lastFired: () => lastIdx,
+    withContext: (s, context) => ({ leaves: s.leaves, context }),
     initial: () => initial,
     step(s, event) {
       const n = select(s, event);
       if (n === 0) return null;
+      lastIdx.length = n;
       let leaves = s.leaves;
       let context = s.context;
       for (let i = 0; i < n; i++) {
         const t = selected[i];
+        fired[t.index] = 1;
+        lastIdx[i] = t.index;
         for (const a of t.actions) context = a(context, event);
         if (t.target >= 0 && leaves[t.region] !== t.target) {
           if (leaves === s.leaves) leaves = leaves.slice();
@@ -269,7 +281,11 @@ function relativePath(n: StateNode<any, any>, region: StateNode<any, any>, paral
   return n.path.slice(depth);
 }
 
-function compileTable(machine: AnyStateMachine, regions: readonly Region[]): Table {
+function compileTable(
+  machine: AnyStateMachine,
+  regions: readonly Region[],
+  indexOf: ReadonlyMap<string, number>,
+): Table {
   const table: Table = new Map();
   const parallel = machine.root.type === 'parallel';
   regions.forEach((region, r) => {
@@ -286,9 +302,8 @@ function compileTable(machine: AnyStateMachine, regions: readonly Region[]): Tab
             throw new Unsupported(`'${descriptor}' events (state '${n.id}')`);
           const list = perEvent.get(descriptor) ?? [];
           defs.forEach((def, i) => {
-            list.push(
-              compileTransition(machine, def, transitionId(n!.id, descriptor, i), r, region, parallel),
-            );
+            const id = transitionId(n!.id, descriptor, i);
+            list.push(compileTransition(machine, def, id, indexOf.get(id) ?? -1, r, region, parallel));
           });
           perEvent.set(descriptor, list);
         }
@@ -323,13 +338,18 @@ function compileTransition(
   machine: AnyStateMachine,
   def: StateNode<any, any>['transitions'] extends Map<string, (infer T)[]> ? T : never,
   id: string,
+  index: number,
   r: number,
   region: Region,
   parallel: boolean,
 ): Transition {
   const where = `state '${def.source.id}', event '${def.eventType}'`;
   const impl = machine.implementations;
-  const actions = def.actions.map((a: unknown) => compileAction(a, impl, where)).filter((a) => a !== null);
+  const name = transitionName(id, machine.id);
+  const actions = def.actions
+    .map((a: unknown) => compileAction(a, impl, where))
+    .filter((a) => a !== null)
+    .map((a) => named(a, `assign of ${name}`));
   let target = -1;
   if (def.target !== undefined) {
     if (def.target.length !== 1) throw new Unsupported(`multiple targets (${where})`);
@@ -343,12 +363,25 @@ function compileTransition(
   }
   return {
     id,
+    index,
     region: r,
-    guard: def.guard === undefined ? null : compileGuard(def.guard, impl, where),
+    guard: def.guard === undefined ? null : named(compileGuard(def.guard, impl, where), `guard of ${name}`),
     actions,
     target,
     effect: def.target !== undefined || def.actions.length > 0,
   };
+}
+
+/** The model's function, so that what it throws names it (a ModelFunctionError). */
+function named<F extends (context: unknown, event: EventObject) => any>(fn: F, what: string): F {
+  return ((context: unknown, event: EventObject) => {
+    try {
+      return fn(context, event);
+    } catch (e) {
+      if (e instanceof ModelError) throw e;
+      throw new ModelFunctionError(what, e);
+    }
+  }) as F;
 }
 
 function isWithin(n: StateNode<any, any>, ancestor: StateNode<any, any>): boolean {

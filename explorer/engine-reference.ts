@@ -11,7 +11,7 @@ import {
   transition,
 } from 'xstate';
 import { canonical } from './canonical.ts';
-import { type Engine, transitionId } from './engine.ts';
+import { type Engine, machineTransitionIds, transitionId } from './engine.ts';
 import { digest, stateFingerprint } from './fingerprint.ts';
 
 /** The actors of a machine: its top-level parallel regions, or the machine itself when its root is not parallel. */
@@ -36,14 +36,30 @@ function regionOf(node: StateNode<any, any>, root: StateNode<any, any>): StateNo
 export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachineSnapshot> {
   const actors = actorNodes(machine);
   const parallel = machine.root.type === 'parallel';
+  const transitionIds = machineTransitionIds(machine);
+  const index = new Map(transitionIds.map((id, i) => [id, i]));
+  const fired = new Uint8Array(transitionIds.length);
+  let last: number[] = [];
+  const idsOf = (s: AnyMachineSnapshot, event: { type: string }) =>
+    machine.getTransitionData(s, event).map((t) => {
+      const defs = t.source.transitions.get(t.eventType) ?? [];
+      return transitionId(t.source.id, t.eventType, defs.indexOf(t));
+    });
   return {
     kind: 'reference',
     actors: actors.map((a) => a.name),
+    transitionIds,
+    fired,
+    lastFired: () => last,
     initial: () => getInitialSnapshot(machine) as AnyMachineSnapshot,
     step(s, event) {
       if (s.status !== 'active' || !s.can(event)) return null;
-      return transition(machine, s, event)[0] as AnyMachineSnapshot;
+      const next = transition(machine, s, event)[0] as AnyMachineSnapshot;
+      last = idsOf(s, event).map((id) => index.get(id) ?? -1);
+      for (const k of last) if (k >= 0) fired[k] = 1;
+      return next;
     },
+    withContext: (s, context) => machine.resolveState({ value: s.value, context }) as AnyMachineSnapshot,
     view: (s) => s,
     fingerprint: (s) => stateFingerprint(digest(s.value), s.context),
     encode: (s) => encodeState(s.value, s.context),
@@ -65,10 +81,7 @@ export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachi
     },
     transitionsOf(s, event) {
       if (s.status !== 'active' || !s.can(event)) return [];
-      return machine.getTransitionData(s, event).map((t) => {
-        const defs = t.source.transitions.get(t.eventType) ?? [];
-        return transitionId(t.source.id, t.eventType, defs.indexOf(t));
-      });
+      return idsOf(s, event);
     },
   };
 }

@@ -5,7 +5,7 @@
  *   many times faster, differentially tested against the reference.
  * The search (bfs.ts) works through this interface only.
  */
-import type { EventObject } from 'xstate';
+import type { AnyStateMachine, EventObject, StateNode } from 'xstate';
 import type { Fingerprint } from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
 
@@ -28,6 +28,14 @@ export interface Engine<S = unknown> {
   actorsOf(s: S, event: EventObject): string[];
   /** The machine transitions that take `event` in `s`, by id (see transitionId); empty when it is not accepted. */
   transitionsOf(s: S, event: EventObject): string[];
+  /** Every transition of the machine, by id, in document order: what coverage is counted against. */
+  readonly transitionIds: readonly string[];
+  /** fired[k] is 1 once a step has taken transitionIds[k] (coverage). */
+  readonly fired: Uint8Array;
+  /** The transitions (indices into transitionIds) that the last successful step took. */
+  lastFired(): readonly number[];
+  /** The same control state with another context (checking mode re-runs a step on a copy). */
+  withContext(s: S, context: unknown): S;
 }
 
 export type AnyEngine = Engine<any>;
@@ -39,4 +47,26 @@ export type AnyEngine = Engine<any>;
  */
 export function transitionId(sourceId: string, eventType: string, index: number): string {
   return `${sourceId}#${eventType}[${index}]`;
+}
+
+/** Every transition of the machine, by transitionId, in document order. */
+export function machineTransitionIds(machine: AnyStateMachine): string[] {
+  const ids: string[] = [];
+  const visit = (node: StateNode<any, any>) => {
+    for (const [eventType, defs] of node.transitions) {
+      defs.forEach((_, i) => ids.push(transitionId(node.id, eventType, i)));
+    }
+    for (const child of Object.values(node.states)) visit(child as StateNode<any, any>);
+  };
+  visit(machine.root);
+  return ids;
+}
+
+/**
+ * A transition's name in reports and in a model's `unreachable` list: its id
+ * without the machine's id, so `vmm.idle#VmmMapDma[0]` (the actor, the state
+ * path, the event, the branch).
+ */
+export function transitionName(id: string, machineId: string): string {
+  return id.startsWith(`${machineId}.`) ? id.slice(machineId.length + 1) : id;
 }

@@ -5,13 +5,16 @@
  * every violation is turned into a trace confirmed on the reference engine.
  */
 
+import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
+import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
-import { ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
-import type { ExploreResult, PropertyVerdict, Violation } from './result.ts';
+import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
+import { checkedEngine } from './model-checks.ts';
+import type { ExploreResult, PropertyVerdict, Violation, Waiting } from './result.ts';
 import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
 
@@ -22,6 +25,8 @@ export interface ExploreConfig {
   readonly maxStates: number;
   /** 'auto' uses the compiled engine when the machine allows it. @default 'auto' */
   readonly engine: 'auto' | 'compiled' | 'reference';
+  /** Checking mode (model-checks.ts): catch in-place changes, non-determinism, non-plain data. @default true */
+  readonly check: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
 }
@@ -35,10 +40,28 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
   const depth = options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
   const maxStates = options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
   requirePositiveIntegers('bound', { depth, maxStates });
-  return { depth, maxStates, engine: options.engine ?? 'auto', onProgress: options.onProgress };
+  return {
+    depth,
+    maxStates,
+    engine: options.engine ?? 'auto',
+    check: options.check ?? true,
+    onProgress: options.onProgress,
+  };
 }
 
 export function chooseEngine(
+  variant: ResolvedVariant,
+  which: ExploreConfig['engine'],
+  check = true,
+): {
+  engine: AnyEngine;
+  note?: string;
+} {
+  const chosen = pickEngine(variant, which);
+  return check ? { ...chosen, engine: checkedEngine(chosen.engine, variant.machine.id) } : chosen;
+}
+
+function pickEngine(
   variant: ResolvedVariant,
   which: ExploreConfig['engine'],
 ): {
@@ -61,7 +84,7 @@ export async function explore(
   options: ExploreOptions = {},
 ): Promise<ExploreResult> {
   const cfg = resolveExploreOptions(variant, options);
-  const { engine, note } = chooseEngine(variant, cfg.engine);
+  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check);
   const outcome = search(variant, engine, {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
@@ -83,19 +106,27 @@ export async function explore(
       continue;
     }
     verdicts.push({ name, kind, status: 'violated' });
-    violations.push({ property: name, kind, ...confirmedTrace(variant, outcome, at) });
+    const trace = confirmedTrace(variant, outcome, at);
+    violations.push({
+      property: name,
+      kind,
+      ...trace,
+      ...(kind === 'deadlock' && { waiting: waitingAt(variant, trace.last) }),
+    });
   }
   const temporal = checkTemporal(variant, engine, outcome);
   for (const t of temporal) {
     verdicts.push(t.verdict);
     if (t.violation) {
-      const { initial, trace } = confirmedTrace(variant, outcome, -1, t.violation.path);
+      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path);
+      const stutters = t.violation.kind === 'liveness' && t.violation.cycleStart === trace.length;
       violations.push({
         property: t.verdict.name,
         kind: t.violation.kind,
         initial,
         trace,
         ...(t.violation.cycleStart !== undefined && { cycleStart: t.violation.cycleStart }),
+        ...(stutters && { waiting: waitingAt(variant, last) }),
       });
     }
   }
@@ -104,8 +135,10 @@ export async function explore(
   return {
     model: variant.modelId,
     variant: variant.name,
+    params: variant.params,
     engine: engine.kind,
     ...(note && { engineNote: note }),
+    checking: cfg.check,
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
@@ -118,7 +151,20 @@ export async function explore(
     collisionProbability: collisionProbability(states, outcome.transitions + 1),
     properties: verdicts,
     violations,
+    coverage: coverageOf(variant, engine, outcome.offered),
   };
+}
+
+/** Every actor that has not terminated in `s`, with what the model says it waits for. */
+function waitingAt(variant: ResolvedVariant, s: AnyMachineSnapshot): Waiting[] {
+  const engine = createReferenceEngine(variant.machine);
+  const done = engine.terminated(s);
+  return engine.actors
+    .filter((_, i) => !done[i])
+    .map((actor) => {
+      const why = callModel(`waitingFor(…, '${actor}')`, () => variant.waitingFor?.(s, actor));
+      return { actor, for: why ?? (variant.waitingFor ? 'not blocked' : 'no event enabled for it') };
+    });
 }
 
 /**
@@ -130,7 +176,7 @@ function confirmedTrace(
   outcome: SearchOutcome,
   at: number,
   path?: readonly { state: number; event: number }[],
-): Pick<Violation, 'initial' | 'trace'> {
+): Pick<Violation, 'initial' | 'trace'> & { last: AnyMachineSnapshot } {
   const { store, events } = outcome;
   const steps =
     path ??
@@ -143,5 +189,5 @@ function confirmedTrace(
     steps.map((s) => events[s.event]),
     [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))],
   );
-  return { initial: r.snapshots[0].value, trace: r.steps };
+  return { initial: r.snapshots[0].value, trace: r.steps, last: r.snapshots[r.snapshots.length - 1] };
 }

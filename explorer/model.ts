@@ -102,8 +102,10 @@ export type WaitingFor<TContext> = (s: ModelSnapshot<TContext>, actor: string) =
  * machine transitions as the coverage report prints them:
  * `<actor>.<state path>#<EventType>[<branch>]` (for example
  * `release.notifying#ReleaseRetry[0]`), or without `[<branch>]` for every
- * branch of that event in that state. `npm start` fails on a transition that
- * never fires and is not listed here, and on a listed one that fires.
+ * branch of that event in that state, or with `*` for any run of characters
+ * (`*#VmmHalt`: that event from every state). `npm start` fails on a
+ * transition that never fires and is not listed here, and on a listed one
+ * that fires or a key that matches no transition.
  */
 export type Unreachable = Readonly<Record<string, string>>;
 
@@ -125,12 +127,25 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly unreachable?: Unreachable;
 }
 
-export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject> extends VariantSpec<
+/**
+ * A model parameter (TLC's CONSTANTS, Spin's `#define`): an integer size of
+ * the configuration, such as the number of DMA mappings. `--set dmas=3`.
+ */
+export interface ParamSpec {
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+  readonly description: string;
+}
+
+export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
+export type Params = Readonly<Record<string, number>>;
+
+/** The body of a model: everything but its id, description and parameters. */
+export interface ModelBody<TContext = any, TEvent extends EventObject = EventObject> extends VariantSpec<
   TContext,
   TEvent
 > {
-  /** Short kebab-case id, used on the command line. */
-  readonly id: string;
   readonly machine: AnyStateMachine;
   readonly events: EventGenerator<TContext, TEvent>;
   readonly invariants: Readonly<Record<string, StatePredicate<TContext>>>;
@@ -152,10 +167,32 @@ export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObj
   readonly result?: (after: ModelSnapshot<TContext>, actor: string, event: TEvent) => string | undefined;
 }
 
+/** A model without parameters: its body given directly. */
+export interface ModelSpec<TContext = any, TEvent extends EventObject = EventObject> extends ModelBody<
+  TContext,
+  TEvent
+> {
+  /** Short kebab-case id, used on the command line. */
+  readonly id: string;
+}
+
+/**
+ * A model with parameters: the body is built from their resolved values, so
+ * the machine, the events and the properties can all depend on them.
+ */
+export interface ParameterisedModelSpec<TContext = any, TEvent extends EventObject = EventObject> {
+  readonly id: string;
+  readonly description?: string;
+  readonly params: ParamSpecs;
+  readonly build: (params: Params) => ModelBody<TContext, TEvent>;
+}
+
 /** One variant with everything inherited filled in: what the explorer runs. */
 export interface ResolvedVariant<TContext = any, TEvent extends EventObject = any> {
   readonly modelId: string;
   readonly name: string;
+  /** The parameter values this variant was built with (empty for a model without parameters). */
+  readonly params: Params;
   readonly description: string;
   readonly machine: AnyStateMachine;
   readonly events: EventGenerator<TContext, TEvent>;
@@ -180,9 +217,12 @@ export interface Model<TContext = any, TEvent extends EventObject = any> {
   readonly kind: 'vfio-mc/model';
   readonly id: string;
   readonly description: string;
+  /** Declared parameters (empty for a model without any). */
+  readonly params: ParamSpecs;
   readonly variantNames: readonly string[];
   readonly defaultVariant: string;
-  variant(name?: string): ResolvedVariant<TContext, TEvent>;
+  /** A variant at the given parameter values (each defaults to its declared default). */
+  variant(name?: string, params?: Params): ResolvedVariant<TContext, TEvent>;
 }
 
 const MODEL_ID = /^[a-z][a-z0-9-]*$/;
@@ -202,54 +242,131 @@ function defaultResult(calls: ReadonlySet<string>): ResolvedVariant['result'] {
 
 /** Declare a model. Throws (a ModelError, reported as exit 2) on a malformed declaration. */
 export function defineModel<TContext, TEvent extends EventObject>(
-  spec: ModelSpec<TContext, TEvent>,
+  spec: ModelSpec<TContext, TEvent> | ParameterisedModelSpec<TContext, TEvent>,
 ): Model<TContext, TEvent> {
   if (!MODEL_ID.test(spec.id)) throw new ModelError(`model id '${spec.id}' must be kebab-case`);
-  if (typeof spec.events !== 'function')
-    throw new ModelError(`model '${spec.id}': events must be a function`);
-  const variants = spec.variants ?? { default: {} };
-  const names = Object.keys(variants);
-  if (names.length === 0) throw new ModelError(`model '${spec.id}': variants is empty`);
-  const defaultVariant = spec.defaultVariant ?? names[0];
-  if (!(defaultVariant in variants)) {
+  const declared: ParamSpecs = 'build' in spec ? spec.params : {};
+  checkParamSpecs(spec.id, declared);
+  const bodies = new Map<string, ModelBody<TContext, TEvent>>();
+  const bodyAt = (values: Params): ModelBody<TContext, TEvent> => {
+    const key = JSON.stringify(values);
+    let body = bodies.get(key);
+    if (body === undefined) {
+      body = 'build' in spec ? spec.build(values) : spec;
+      checkBody(spec.id, body);
+      bodies.set(key, body);
+    }
+    return body;
+  };
+  const defaults = resolveParams(spec.id, declared, {});
+  const first = bodyAt(defaults);
+  const names = Object.keys(first.variants ?? { default: {} });
+  const defaultVariant = first.defaultVariant ?? names[0];
+  if (!names.includes(defaultVariant)) {
     throw new ModelError(`model '${spec.id}': defaultVariant '${defaultVariant}' is not a variant`);
   }
-  const calls = new Set(spec.calls ?? []);
-  const resolve = (name: string): ResolvedVariant<TContext, TEvent> => {
-    const v = variants[name];
-    return {
-      modelId: spec.id,
-      name,
-      description: v.description ?? spec.description ?? '',
-      machine: v.machine ?? spec.machine,
-      events: v.events ?? spec.events,
-      invariants: { ...spec.invariants, ...v.invariants },
-      properties: { ...spec.properties, ...v.properties },
-      fairness: v.fairness ?? spec.fairness ?? {},
-      bounds: { ...spec.bounds, ...v.bounds },
-      expect: v.expect ?? spec.expect,
-      calls,
-      label: v.label ?? spec.label,
-      waitingFor: v.waitingFor ?? spec.waitingFor,
-      unreachable: { ...spec.unreachable, ...v.unreachable },
-      result: spec.result
-        ? (_before, after, actor, event) => spec.result?.(after, actor, event)
-        : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),
-    };
-  };
   return {
     kind: 'vfio-mc/model',
     id: spec.id,
     description: spec.description ?? '',
+    params: declared,
     variantNames: names,
     defaultVariant,
-    variant(name = defaultVariant) {
+    variant(name = defaultVariant, given: Params = {}) {
+      const values = resolveParams(spec.id, declared, given);
+      const body = bodyAt(values);
+      const variants = body.variants ?? { default: {} };
       if (!(name in variants)) {
-        throw new ModelError(`model '${spec.id}' has no variant '${name}' (variants: ${names.join(', ')})`);
+        throw new ModelError(
+          `model '${spec.id}' has no variant '${name}' (variants: ${Object.keys(variants).join(', ')})`,
+        );
       }
-      return resolve(name);
+      return resolveVariant(spec.id, spec.description, body, name, variants[name], values);
     },
   };
+}
+
+function checkBody(id: string, body: ModelBody<any, any>): void {
+  if (typeof body.events !== 'function') throw new ModelError(`model '${id}': events must be a function`);
+  if (body.variants && Object.keys(body.variants).length === 0)
+    throw new ModelError(`model '${id}': variants is empty`);
+}
+
+function resolveVariant<TContext, TEvent extends EventObject>(
+  id: string,
+  description: string | undefined,
+  spec: ModelBody<TContext, TEvent>,
+  name: string,
+  v: VariantSpec<TContext, TEvent>,
+  params: Params,
+): ResolvedVariant<TContext, TEvent> {
+  const calls = new Set(spec.calls ?? []);
+  return {
+    modelId: id,
+    name,
+    params,
+    description: v.description ?? spec.description ?? description ?? '',
+    machine: v.machine ?? spec.machine,
+    events: v.events ?? spec.events,
+    invariants: { ...spec.invariants, ...v.invariants },
+    properties: { ...spec.properties, ...v.properties },
+    fairness: v.fairness ?? spec.fairness ?? {},
+    bounds: { ...spec.bounds, ...v.bounds },
+    expect: v.expect ?? spec.expect,
+    calls,
+    label: v.label ?? spec.label,
+    waitingFor: v.waitingFor ?? spec.waitingFor,
+    unreachable: { ...spec.unreachable, ...v.unreachable },
+    result: spec.result
+      ? (_before, after, actor, event) => spec.result?.(after, actor, event)
+      : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),
+  };
+}
+
+function checkParamSpecs(id: string, specs: ParamSpecs): void {
+  for (const [name, p] of Object.entries(specs)) {
+    const ok =
+      /^[a-z][A-Za-z0-9]*$/.test(name) &&
+      [p.default, p.min, p.max].every(Number.isSafeInteger) &&
+      p.min <= p.default &&
+      p.default <= p.max;
+    if (!ok)
+      throw new ModelError(
+        `model '${id}': parameter '${name}' must have a camelCase name and integers min <= default <= max`,
+      );
+  }
+}
+
+/** The declared parameters with `given` laid over their defaults; a ModelError for anything else. */
+export function resolveParams(id: string, specs: ParamSpecs, given: Params): Params {
+  const known = Object.keys(specs);
+  for (const [name, value] of Object.entries(given)) {
+    const p = specs[name];
+    if (p === undefined) {
+      throw new ModelError(
+        `model '${id}' has no parameter '${name}'` +
+          (known.length ? ` (parameters: ${known.join(', ')})` : ' (it has no parameters)'),
+      );
+    }
+    if (!Number.isSafeInteger(value) || value < p.min || value > p.max) {
+      throw new ModelError(
+        `model '${id}': ${name} must be an integer from ${p.min} to ${p.max}, got ${value}`,
+      );
+    }
+  }
+  return Object.fromEntries(known.map((k) => [k, given[k] ?? specs[k].default]));
+}
+
+/** `dmas=3,mdevs=2` → { dmas: 3, mdevs: 2 }; a ModelError naming what is malformed. */
+export function parseParamAssignments(text: string): Params {
+  const out: Record<string, number> = {};
+  for (const part of text.split(',').filter((x) => x.trim() !== '')) {
+    const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s*=\s*(-?\d+)\s*$/.exec(part);
+    if (!m) throw new ModelError(`--set expects name=integer[,name=integer...], got '${part}'`);
+    if (m[1] in out) throw new ModelError(`--set gives '${m[1]}' twice`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
 }
 
 export function isModel(x: unknown): x is Model {
@@ -280,4 +397,32 @@ export function requirePositiveIntegers(what: string, values: Readonly<Record<st
 /** A problem with a model or its input (exit code 2), as opposed to a violation (exit 1). */
 export class ModelError extends Error {
   override name = 'ModelError';
+  /** The events that reached the state where the problem showed, when the search knows them. */
+  trace?: readonly EventObject[];
+}
+
+/**
+ * A function of the model (a guard, an assign, the event generator, an
+ * invariant, a property, a label) threw. `what` names it the way the reports
+ * do: "guard of vmm.idle#VmmUnmapDma[0]", "invariant 'noStaleAfterRemap'".
+ */
+export class ModelFunctionError extends ModelError {
+  override name = 'ModelFunctionError';
+  constructor(
+    readonly what: string,
+    override readonly cause: unknown,
+  ) {
+    const e = cause instanceof Error ? cause : new Error(String(cause));
+    super(`${what} threw ${e.name}: ${e.message.split('\n')[0]}`);
+  }
+}
+
+/** Call a model function; what it throws becomes a ModelFunctionError naming it. */
+export function callModel<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ModelError) throw e;
+    throw new ModelFunctionError(what, e);
+  }
 }

@@ -1,7 +1,10 @@
 /**
  * Progress on a terminal: a status line (states, depth, frontier, states/s)
  * drawn with cli-progress on stderr, shown only for runs longer than a second
- * and only when stderr is a TTY. --json and --no-progress turn it off.
+ * and only when stderr is a TTY. --json and --no-progress turn it off. A run
+ * of many searches (verdicts) passes the time it started, so the line shows
+ * once the whole run is past a second, with the search's place in the run in
+ * its label.
  */
 import cliProgress from 'cli-progress';
 import type { Progress } from './bfs.ts';
@@ -13,12 +16,13 @@ export interface ProgressSink {
 
 const QUIET: ProgressSink = { update() {}, stop() {} };
 
-export function progressLine(label: string, enabled: boolean): ProgressSink {
+export function progressLine(label: string, enabled: boolean, runStarted?: number): ProgressSink {
   if (!enabled || !process.stderr.isTTY) return QUIET;
   let bar: cliProgress.SingleBar | undefined;
+  const offset = runStarted === undefined ? 0 : (performance.now() - runStarted) / 1000;
   return {
     update(p) {
-      if (!bar && p.seconds < 1) return;
+      if (!bar && p.seconds + offset < 1) return;
       const payload = {
         label,
         states: p.states.toLocaleString('en'),

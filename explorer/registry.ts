@@ -3,10 +3,11 @@
  * model is registered, so a new protocol or design variant is one new file
  * there and nothing else. A path to any other file loads a user's own model.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, extname, join, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isModel, type Model, ModelError } from './model.ts';
+import { importUserModule } from './model-loader.ts';
 
 export const MACHINES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'machines');
 
@@ -14,15 +15,7 @@ const isModelFile = (f: string) => /\.(ts|mts|js|mjs)$/.test(f) && !/\.(test|spe
 
 /** Load one model module by path; its default export must be made with defineModel(). */
 export async function loadModelFile(path: string): Promise<Model> {
-  const file = resolve(path);
-  if (!existsSync(file)) throw new ModelError(`${path}: no such file`);
-  let mod: { default?: unknown };
-  try {
-    mod = await import(pathToFileURL(file).href);
-  } catch (e) {
-    if (e instanceof ModelError) throw new ModelError(`${path}: ${e.message}`);
-    throw new ModelError(`${path}: cannot load the module: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const mod = await importUserModule(path);
   if (!isModel(mod.default)) {
     throw new ModelError(`${path}: the default export is not a model made with defineModel()`);
   }
@@ -48,10 +41,12 @@ export async function registeredModels(dir = MACHINES_DIR): Promise<Model[]> {
   return models.sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/** Whether a command-line model argument is a file path rather than a registered id. */
+export const isModelPath = (idOrPath: string): boolean => idOrPath.includes('/') || extname(idOrPath) !== '';
+
 /** A model by registered id, or by path to a model file. */
 export async function findModel(idOrPath: string): Promise<Model> {
-  const looksLikePath = idOrPath.includes('/') || extname(idOrPath) !== '';
-  if (looksLikePath) return loadModelFile(idOrPath);
+  if (isModelPath(idOrPath)) return loadModelFile(idOrPath);
   const models = await registeredModels();
   const m = models.find((x) => x.id === idOrPath);
   if (!m) {

@@ -1,8 +1,10 @@
 /**
  * Counterexamples as Mermaid sequence diagrams, to paste into a mailing-list
  * thread or a Markdown spec. Actors are participants; a uAPI call is an arrow
- * to the kernel and its predicted result an arrow back; an internal step is a
- * note over its actor. A liveness cycle is drawn as a `loop` block.
+ * to the kernel and its predicted result an arrow back; a call that blocks
+ * is a note (it does not return), as is an internal step. A liveness cycle
+ * is drawn as a `loop` block; what each blocked actor waits for closes a
+ * deadlock. The title names the property, the model and the variant.
  */
 
 import { formatChanges, formatEvent } from './report-text.ts';
@@ -17,8 +19,11 @@ const esc = (s: string) =>
 
 function stepLines(step: TraceStep): string[] {
   const actors = step.actor.split('+');
-  const label = esc(formatEvent(step.event));
+  const label = esc(step.label ?? formatEvent(step.event));
   const changed = step.changes.length ? esc(formatChanges(step, 3)) : '';
+  if (step.call && step.result === 'blocked') {
+    return [`  Note over ${actors[0]}: ${label} blocks${changed ? `<br/>${changed}` : ''}`];
+  }
   if (step.call) {
     const lines = [`  ${actors[0]}->>uapi: ${label}`];
     lines.push(`  uapi-->>${actors[0]}: ${esc(step.result ?? 'returns')}${changed ? ` (${changed})` : ''}`);
@@ -29,11 +34,18 @@ function stepLines(step: TraceStep): string[] {
   return [`  Note over ${over}: ${label}${result}${changed ? `<br/>${changed}` : ''}`];
 }
 
-export function formatMermaid(v: Violation, actors: readonly string[]): string {
-  const lines = ['sequenceDiagram'];
+/** The diagram's title: what is violated, where. */
+export function mermaidTitle(v: Violation, model: string, variant: string): string {
+  const what = v.kind === 'deadlock' ? 'deadlock' : `${v.kind} '${v.property}'`;
+  return `${what} in ${model} / ${variant}, ${v.trace.length} step${v.trace.length === 1 ? '' : 's'}`;
+}
+
+export function formatMermaid(v: Violation, actors: readonly string[], title?: string): string {
+  const lines = title
+    ? ['---', `title: ${esc(title).replace(/:/g, ' -')}`, '---', 'sequenceDiagram']
+    : ['sequenceDiagram'];
   for (const a of actors) lines.push(`  participant ${a}`);
-  if (v.trace.some((s) => s.call)) lines.push('  participant uapi as kernel');
-  lines.push(`  Note over ${actors[0]},${actors[actors.length - 1]}: ${esc(v.kind)}: ${esc(v.property)}`);
+  if (v.trace.some((s) => s.call && s.result !== 'blocked')) lines.push('  participant uapi as kernel');
   v.trace.forEach((step, i) => {
     if (i === v.cycleStart) lines.push('  loop cycle (repeats forever)');
     lines.push(
@@ -45,6 +57,7 @@ export function formatMermaid(v: Violation, actors: readonly string[]): string {
       `  Note over ${actors[0]},${actors[actors.length - 1]}: stays here forever (no fair actor enabled)`,
     );
   } else if (v.cycleStart !== undefined) lines.push('  end');
+  for (const w of v.waiting ?? []) lines.push(`  Note over ${w.actor}: waits: ${esc(w.for)}`);
   return lines.join('\n');
 }
 
@@ -53,14 +66,8 @@ export function formatMermaidDocument(r: ExploreResult, actors: readonly string[
   const parts = [`# ${r.model} / ${r.variant}`, ''];
   if (r.violations.length === 0) parts.push('No violation within the bounds.');
   for (const v of r.violations) {
-    parts.push(
-      `## ${v.kind}: ${v.property} (${v.trace.length} steps)`,
-      '',
-      '```mermaid',
-      formatMermaid(v, actors),
-      '```',
-      '',
-    );
+    const title = mermaidTitle(v, r.model, r.variant);
+    parts.push(`## ${title}`, '', '```mermaid', formatMermaid(v, actors, title), '```', '');
   }
   return `${parts.join('\n')}\n`;
 }

@@ -1,13 +1,24 @@
 /**
  * The text report: a header with the search statistics, a table of
- * properties, and each counterexample as numbered steps in per-actor swim
- * lanes with the context fields each step changed.
+ * properties, the transitions that never fired, and each counterexample as
+ * numbered steps in per-actor swim lanes with the context fields each step
+ * changed, then what every still-running actor waits for. Everything is
+ * fitted to the output width (text-table.ts); `width: Infinity` is `--wide`.
  */
+import { relative } from 'node:path';
+import { inspect } from 'node:util';
 import type { EventObject } from 'xstate';
-import type { ExploreResult, TraceStep, Violation } from './result.ts';
+import type { Change, ExploreResult, TraceStep, Violation } from './result.ts';
+import { fitWidths, formatTable, renderRows, textWidth, wrapCell } from './text-table.ts';
 
-const LANE_WIDTH = 34;
+export interface TextOptions {
+  /** Output width in columns; Infinity prints everything unwrapped and unabridged (--wide). */
+  readonly width: number;
+}
 
+const DEFAULT: TextOptions = { width: 100 };
+
+/** The event as the model names it: `VmmUnmapVaddr(range=0)`. */
 export function formatEvent(e: EventObject): string {
   const { type, ...args } = e as EventObject & Record<string, unknown>;
   const params = Object.entries(args).map(
@@ -16,74 +27,164 @@ export function formatEvent(e: EventObject): string {
   return params.length ? `${type}(${params.join(', ')})` : type;
 }
 
-export function formatStepLabel(step: TraceStep): string {
-  const ev = formatEvent(step.event);
-  return step.result === undefined ? ev : `${ev} → ${step.result}`;
+/** A step as the thread would write it: the uAPI label (else the event) and the predicted result. */
+export function formatStepLabel(step: Pick<TraceStep, 'event' | 'label' | 'result'>): string {
+  const text = step.label ?? formatEvent(step.event);
+  if (step.result === undefined) return text;
+  return step.result === 'blocked' ? `${text} … blocks` : `${text} = ${step.result}`;
 }
 
-const fmtValue = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+const MAX_VALUE = 48;
 
-export function formatChanges(step: TraceStep, max = 4): string {
-  const parts = step.changes
-    .slice(0, max)
-    .map((c) => `${c.path}: ${fmtValue(c.before)}→${fmtValue(c.after)}`);
-  if (step.changes.length > max) parts.push(`+${step.changes.length - max} more`);
-  return parts.join('; ');
+/** A value in a change: strings bare, structures as compact JS literals (node's util.inspect). */
+function fmtValue(v: unknown, abridge: boolean): string {
+  const s =
+    typeof v === 'string'
+      ? v
+      : v === undefined
+        ? '(none)'
+        : inspect(v, { breakLength: Number.POSITIVE_INFINITY, depth: abridge ? 3 : null, compact: true });
+  return abridge && s.length > MAX_VALUE ? `${s.slice(0, MAX_VALUE - 1)}…` : s;
 }
 
-export function formatSummary(r: ExploreResult): string {
+function formatChange(c: Change, abridge: boolean): string {
+  if (c.added !== undefined || c.removed !== undefined) {
+    const parts = [
+      ...(c.added ?? []).map((x) => `+${fmtValue(x, abridge)}`),
+      ...(c.removed ?? []).map((x) => `-${fmtValue(x, abridge)}`),
+    ];
+    return `${c.path}: ${parts.join(' ')}`;
+  }
+  return `${c.path}: ${fmtValue(c.before, abridge)}→${fmtValue(c.after, abridge)}`;
+}
+
+/** The fields a step changed; with `max`, at most that many and a count of the rest. */
+export function formatChanges(
+  step: TraceStep,
+  max = Number.POSITIVE_INFINITY,
+  abridge = true,
+  separator = '; ',
+): string {
+  // The acting actor's ret is the step's result, shown beside its label already.
+  const shown =
+    step.result === undefined ? step.changes : step.changes.filter((c) => c.path !== `ret.${step.actor}`);
+  const parts = shown.slice(0, max).map((c) => formatChange(c, abridge));
+  if (shown.length > max) parts.push(`+${shown.length - max} more`);
+  return parts.join(separator);
+}
+
+export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const scope = r.complete
     ? 'complete: every reachable state explored'
     : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
-    `${r.model} / ${r.variant}  (${r.engine} engine)`,
+    `${r.model} / ${r.variant}  (${r.engine} engine${r.checking ? '' : ', model checks off'})`,
     `  ${scope}`,
-    `  ${r.states} distinct states, ${r.transitions} transitions, depth ${r.depth}, ` +
-      `${r.seconds.toFixed(2)} s, ${Math.round(r.statesPerSecond)} states/s, peak ${r.peakMemoryMB} MB`,
+    `  ${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ` +
+      `${r.seconds.toFixed(2)} s, ${Math.round(r.statesPerSecond).toLocaleString('en')} states/s, peak ${r.peakMemoryMB} MB`,
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
+  if (Object.keys(r.params).length > 0)
+    lines.splice(
+      1,
+      0,
+      `  parameters: ${Object.entries(r.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}`,
+    );
+  return lines.flatMap((l) => wrapCell(l, o.width).map((w, i) => (i === 0 ? w : `    ${w}`))).join('\n');
+}
+
+export function formatProperties(r: ExploreResult, o: TextOptions = DEFAULT): string {
+  const rows = r.properties.map((p) => [p.name, p.kind, p.note ? `${p.status} (${p.note})` : p.status]);
+  return formatTable(['property', 'kind', 'verdict'], rows, o.width - 2)
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+/** "N of M transitions never fired" with their names, and the offered events that were never enabled. */
+export function formatCoverage(r: ExploreResult, o: TextOptions = DEFAULT): string {
+  const c = r.coverage;
+  if (c === undefined) return '';
+  const lines: string[] = [];
+  const unexplained = c.neverFired.filter((t) => !(t in c.unreachable));
+  const known = c.neverFired.filter((t) => t in c.unreachable);
+  if (c.neverFired.length === 0) {
+    lines.push(`  coverage: all ${c.transitions} transitions fired`);
+  } else {
+    lines.push(`  coverage: ${c.neverFired.length} of ${c.transitions} transitions never fired`);
+    for (const t of unexplained) lines.push(...wrapCell(`    ${t}`, o.width));
+    for (const t of known) lines.push(...wrapCell(`    ${t} (known: ${c.unreachable[t]})`, o.width));
+  }
+  for (const t of c.staleUnreachable)
+    lines.push(...wrapCell(`  listed as unreachable but fired: ${t}`, o.width));
+  if (c.neverEnabled.length > 0) {
+    lines.push('  offered but never enabled:');
+    lines.push(...wrapCell(c.neverEnabled.join(', '), o.width - 4).map((l) => `    ${l}`));
+  }
   return lines.join('\n');
 }
 
-export function formatProperties(r: ExploreResult): string {
-  const width = Math.max(8, ...r.properties.map((p) => p.name.length));
-  const rows = r.properties.map((p) => {
-    const note = p.note ? `  (${p.note})` : '';
-    return `  ${p.name.padEnd(width)}  ${p.kind.padEnd(11)}  ${p.status}${note}`;
-  });
-  return [`  ${'property'.padEnd(width)}  ${'kind'.padEnd(11)}  verdict`, ...rows].join('\n');
-}
-
-function cell(text: string, width: number): string {
-  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
-}
-
-/** Numbered steps, one column per actor, changed fields at the right. */
-export function formatSwimLanes(v: Violation, actors: readonly string[]): string {
+/**
+ * Numbered steps, one lane per actor that takes a step, the changed fields
+ * at the right; cells wrap to fit the width. A liveness cycle is marked ↻.
+ */
+export function formatSwimLanes(v: Violation, actors: readonly string[], o: TextOptions = DEFAULT): string {
+  const lanes = actors.filter((a) => v.trace.some((s) => s.actor.split('+').includes(a)));
+  const abridge = Number.isFinite(o.width);
   const num = String(v.trace.length).length + 1;
-  const header = `${' '.repeat(num)} | ${actors.map((a) => cell(a, LANE_WIDTH)).join(' | ')} | changes`;
-  const lines = [header, '-'.repeat(header.length + 10)];
-  v.trace.forEach((step, i) => {
-    if (v.cycleStart === i) lines.push(`${'↻'.padStart(num)} | cycle: the steps below repeat forever`);
-    const lanes = actors.map((a) =>
-      cell(step.actor.split('+').includes(a) ? formatStepLabel(step) : '', LANE_WIDTH),
-    );
-    lines.push(`${String(i + 1).padStart(num)} | ${lanes.join(' | ')} | ${formatChanges(step)}`);
+  const rows = v.trace.map((step, i) => [
+    String(i + 1).padStart(num),
+    ...lanes.map((a) => (step.actor.split('+').includes(a) ? formatStepLabel(step) : '')),
+    formatChanges(step, abridge ? 6 : Number.POSITIVE_INFINITY, abridge, '\n'),
+  ]);
+  const header = [' '.repeat(num), ...lanes, 'changes'];
+  const desired = header.map((h, i) => Math.max(textWidth(h), ...rows.map((r) => textWidth(r[i]))));
+  const sep = ' | ';
+  // (textWidth of a multi-line cell is its widest line)
+  // The lanes are what a reader follows: they get their width first, the changes what is left
+  // (at least a third of the line, or what they need if less).
+  const room = o.width - sep.length * (header.length - 1) - num;
+  const changes = Math.min(desired[desired.length - 1], Math.max(24, Math.floor(room / 3)));
+  const laneWidths = fitWidths(
+    desired.slice(1, -1),
+    lanes.map((a) => Math.max(textWidth(a), 12)),
+    room - changes,
+  );
+  const used = laneWidths.reduce((a, b) => a + b, 0);
+  const widths = [num, ...laneWidths, Number.isFinite(room) ? Math.max(changes, room - used) : changes];
+  const out = renderRows([header], widths, sep);
+  out.push('-'.repeat(Math.min(o.width, widths.reduce((a, b) => a + b, 0) + sep.length * lanes.length + 1)));
+  rows.forEach((row, i) => {
+    if (v.cycleStart === i) out.push(`${'↻'.padStart(num)} | cycle: the steps below repeat forever`);
+    out.push(...renderRows([row], widths, sep));
   });
   if (v.cycleStart === v.trace.length) {
-    lines.push(
-      `${'↻'.padStart(num)} | stays in this state forever: no fairly scheduled actor is enabled here`,
-    );
+    out.push(`${'↻'.padStart(num)} | stays in this state forever: no fairly scheduled actor is enabled here`);
   } else if (v.cycleStart !== undefined) {
-    lines.push(`${'↻'.padStart(num)} | back to the state before step ${v.cycleStart + 1}`);
+    out.push(`${'↻'.padStart(num)} | back to the state before step ${v.cycleStart + 1}`);
+  }
+  return out.join('\n');
+}
+
+/** What each actor that is still running at the end waits for. */
+export function formatWaiting(v: Violation, o: TextOptions = DEFAULT): string {
+  if (!v.waiting?.length) return '';
+  const where = v.kind === 'deadlock' ? 'blocked at the end' : 'still running at the end';
+  const width = Math.max(...v.waiting.map((w) => textWidth(w.actor)));
+  const lines = [`${where}:`];
+  for (const w of v.waiting) {
+    const lead = `  ${w.actor.padEnd(width)}  `;
+    const text = wrapCell(w.for, o.width - lead.length);
+    lines.push(`${lead}${text[0]}`, ...text.slice(1).map((t) => `${' '.repeat(lead.length)}${t}`));
   }
   return lines.join('\n');
 }
 
 const steps = (n: number) => `${n} step${n === 1 ? '' : 's'}`;
 
-function describeViolation(v: Violation): string {
+export function describeViolation(v: Violation): string {
   switch (v.kind) {
     case 'invariant':
       return `invariant '${v.property}' violated after ${steps(v.trace.length)} (shortest)`;
@@ -100,10 +201,27 @@ function describeViolation(v: Violation): string {
   }
 }
 
-export function formatReport(r: ExploreResult, actors: readonly string[]): string {
-  const parts = [formatSummary(r), '', formatProperties(r)];
-  for (const v of r.violations) {
-    parts.push('', describeViolation(v), formatSwimLanes(v, actors));
+/** One counterexample: what was violated, the swim lanes, the waits, and the trail file. */
+export function formatViolation(v: Violation, actors: readonly string[], o: TextOptions = DEFAULT): string {
+  const parts = [...wrapCell(describeViolation(v), o.width)];
+  if (v.trace.length > 0 || v.kind !== 'unreachable') parts.push(formatSwimLanes(v, actors, o));
+  const waits = formatWaiting(v, o);
+  if (waits) parts.push(waits);
+  if (v.trail) {
+    const shown = relative(process.cwd(), v.trail);
+    const path = shown.startsWith('..') ? v.trail : shown;
+    parts.push(
+      ...wrapCell(`trail: ${path}`, o.width),
+      ...wrapCell(`  replay it: vfio-mc replay ${path}`, o.width),
+    );
   }
+  return parts.join('\n');
+}
+
+export function formatReport(r: ExploreResult, actors: readonly string[], o: TextOptions = DEFAULT): string {
+  const parts = [formatSummary(r, o), formatCoverage(r, o), '', formatProperties(r, o)].filter(
+    (p, i) => i !== 1 || p !== '',
+  );
+  for (const v of r.violations) parts.push('', formatViolation(v, actors, o));
   return parts.join('\n');
 }

@@ -3,6 +3,7 @@
  * Mermaid, JSON) and by conformance/, which replays traces without the explorer.
  */
 import type { EventObject, StateValue } from 'xstate';
+import type { Coverage } from './coverage.ts';
 
 /** 'unreachable': a `sometimes` property no reachable state satisfies (its trace is empty). */
 export type ViolationKind = 'invariant' | 'deadlock' | 'liveness' | 'unrecoverable' | 'unreachable';
@@ -11,6 +12,8 @@ export interface TraceStep {
   /** The actor (top-level region) whose transition took the event; 'a+b' if several did. */
   readonly actor: string;
   readonly event: EventObject;
+  /** The model's uAPI label of the event (its `label`), when it gives one. */
+  readonly label?: string;
   /** The state value after the step. */
   readonly state: StateValue;
   /** True when the event is one of the model's uAPI calls. */
@@ -25,6 +28,16 @@ export interface Change {
   readonly path: string;
   readonly before: unknown;
   readonly after: unknown;
+  /** For a list that grew or shrank: the elements it gained and lost (a multiset difference). */
+  readonly added?: readonly unknown[];
+  readonly removed?: readonly unknown[];
+}
+
+/** An actor that has not terminated at the end of a deadlock or liveness trace, and what it waits for. */
+export interface Waiting {
+  readonly actor: string;
+  /** The model's `waitingFor` text, or a generic one when the model gives none. */
+  readonly for: string;
 }
 
 export interface Violation {
@@ -36,6 +49,10 @@ export interface Violation {
   readonly cycleStart?: number;
   /** The initial state value, so that a reader sees where step 1 starts. */
   readonly initial: StateValue;
+  /** Deadlock and liveness: the actors still running in the last state, and what each waits for. */
+  readonly waiting?: readonly Waiting[];
+  /** The trail file this counterexample was written to (`vfio-mc replay` reads it). */
+  readonly trail?: string;
 }
 
 export type PropertyStatus = 'holds' | 'violated' | 'not checked' | 'unknown';
@@ -46,6 +63,8 @@ export interface PropertyVerdict {
   readonly status: PropertyStatus;
   /** Why a property is 'not checked' or 'unknown' (for example: search cut off by a bound). */
   readonly note?: string;
+  /** leadsTo whose premise no explored state satisfies: it holds, for no reason. */
+  readonly vacuous?: boolean;
 }
 
 export interface ExploreStats {
@@ -62,9 +81,15 @@ export interface ExploreStats {
 export interface ExploreResult extends ExploreStats {
   readonly model: string;
   readonly variant: string;
+  /** The model parameters the variant was built with. */
+  readonly params: Readonly<Record<string, number>>;
   readonly engine: 'compiled' | 'reference';
   /** Why the compiled engine was not used, when it was not. */
   readonly engineNote?: string;
+  /** Whether checking mode was on (model-checks.ts). */
+  readonly checking: boolean;
+  /** Which transitions fired, which never did, and the event types never enabled. */
+  readonly coverage: Coverage;
   /** True when every reachable state was explored (no bound cut the search). */
   readonly complete: boolean;
   /** Which bound cut the search, when one did. */

@@ -23,7 +23,7 @@
  * is a real one; when none is found on an incomplete search the verdict is
  * 'unknown', never 'holds'.
  */
-import type { EdgeList, SearchOutcome } from './bfs.ts';
+import type { EdgeList, NamedPredicate, SearchOutcome } from './bfs.ts';
 import type { AnyEngine } from './engine.ts';
 import { ModelError, type ResolvedVariant, type StatePredicate, type TemporalProperty } from './model.ts';
 import type { PropertyVerdict } from './result.ts';
@@ -52,16 +52,17 @@ export const hasTemporal = (v: ResolvedVariant): boolean =>
   Object.values(v.properties).some((p: TemporalProperty) => p.kind !== 'sometimes');
 
 /** The state predicates the search must record, in the order checkTemporal reads them. */
-export function temporalLabels(v: ResolvedVariant): StatePredicate[] {
-  return Object.values(v.properties).flatMap((p: TemporalProperty) => {
+export function temporalLabels(v: ResolvedVariant): NamedPredicate[] {
+  return Object.entries(v.properties).flatMap(([name, p]: [string, TemporalProperty]) => {
+    const named = (part: string, holds: StatePredicate) => ({ name: `${part} of property '${name}'`, holds });
     switch (p.kind) {
       case 'leadsTo':
-        return [p.p, p.q];
+        return [named('p', p.p), named('q', p.q)];
       case 'eventually':
-        return [p.q];
+        return [named('q', p.q)];
       case 'recoverable':
       case 'sometimes':
-        return [p.p];
+        return [named('p', p.p)];
     }
   });
 }
@@ -84,16 +85,20 @@ export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOu
       continue;
     }
     if (g === undefined) throw new Error('internal error: no graph for a temporal property');
+    let vacuous = false;
     if (prop.kind === 'recoverable') {
       found = unrecoverable(g, o, o.labels[label++]);
     } else {
       const p = prop.kind === 'leadsTo' ? o.labels[label++] : initialOnly(o.store.size);
       const q = o.labels[label++];
+      // p ~> q with p never reached holds for no reason: say so, it is usually a model bug.
+      vacuous = prop.kind === 'leadsTo' && p.subarray(0, o.store.size).indexOf(1) < 0;
       found = leadsToViolation(g, o, p, q, fairMask);
     }
     const status = found ? 'violated' : cut ? 'unknown' : 'holds';
+    const note = status === 'unknown' ? cut : vacuous ? 'vacuous: its premise p is never reached' : undefined;
     findings.push({
-      verdict: { name, kind: prop.kind, status, ...(status === 'unknown' && { note: cut }) },
+      verdict: { name, kind: prop.kind, status, ...(note && { note }), ...(vacuous && { vacuous }) },
       ...(found && { violation: found }),
     });
   }

@@ -7,6 +7,7 @@
  * replay, so a rejected event is reported by its index and type.
  */
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import { canonical } from './canonical.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
@@ -51,9 +52,11 @@ export function replay(
     if (next === null) throw new RejectedEvent(i, event, variant.modelId);
     confirm(next, i + 1);
     const actor = actors.join('+');
+    const label = variant.label?.(event, s);
     steps.push({
       actor,
       event,
+      ...(label !== undefined && { label }),
       state: next.value,
       call: variant.calls.has(event.type),
       result: variant.result(s, next, actor, event),
@@ -69,15 +72,20 @@ export function replay(
     const got = engine.fingerprint(snapshot);
     const want = expected[k];
     if (got.hi !== want.hi || got.lo !== want.lo) {
-      throw new Error(
-        `internal error: the counterexample does not replay on xstate's transition() at step ${k} ` +
-          `(the compiled engine and the reference disagree; rerun with --engine reference and report this)`,
+      throw new ModelError(
+        `model '${variant.modelId}': the counterexample does not replay on xstate's transition() at step ${k}: ` +
+          `the model's steps are not a function of (state, event), or it changes its context in place ` +
+          `(explore without --no-check names where); with checking mode on, this is a vfio-mc bug: please report it`,
       );
     }
   }
 }
 
-/** Leaf-level differences between two contexts, as dotted paths. */
+/**
+ * Leaf-level differences between two contexts, as dotted paths. A list that
+ * grew or shrank is one change that also says which elements came and went,
+ * so a report can show `waiters: +{mdev, dma0}` rather than both whole lists.
+ */
 export function diff(before: unknown, after: unknown, path = ''): Change[] {
   if (Object.is(before, after)) return [];
   const bothObjects =
@@ -86,11 +94,39 @@ export function diff(before: unknown, after: unknown, path = ''): Change[] {
     return [{ path: path || '(context)', before, after }];
   }
   if (Array.isArray(before) && before.length !== (after as unknown[]).length) {
-    return [{ path: path || '(context)', before, after }];
+    return [{ path: path || '(context)', before, after, ...listDelta(before, after as unknown[]) }];
   }
   const b = before as Record<string, unknown>;
   const a = after as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
   const at = (k: string) => (Array.isArray(before) ? `${path}[${k}]` : path ? `${path}.${k}` : k);
   return keys.flatMap((k) => diff(b[k], a[k], at(k)));
+}
+
+/** The multiset difference of two lists, elements compared as canonical JSON. */
+function listDelta(before: readonly unknown[], after: readonly unknown[]) {
+  const key = (x: unknown) => {
+    try {
+      return canonical(x);
+    } catch {
+      return String(x);
+    }
+  };
+  const left = new Map<string, number>();
+  for (const x of before) left.set(key(x), (left.get(key(x)) ?? 0) + 1);
+  const added: unknown[] = [];
+  for (const x of after) {
+    const n = left.get(key(x)) ?? 0;
+    if (n > 0) left.set(key(x), n - 1);
+    else added.push(x);
+  }
+  const removed: unknown[] = [];
+  for (const x of before) {
+    const n = left.get(key(x)) ?? 0;
+    if (n > 0) {
+      left.set(key(x), n - 1);
+      removed.push(x);
+    }
+  }
+  return { added, removed };
 }

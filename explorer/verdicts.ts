@@ -1,11 +1,17 @@
 /**
  * The verdict table: every registered model and variant explored at its
  * default bounds, and what was found compared with what the variant declares
- * it should find (`expect`). This is `npm start`, and CI's regression check.
+ * it should find (`expect`), and with what it says can never fire
+ * (`unreachable`). This is `npm start`, and CI's regression check: a changed
+ * verdict, a changed pinned state count, a transition that stopped firing
+ * (or started) all make a row unexpected.
  */
+import type { Progress } from './bfs.ts';
+import { unexplained } from './coverage.ts';
 import { explore } from './explore.ts';
-import type { Model } from './model.ts';
+import type { Model, Params } from './model.ts';
 import type { ExploreResult } from './result.ts';
+import { formatTable, wrapCell } from './text-table.ts';
 
 export interface VerdictRow {
   readonly model: string;
@@ -19,9 +25,15 @@ export interface VerdictRow {
   readonly why?: string;
 }
 
-export async function verdictRow(model: Model, variantName: string): Promise<VerdictRow> {
-  const variant = model.variant(variantName);
-  const result = await explore(variant);
+export async function verdictRow(
+  model: Model,
+  variantName: string,
+  params: Params = {},
+  onProgress?: (p: Progress) => void,
+  check = true,
+): Promise<VerdictRow> {
+  const variant = model.variant(variantName, params);
+  const result = await explore(variant, { ...(onProgress && { onProgress }), check });
   const violated = result.properties.filter((p) => p.status === 'violated').map((p) => p.name);
   const unknown = result.properties
     .filter((p) => p.status !== 'holds' && p.status !== 'violated')
@@ -32,10 +44,16 @@ export async function verdictRow(model: Model, variantName: string): Promise<Ver
   const extra = violated.filter((p) => !expectedViolated.includes(p));
   if (missing.length) problems.push(`expected but not found: ${missing.join(', ')}`);
   if (extra.length) problems.push(`unexpected: ${extra.join(', ')}`);
+  // Pinned counts are for the default parameters: a larger configuration has more states.
+  const defaults = Object.keys(params).every((k) => params[k] === model.params[k]?.default);
   const pinned = variant.expect?.states;
-  if (pinned !== undefined && result.states !== pinned) {
+  if (pinned !== undefined && defaults && result.states !== pinned) {
     problems.push(`states ${result.states}, pinned ${pinned}`);
   }
+  const uncovered = unexplained(result.coverage);
+  if (uncovered.length) problems.push(`never fired, not listed as unreachable: ${uncovered.join(', ')}`);
+  if (result.coverage.staleUnreachable.length)
+    problems.push(`listed as unreachable, wrongly: ${result.coverage.staleUnreachable.join(', ')}`);
   return {
     model: model.id,
     variant: variantName,
@@ -48,25 +66,32 @@ export async function verdictRow(model: Model, variantName: string): Promise<Ver
   };
 }
 
-export function formatVerdictTable(rows: readonly VerdictRow[]): string {
-  // The violated list is last: it is the one long column.
-  const cols = ['model', 'variant', 'states', 'complete', 'seconds', 'verdict', 'violated'];
-  const data = rows.map((r) => [
-    r.model,
-    r.variant,
-    String(r.result.states),
-    r.result.complete ? 'yes' : `no (${r.result.cutBy})`,
-    r.result.seconds.toFixed(1),
-    r.asExpected ? 'as expected' : `UNEXPECTED: ${r.why}`,
-    r.violated.join(', ') || '-',
-  ]);
-  const widths = cols.map((c, i) => Math.max(c.length, ...data.map((d) => d[i].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
+/**
+ * The table, fitted to `width`; what made a row unexpected is listed under
+ * it, numbered, one reason a line, so the table itself stays readable.
+ */
+export function formatVerdictTable(rows: readonly VerdictRow[], width = 100): string {
+  const header = ['model', 'variant', 'states', 'complete', 's', 'verdict', 'violated'];
+  const notes: string[] = [];
+  const data = rows.map((r) => {
+    let verdict = 'as expected';
+    if (!r.asExpected) {
+      notes.push(`[${notes.length + 1}] ${r.model} / ${r.variant}: ${r.why}`);
+      verdict = `UNEXPECTED [${notes.length}]`;
+    }
+    return [
+      r.model,
+      r.variant,
+      r.result.states.toLocaleString('en'),
+      r.result.complete ? 'yes' : `no (${r.result.cutBy})`,
+      r.result.seconds.toFixed(1),
+      verdict,
+      r.violated.join(', ') || '-',
+    ];
+  });
   const unexpected = rows.filter((r) => !r.asExpected).length;
   const summary = `${rows.length} variants: ${rows.length - unexpected} as expected, ${unexpected} unexpected`;
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...data.map(line), '', summary].join('\n');
+  const table = formatTable(header, data, width, { min: [6, 10, 6, 8, 3, 11, 12] });
+  const details = notes.flatMap((n) => ['', ...wrapCell(n.replace(/, /g, ', '), width)]);
+  return [...table, ...details, '', summary].join('\n');
 }

@@ -11,7 +11,7 @@
 import fc from 'fast-check';
 import type { EventObject } from 'xstate';
 import { chooseEngine } from './explore.ts';
-import { ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
+import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import type { Violation } from './result.ts';
 import { replay } from './trace.ts';
 
@@ -24,6 +24,8 @@ export interface WalkConfig {
   readonly seed?: number;
   /** Reproduce one run: fast-check's seed and counterexample path (with the same depth as the run). */
   readonly replay?: { readonly seed: number; readonly path: string };
+  /** Checking mode (model-checks.ts). @default true */
+  readonly check?: boolean;
 }
 
 export type WalkOptions = Partial<WalkConfig>;
@@ -32,6 +34,8 @@ export interface WalkResult {
   readonly model: string;
   readonly variant: string;
   readonly runs: number;
+  /** Steps taken over all walks, shrinking included. */
+  readonly steps: number;
   readonly seed: number;
   /** fast-check's counterexample path, with `seed` what `--replay` needs. */
   readonly path?: string;
@@ -64,9 +68,10 @@ export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkR
   const runs = options.runs ?? 100;
   const depth = options.depth ?? 1000;
   requirePositiveIntegers('walk', { runs, depth });
-  const { engine } = chooseEngine(variant, 'auto');
+  const { engine } = chooseEngine(variant, 'auto', options.check ?? true);
   const invariants = Object.entries(variant.invariants);
-  let firstFoundLength: number | undefined;
+  let first: WalkFailure | undefined;
+  let steps = 0;
 
   /** Run one walk; throw a WalkFailure at the first violation. */
   const run = (choices: readonly number[]) => {
@@ -74,27 +79,44 @@ export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkR
     const taken: EventObject[] = [];
     const check = () => {
       const view = engine.view(s);
-      for (const [name, holds] of invariants) if (!holds(view)) fail(name, 'invariant');
+      for (const [name, holds] of invariants)
+        if (!callModel(`invariant '${name}'`, () => holds(view))) fail(name, 'invariant');
     };
     const fail = (property: string, kind: 'invariant' | 'deadlock') => {
-      firstFoundLength ??= taken.length;
-      throw new WalkFailure(property, kind, [...taken]);
+      const failure = new WalkFailure(property, kind, [...taken]);
+      first ??= failure;
+      throw failure;
     };
-    check();
+    const withTrace = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        if (e instanceof ModelError && e.trace === undefined) e.trace = [...taken];
+        throw e;
+      }
+    };
+    withTrace(check);
     for (const choice of choices) {
       const enabled: [EventObject, unknown][] = [];
-      for (const e of variant.events(engine.view(s))) {
-        const next = engine.step(s, e);
+      const candidates = withTrace(() =>
+        callModel('the event generator (events)', () => variant.events(engine.view(s))),
+      );
+      for (const e of candidates) {
+        const next = withTrace(() => engine.step(s, e));
         if (next !== null) enabled.push([e, next]);
       }
       if (enabled.length === 0) {
         if (!engine.terminated(s).every(Boolean)) fail('deadlock', 'deadlock');
         return;
       }
+      // While shrinking, a walk that runs past the first failure's length passes: the trace reported
+      // is never longer than the first one found, and --replay reproduces exactly that one.
+      if (first !== undefined && taken.length >= first.events.length) return;
       const [e, next] = enabled[choice % enabled.length];
       taken.push(e);
+      steps++;
       s = next;
-      check();
+      withTrace(check);
     }
   };
 
@@ -109,15 +131,16 @@ export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkR
     : { numRuns: runs, ...(options.seed !== undefined && { seed: options.seed }) };
   const details = fc.check(property, params);
   const base = { model: variant.modelId, variant: variant.name, runs: details.numRuns, seed: details.seed };
-  if (!details.failed) return base;
+  if (!details.failed) return { ...base, steps };
   const failure = details.errorInstance;
   if (!(failure instanceof WalkFailure)) throw failure;
   // Confirm on xstate's transition(): the same events, accepted in the same order.
   const confirmed = replay(variant, failure.events);
   return {
     ...base,
+    steps,
     path: details.counterexamplePath ?? undefined,
-    firstFoundLength,
+    firstFoundLength: first?.events.length,
     shrinks: details.numShrinks,
     violation: {
       property: failure.property,

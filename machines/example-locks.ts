@@ -13,7 +13,7 @@
  * spec/example-locks.md walks through it.
  */
 import { assign, setup } from 'xstate';
-import { defineModel } from '../explorer/model.ts';
+import { defineModel, type ModelSnapshot, sometimes } from '../explorer/model.ts';
 import { type Mutex, mutexFree } from './kernel/locks.ts';
 
 type Lock = 'l1' | 'l2';
@@ -101,10 +101,56 @@ const ALL_EVENTS: Ev[] = (['threadA', 'threadB'] as const).flatMap((t) =>
   STEPS.map((s) => ({ type: evType(t, s) })),
 );
 
+const DEFAULT_DESIGN: Design = {
+  order: { threadA: ['l1', 'l2'], threadB: ['l1', 'l2'] },
+  countUnderLock: true,
+};
+
+/** Which thread and step an event is, and the lock it takes in a design. */
+function decode(e: Ev): { thread: Thread; step: Step } {
+  const thread: Thread = e.type.startsWith('ThreadA') ? 'threadA' : 'threadB';
+  return { thread, step: e.type.slice('ThreadA'.length) as Step };
+}
+
+/** The kernel calls each step stands for: `thread A: mutex_lock(l1)`. */
+const labelIn =
+  (d: Design) =>
+  (e: Ev): string => {
+    const { thread, step } = decode(e);
+    const [first, second] = d.order[thread];
+    const who = `thread ${thread.slice(-1)}`;
+    switch (step) {
+      case 'TakeFirst':
+        return `${who}: mutex_lock(${first})`;
+      case 'TakeSecond':
+        return `${who}: mutex_lock(${second})`;
+      case 'ReadCount':
+        return `${who}: tmp = count`;
+      case 'WriteCount':
+        return `${who}: count = tmp + 1`;
+      case 'Unlock':
+        return `${who}: mutex_unlock(${second}), mutex_unlock(${first})`;
+    }
+  };
+
+/** A thread about to take a lock another thread holds sleeps in mutex_lock(). */
+const waitingIn = (d: Design) => (s: ModelSnapshot<Ctx>, actor: string) => {
+  const t = actor as Thread;
+  const state = (s.value as Record<string, string>)[t];
+  const lock =
+    state === 'beforeTakeFirst' ? d.order[t][0] : state === 'beforeTakeSecond' ? d.order[t][1] : null;
+  const holder = lock === null ? null : s.context.locks[lock];
+  return holder !== null && holder !== t ? `in mutex_lock(${lock}), held by ${holder}` : undefined;
+};
+
+function designVariant(d: Design) {
+  return { machine: buildMachine(d), label: labelIn(d), waitingFor: waitingIn(d) };
+}
+
 export default defineModel<Ctx, Ev>({
   id: 'example-locks',
   description: 'Example: two threads, two mutexes, a shared counter (lock-order deadlock and lost update)',
-  machine: buildMachine({ order: { threadA: ['l1', 'l2'], threadB: ['l1', 'l2'] }, countUnderLock: true }),
+  ...designVariant(DEFAULT_DESIGN),
   events: () => ALL_EVENTS,
   invariants: {
     /** Every completed increment is visible in the counter. */
@@ -113,22 +159,20 @@ export default defineModel<Ctx, Ev>({
     locksReleasedAtExit: (s) =>
       s.status !== 'done' || (s.context.locks.l1 === null && s.context.locks.l2 === null),
   },
+  properties: {
+    /** Both threads can finish: the protocol is not vacuously safe. */
+    bothFinish: sometimes((s) => s.status === 'done'),
+  },
   variants: {
     ordered: { description: 'both threads take l1 then l2; the count is updated under both locks' },
     abba: {
       description: 'thread B takes l2 then l1: lock-order inversion',
-      machine: buildMachine({
-        order: { threadA: ['l1', 'l2'], threadB: ['l2', 'l1'] },
-        countUnderLock: true,
-      }),
+      ...designVariant({ order: { threadA: ['l1', 'l2'], threadB: ['l2', 'l1'] }, countUnderLock: true }),
       expect: { violated: ['deadlock'] },
     },
     'unlocked-count': {
       description: 'the count is read and written before the locks are taken',
-      machine: buildMachine({
-        order: { threadA: ['l1', 'l2'], threadB: ['l1', 'l2'] },
-        countUnderLock: false,
-      }),
+      ...designVariant({ ...DEFAULT_DESIGN, countUnderLock: false }),
       expect: { violated: ['noLostUpdate'] },
     },
   },

@@ -87,6 +87,9 @@ export const BASE_APPEND = [
   'panic=-1',
   'mitigations=off',
   'tsc=reliable',
+  // Under TCG on a busy host the IO-APIC timer check can see too few ticks; with interrupt
+  // remapping on, check_timer() (arch/x86/kernel/apic/io_apic.c) then panics the boot.
+  'no_timer_check',
 ];
 
 /**

@@ -12,10 +12,15 @@
  *           <seq> proto_error=<message>\n          (bad request: no syscall was made)
  * Hello:    0 hello pid=<pid> port=<N> fds=<a,b,..>  (sent when a channel is opened)
  *
- * Every op is a _do_<op>() that returns the syscall result (>= 0) or -errno, and fills
- * named outputs (ids, fds, iova). Struct layouts and ioctl numbers come from the kernel's
- * uapi headers (make headers_install of the target source) and from
- * drivers/iommu/iommufd/iommufd_test.h of the same tree; nothing here is hard-coded.
+ * Every op is one row of ops[] (the end of this file): its name, its arguments (each bound
+ * to a member of the op's argument struct, with a kind, a default and the names it accepts),
+ * and either an ioctl made with that struct or an op_<name>() that is called with it. The
+ * rows are parsed and checked in one place (parse_args), so no op sees a request that names
+ * an unknown argument, misses a required one, or names a device outside the allow-list.
+ * Struct layouts and ioctl numbers come from the kernel's uapi headers (make headers_install
+ * of the target source) and from drivers/iommu/iommufd/iommufd_test.h of the same tree;
+ * nothing here is hard-coded. `--layout` prints every uapi struct member the table binds,
+ * `--ops` the table itself.
  *
  * After each reply the actor writes "vfio-mc-sync <port> <seq>" to /dev/kmsg: the printk
  * ring buffer is ordered, so once the host has seen that line on the console every kernel
@@ -25,7 +30,9 @@
  * mdev:<uuid> which authorises that mdev's sysfs create/remove, its group node
  * /dev/vfio/<N> and its cdev /dev/vfio/devices/vfioX, or pci:<DDDD:BB:DD.F> which authorises
  * that PCI device's group node and GET_DEVICE_FD by its name (the shim never binds or unbinds
- * a PCI device: /init binds the named one to vfio-pci before the shim starts).
+ * a PCI device: /init binds the named one to vfio-pci before the shim starts). An argument
+ * that names a device has an allow-list kind (A_PATH, A_MDEV, A_PCI, A_DEVICE) and is
+ * refused in parse_args before any op runs.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -35,6 +42,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +99,7 @@ static int g_forked_child;         /* set in a fork child: do not reply on the p
 /* This image's path: exec'ing it by name (not /proc/self/exe) keeps comm "vfio-mc-shim" in splats. */
 static char g_self[PATH_MAX] = "/proc/self/exe";
 
-/* ------------------------------------------------------------------ requests and outputs */
+/* ------------------------------------------------------------------ requests and replies */
 
 struct kv {
 	char *k;
@@ -105,12 +113,14 @@ struct req {
 	int n;
 };
 
-struct out {
+/* What an op adds to its reply line (after ret= and errno=). */
+struct reply {
+	unsigned long long seq;
 	char buf[LINE_MAX_LEN];
 	size_t len;
 };
 
-static void out_add(struct out *o, const char *k, const char *fmt, ...)
+static void out_add(struct reply *o, const char *k, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -175,10 +185,10 @@ static int parse_req(char *line, struct req *r)
 	r->op = strtok_r(NULL, " ", &save);
 	if (!r->op)
 		return -1;
-	while ((tok = strtok_r(NULL, " ", &save)) && r->n < MAX_ARGS) {
+	while ((tok = strtok_r(NULL, " ", &save))) {
 		char *eq = strchr(tok, '=');
 
-		if (!eq)
+		if (!eq || r->n == MAX_ARGS)
 			return -1;
 		*eq = 0;
 		pct_decode(eq + 1);
@@ -239,28 +249,6 @@ static int parse_value(const char *k, const char *v, const struct flagname *tab,
 	*res = acc;
 	return 0;
 }
-
-static int arg_num(const struct req *r, const char *k, const struct flagname *tab, unsigned long long *v,
-		   int required)
-{
-	const char *s = arg_str(r, k);
-
-	if (!s) {
-		if (required)
-			return proto_err("missing argument %s", k), -1;
-		return 0;
-	}
-	return parse_value(k, s, tab, v);
-}
-
-#define NEED(name, var, tab)                                         \
-	unsigned long long var = 0;                                  \
-	if (arg_num(r, name, tab, &var, 1))                          \
-		return PROTO_ERR
-#define OPT(name, var, dflt, tab)                                    \
-	unsigned long long var = (dflt);                             \
-	if (arg_num(r, name, tab, &var, 0))                          \
-		return PROTO_ERR
 
 /* ------------------------------------------------------------------ flag tables (from uapi headers) */
 
@@ -360,7 +348,8 @@ static long sys_ret(long rc)
 	return rc < 0 ? -errno : rc;
 }
 
-static long xioctl(int fd, unsigned long cmd, void *arg)
+/* The ioctl under test, with fail-nth armed around it; arg is a pointer or a value. */
+static long xioctl(int fd, unsigned long cmd, unsigned long arg)
 {
 	long rc;
 	int e;
@@ -373,17 +362,29 @@ static long xioctl(int fd, unsigned long cmd, void *arg)
 	return sys_ret(rc);
 }
 
-static long xioctl_int(int fd, unsigned long cmd, unsigned long arg)
+static int write_file(const char *path, const char *s)
 {
-	long rc;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
 	int e;
 
-	fail_nth_arm();
-	rc = ioctl(fd, cmd, arg);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
 	e = errno;
+	close(fd);
+	return n < 0 ? -e : 0;
+}
+
+/* A sysfs write under test (mdev create/remove), with fail-nth armed around it. */
+static long xwrite_file(const char *path, const char *s)
+{
+	long rc;
+
+	fail_nth_arm();
+	rc = write_file(path, s);
 	fail_nth_disarm();
-	errno = e;
-	return sys_ret(rc);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ allow-list */
@@ -541,900 +542,6 @@ static int path_allowed(const char *path)
 	return allow_has(path) || allow_mdev_node(path) || allow_pci_node(path);
 }
 
-/* ------------------------------------------------------------------ small helpers */
-
-static int write_file(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-	int e;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	e = errno;
-	close(fd);
-	return n < 0 ? -e : 0;
-}
-
-static long fd_arg(const struct req *r, const char *k, int *fd)
-{
-	unsigned long long v;
-
-	if (arg_num(r, k, NULL, &v, 1))
-		return PROTO_ERR;
-	*fd = (int)v;
-	return 0;
-}
-
-#define NEED_FD(name, var)                   \
-	int var;                             \
-	if (fd_arg(r, name, &var))           \
-		return PROTO_ERR
-
-/* ------------------------------------------------------------------ file ops */
-
-static long _do_open(const struct req *r, struct out *o)
-{
-	const char *path = arg_str(r, "path");
-	long fd;
-
-	if (!path)
-		return proto_err("missing argument path");
-	if (!path_allowed(path))
-		return proto_err("path %s is not in the allow-list", path);
-	fail_nth_arm();
-	fd = sys_ret(open(path, O_RDWR));
-	fail_nth_disarm();
-	if (fd >= 0)
-		out_add(o, "fd", "%ld", fd);
-	return fd;
-}
-
-static long _do_close(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	(void)o;
-	if (fd == g_chan)
-		return proto_err("fd %d is the command channel", fd);
-	return sys_ret(close(fd));
-}
-
-/* ------------------------------------------------------------------ VFIO type1 container */
-
-static long _do_vfio_get_api_version(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	(void)o;
-	return xioctl_int(fd, VFIO_GET_API_VERSION, 0);
-}
-
-static long _do_vfio_check_extension(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	NEED("ext", ext, vfio_ext);
-	(void)o;
-	return xioctl_int(fd, VFIO_CHECK_EXTENSION, ext);
-}
-
-static long _do_vfio_set_iommu(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	NEED("type", type, vfio_ext);
-	(void)o;
-	return xioctl_int(fd, VFIO_SET_IOMMU, type);
-}
-
-static long _do_vfio_group_get_status(const struct req *r, struct out *o)
-{
-	struct vfio_group_status st = { .argsz = sizeof(st) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	rc = xioctl(fd, VFIO_GROUP_GET_STATUS, &st);
-	if (rc >= 0) {
-		out_add(o, "viable", "%d", !!(st.flags & VFIO_GROUP_FLAGS_VIABLE));
-		out_add(o, "container_set", "%d", !!(st.flags & VFIO_GROUP_FLAGS_CONTAINER_SET));
-	}
-	return rc;
-}
-
-static long _do_vfio_group_set_container(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	NEED_FD("container", container);
-	(void)o;
-	return xioctl(fd, VFIO_GROUP_SET_CONTAINER, &container);
-}
-
-static long _do_vfio_group_unset_container(const struct req *r, struct out *o)
-{
-	NEED_FD("fd", fd);
-	(void)o;
-	return xioctl_int(fd, VFIO_GROUP_UNSET_CONTAINER, 0);
-}
-
-static long _do_vfio_group_get_device_fd(const struct req *r, struct out *o)
-{
-	const char *name = arg_str(r, "name");
-	char entry[128];
-	long rc;
-
-	NEED_FD("fd", fd);
-	if (!name)
-		return proto_err("missing argument name");
-	snprintf(entry, sizeof(entry), "mdev:%.100s", name);
-	if (!allow_has(entry)) {
-		snprintf(entry, sizeof(entry), "pci:%.100s", name);
-		if (!allow_has(entry))
-			return proto_err("device %s is not in the allow-list", name);
-	}
-	rc = xioctl(fd, VFIO_GROUP_GET_DEVICE_FD, (void *)name);
-	if (rc >= 0)
-		out_add(o, "device_fd", "%ld", rc);
-	return rc;
-}
-
-static long _do_vfio_map_dma(const struct req *r, struct out *o)
-{
-	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
-
-	NEED_FD("fd", fd);
-	NEED("vaddr", vaddr, NULL);
-	NEED("iova", iova, NULL);
-	NEED("size", size, NULL);
-	OPT("flags", flags, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, map_dma_flags);
-	(void)o;
-	map.vaddr = vaddr;
-	map.iova = iova;
-	map.size = size;
-	map.flags = flags;
-	return xioctl(fd, VFIO_IOMMU_MAP_DMA, &map);
-}
-
-static long _do_vfio_unmap_dma(const struct req *r, struct out *o)
-{
-	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof(unmap) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	OPT("iova", iova, 0, NULL);
-	OPT("size", size, 0, NULL);
-	OPT("flags", flags, 0, unmap_dma_flags);
-	unmap.iova = iova;
-	unmap.size = size;
-	unmap.flags = flags;
-	rc = xioctl(fd, VFIO_IOMMU_UNMAP_DMA, &unmap);
-	/* vfio_dma_do_unmap copies size back only on success */
-	if (rc >= 0)
-		out_add(o, "size", "%llu", (unsigned long long)unmap.size);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ VFIO cdev + iommufd */
-
-static long _do_vfio_device_bind_iommufd(const struct req *r, struct out *o)
-{
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED_FD("iommufd", iommufd);
-	bind.iommufd = iommufd;
-	rc = xioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
-	if (rc >= 0)
-		out_add(o, "devid", "%u", bind.out_devid);
-	return rc;
-}
-
-static long _do_vfio_device_attach_iommufd_pt(const struct req *r, struct out *o)
-{
-	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("pt_id", pt_id, NULL);
-	attach.pt_id = pt_id;
-	rc = xioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
-	if (rc >= 0)
-		out_add(o, "pt_id", "%u", attach.pt_id);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ mtty (samples/vfio-mdev/mtty.c) */
-
-static long _do_mtty_create(const struct req *r, struct out *o)
-{
-	const char *uuid = arg_str(r, "uuid");
-	const char *type = arg_str(r, "type");
-	char path[PATH_MAX], node[PATH_MAX], entry[64];
-	long rc;
-
-	if (!uuid || !uuid_ok(uuid))
-		return proto_err("missing or malformed uuid");
-	if (!type)
-		type = "mtty-2";
-	if (strchr(type, '/') || strncmp(type, "mtty-", 5))
-		return proto_err("bad mtty type %s", type);
-	snprintf(entry, sizeof(entry), "mdev:%s", uuid);
-	if (!allow_has(entry))
-		return proto_err("mdev %s is not in the allow-list", uuid);
-	/* mdev_sysfs.c:mdev_type_add names types "<driver>-<name>": mtty-1, mtty-2 */
-	snprintf(path, sizeof(path), "/sys/devices/virtual/mtty/mtty/mdev_supported_types/%s/create", type);
-	fail_nth_arm();
-	rc = write_file(path, uuid);
-	fail_nth_disarm();
-	if (rc < 0)
-		return rc;
-	if (!mdev_group_path(uuid, node, sizeof(node))) {
-		out_add(o, "group_path", "%s", node);
-		out_add(o, "group", "%s", strrchr(node, '/') + 1);
-	}
-	if (!mdev_cdev_path(uuid, node, sizeof(node)))
-		out_add(o, "cdev_path", "%s", node);
-	return 0;
-}
-
-static long _do_mtty_remove(const struct req *r, struct out *o)
-{
-	const char *uuid = arg_str(r, "uuid");
-	char path[PATH_MAX], entry[64];
-	long rc;
-
-	(void)o;
-	if (!uuid || !uuid_ok(uuid))
-		return proto_err("missing or malformed uuid");
-	snprintf(entry, sizeof(entry), "mdev:%s", uuid);
-	if (!allow_has(entry))
-		return proto_err("mdev %s is not in the allow-list", uuid);
-	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
-	fail_nth_arm();
-	rc = write_file(path, "1");
-	fail_nth_disarm();
-	return rc;
-}
-
-/*
- * Where an allowed PCI device is: its group node and the driver bound to it (read from sysfs;
- * nothing is written).
- */
-static long _do_pci_group(const struct req *r, struct out *o)
-{
-	const char *bdf = arg_str(r, "bdf");
-	char entry[64], node[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
-	ssize_t n;
-
-	if (!bdf || !bdf_ok(bdf))
-		return proto_err("missing or malformed bdf (want DDDD:BB:DD.F)");
-	snprintf(entry, sizeof(entry), "pci:%s", bdf);
-	if (!allow_has(entry))
-		return proto_err("pci device %s is not in the allow-list", bdf);
-	if (pci_group_path(bdf, node, sizeof(node)))
-		return -errno;
-	out_add(o, "group_path", "%s", node);
-	out_add(o, "group", "%s", strrchr(node, '/') + 1);
-	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", bdf);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n >= 0) {
-		target[n] = 0;
-		out_add(o, "driver", "%s", strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ iommufd (include/uapi/linux/iommufd.h) */
-
-static long _do_ioas_alloc(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	rc = xioctl(fd, IOMMU_IOAS_ALLOC, &cmd);
-	if (rc >= 0)
-		out_add(o, "ioas_id", "%u", cmd.out_ioas_id);
-	return rc;
-}
-
-static long _do_ioas_map(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_map cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("ioas", ioas, NULL);
-	NEED("vaddr", vaddr, NULL);
-	NEED("length", length, NULL);
-	OPT("iova", iova, 0, NULL);
-	OPT("flags", flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags);
-	cmd.ioas_id = ioas;
-	cmd.user_va = vaddr;
-	cmd.length = length;
-	cmd.iova = iova;
-	cmd.flags = flags;
-	rc = xioctl(fd, IOMMU_IOAS_MAP, &cmd);
-	if (rc >= 0)
-		out_add(o, "iova", "0x%llx", (unsigned long long)cmd.iova);
-	return rc;
-}
-
-static long _do_ioas_map_file(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_map_file cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("ioas", ioas, NULL);
-	NEED_FD("mfd", mfd);
-	NEED("length", length, NULL);
-	OPT("start", start, 0, NULL);
-	OPT("iova", iova, 0, NULL);
-	OPT("flags", flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags);
-	cmd.ioas_id = ioas;
-	cmd.fd = mfd;
-	cmd.start = start;
-	cmd.length = length;
-	cmd.iova = iova;
-	cmd.flags = flags;
-	rc = xioctl(fd, IOMMU_IOAS_MAP_FILE, &cmd);
-	if (rc >= 0)
-		out_add(o, "iova", "0x%llx", (unsigned long long)cmd.iova);
-	return rc;
-}
-
-static long _do_ioas_unmap(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_unmap cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("ioas", ioas, NULL);
-	NEED("iova", iova, NULL);
-	NEED("length", length, NULL);
-	cmd.ioas_id = ioas;
-	cmd.iova = iova;
-	cmd.length = length;
-	rc = xioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
-	if (rc >= 0)
-		out_add(o, "length", "0x%llx", (unsigned long long)cmd.length);
-	return rc;
-}
-
-static long _do_ioas_copy(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_copy cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("dst_ioas", dst_ioas, NULL);
-	NEED("src_ioas", src_ioas, NULL);
-	NEED("src_iova", src_iova, NULL);
-	NEED("length", length, NULL);
-	OPT("dst_iova", dst_iova, 0, NULL);
-	OPT("flags", flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags);
-	cmd.dst_ioas_id = dst_ioas;
-	cmd.src_ioas_id = src_ioas;
-	cmd.src_iova = src_iova;
-	cmd.dst_iova = dst_iova;
-	cmd.length = length;
-	cmd.flags = flags;
-	rc = xioctl(fd, IOMMU_IOAS_COPY, &cmd);
-	if (rc >= 0)
-		out_add(o, "dst_iova", "0x%llx", (unsigned long long)cmd.dst_iova);
-	return rc;
-}
-
-static long _do_ioas_change_process(const struct req *r, struct out *o)
-{
-	struct iommu_ioas_change_process cmd = { .size = sizeof(cmd) };
-
-	NEED_FD("fd", fd);
-	(void)o;
-	return xioctl(fd, IOMMU_IOAS_CHANGE_PROCESS, &cmd);
-}
-
-static long _do_option(const struct req *r, struct out *o)
-{
-	struct iommu_option cmd = { .size = sizeof(cmd) };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("option_id", option_id, option_ids);
-	NEED("op", op, option_ops);
-	OPT("object_id", object_id, 0, NULL);
-	OPT("val64", val64, 0, NULL);
-	cmd.option_id = option_id;
-	cmd.op = op;
-	cmd.object_id = object_id;
-	cmd.val64 = val64;
-	rc = xioctl(fd, IOMMU_OPTION, &cmd);
-	if (rc >= 0)
-		out_add(o, "val64", "%llu", (unsigned long long)cmd.val64);
-	return rc;
-}
-
-static long _do_destroy(const struct req *r, struct out *o)
-{
-	struct iommu_destroy cmd = { .size = sizeof(cmd) };
-
-	NEED_FD("fd", fd);
-	NEED("id", id, NULL);
-	(void)o;
-	cmd.id = id;
-	return xioctl(fd, IOMMU_DESTROY, &cmd);
-}
-
-/* ------------------------------------------------------------------ IOMMU_TEST_CMD (drivers/iommu/iommufd/selftest.c) */
-
-static long test_cmd(int fd, struct iommu_test_cmd *cmd)
-{
-	cmd->size = sizeof(*cmd);
-	return xioctl(fd, IOMMU_TEST_CMD, cmd);
-}
-
-static long _do_mock_domain(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_MOCK_DOMAIN };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("ioas", ioas, NULL);
-	cmd.id = ioas;
-	rc = test_cmd(fd, &cmd);
-	if (rc >= 0) {
-		out_add(o, "stdev_id", "%u", cmd.mock_domain.out_stdev_id);
-		out_add(o, "hwpt_id", "%u", cmd.mock_domain.out_hwpt_id);
-		out_add(o, "idev_id", "%u", cmd.mock_domain.out_idev_id);
-	}
-	return rc;
-}
-
-static long _do_create_access(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_CREATE_ACCESS };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED("ioas", ioas, NULL);
-	OPT("flags", flags, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, access_create_flags);
-	cmd.id = ioas;
-	cmd.create_access.flags = flags;
-	rc = test_cmd(fd, &cmd);
-	if (rc >= 0)
-		out_add(o, "access_fd", "%u", cmd.create_access.out_access_fd);
-	return rc;
-}
-
-static long _do_access_pages(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_ACCESS_PAGES };
-	long rc;
-
-	NEED_FD("fd", fd);
-	NEED_FD("access_fd", access_fd);
-	NEED("iova", iova, NULL);
-	NEED("length", length, NULL);
-	OPT("uptr", uptr, 0, NULL);
-	OPT("flags", flags, 0, access_pages_flags);
-	cmd.id = access_fd;
-	cmd.access_pages.iova = iova;
-	cmd.access_pages.length = length;
-	cmd.access_pages.uptr = uptr;
-	cmd.access_pages.flags = flags;
-	rc = test_cmd(fd, &cmd);
-	if (rc >= 0)
-		out_add(o, "access_pages_id", "%u", cmd.access_pages.out_access_pages_id);
-	return rc;
-}
-
-static long _do_destroy_access_pages(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_DESTROY_ACCESS_PAGES };
-
-	NEED_FD("fd", fd);
-	NEED_FD("access_fd", access_fd);
-	NEED("id", id, NULL);
-	(void)o;
-	cmd.id = access_fd;
-	cmd.destroy_access_pages.access_pages_id = id;
-	return test_cmd(fd, &cmd);
-}
-
-static long _do_access_rw(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_ACCESS_RW };
-
-	NEED_FD("fd", fd);
-	NEED_FD("access_fd", access_fd);
-	NEED("iova", iova, NULL);
-	NEED("length", length, NULL);
-	NEED("uptr", uptr, NULL);
-	OPT("flags", flags, 0, access_rw_flags);
-	(void)o;
-	cmd.id = access_fd;
-	cmd.access_rw.iova = iova;
-	cmd.access_rw.length = length;
-	cmd.access_rw.uptr = uptr;
-	cmd.access_rw.flags = flags;
-	return test_cmd(fd, &cmd);
-}
-
-static long _do_md_check_refs(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_MD_CHECK_REFS };
-
-	NEED_FD("fd", fd);
-	NEED("uptr", uptr, NULL);
-	NEED("length", length, NULL);
-	NEED("refs", refs, NULL);
-	(void)o;
-	cmd.check_refs.uptr = uptr;
-	cmd.check_refs.length = length;
-	cmd.check_refs.refs = refs;
-	return test_cmd(fd, &cmd);
-}
-
-/*
- * DMABUF_GET: the uapi contract (and tools/testing/selftests/iommu) expect the new dma-buf fd
- * as the ioctl's return value. Reported as ret; the fds now open show where it went.
- */
-static long _do_dmabuf_get(const struct req *r, struct out *o)
-{
-	struct iommu_test_cmd cmd = { .op = IOMMU_TEST_OP_DMABUF_GET };
-
-	NEED_FD("fd", fd);
-	NEED("length", length, NULL);
-	(void)o;
-	cmd.dmabuf_get.length = length;
-	cmd.dmabuf_get.open_flags = O_CLOEXEC;
-	return test_cmd(fd, &cmd);
-}
-
-/* ------------------------------------------------------------------ memory */
-
-static long _do_memfd_create(const struct req *r, struct out *o)
-{
-	const char *name = arg_str(r, "name");
-	long fd;
-
-	OPT("size", size, 0, NULL);
-	OPT("flags", flags, 0, memfd_flags);
-	fd = sys_ret(memfd_create(name ? name : "vfio-mc", flags));
-	if (fd < 0)
-		return fd;
-	if (size && ftruncate(fd, size) < 0) {
-		long e = -errno;
-
-		close(fd);
-		return e;
-	}
-	out_add(o, "fd", "%ld", fd);
-	return fd;
-}
-
-static long _do_mmap(const struct req *r, struct out *o)
-{
-	void *p;
-
-	NEED("length", length, NULL);
-	OPT("prot", prot, PROT_READ | PROT_WRITE, mmap_prot);
-	OPT("flags", flags, MAP_SHARED | MAP_ANONYMOUS, mmap_flags);
-	OPT("fd", fd, (unsigned long long)-1, NULL);
-	OPT("offset", offset, 0, NULL);
-	OPT("addr", addr, 0, NULL);
-	p = mmap((void *)(uintptr_t)addr, length, prot, flags, (int)fd, offset);
-	if (p == MAP_FAILED)
-		return -errno;
-	out_add(o, "addr", "0x%llx", (unsigned long long)(uintptr_t)p);
-	return 0;
-}
-
-static long _do_munmap(const struct req *r, struct out *o)
-{
-	NEED("addr", addr, NULL);
-	NEED("length", length, NULL);
-	(void)o;
-	return sys_ret(munmap((void *)(uintptr_t)addr, length));
-}
-
-/* Touches memory so that it is populated (and has known contents for ACCESS_RW). */
-static long _do_memset(const struct req *r, struct out *o)
-{
-	NEED("addr", addr, NULL);
-	NEED("length", length, NULL);
-	OPT("byte", byte, 0, NULL);
-	(void)o;
-	memset((void *)(uintptr_t)addr, (int)byte, length);
-	return 0;
-}
-
-/* ------------------------------------------------------------------ processes */
-
-static int chan_open(long port);
-static void send_hello(const char *extra);
-static void sync_marker(unsigned long long seq);
-static void send_line(const char *line);
-
-static void list_fds(char *buf, size_t len)
-{
-	size_t used = 0;
-	DIR *dp = opendir("/proc/self/fd");
-	struct dirent *d;
-
-	buf[0] = 0;
-	while (dp && (d = readdir(dp))) {
-		int fd = atoi(d->d_name);
-
-		if (d->d_name[0] == '.' || fd == dirfd(dp) || fd == g_chan || fd <= 2)
-			continue;
-		used += snprintf(buf + used, len - used, "%s%d", used ? "," : "", fd);
-		if (used >= len)
-			break;
-	}
-	if (dp)
-		closedir(dp);
-	if (!buf[0])
-		snprintf(buf, len, "-");
-}
-
-/* The open fds of this actor, beyond stdio and the command channel. */
-static long _do_fds(const struct req *r, struct out *o)
-{
-	char fds[1024];
-
-	(void)r;
-	list_fds(fds, sizeof(fds));
-	out_add(o, "fds", "%s", fds);
-	return 0;
-}
-
-static long _do_getpid(const struct req *r, struct out *o)
-{
-	(void)r;
-	out_add(o, "pid", "%ld", (long)getpid());
-	return getpid();
-}
-
-/*
- * fork(2): the child is a new actor that inherits every fd; it drops the parent's channel
- * and opens its own port, then says hello there. The parent replies with the child's pid.
- */
-static long _do_fork(const struct req *r, struct out *o)
-{
-	pid_t pid;
-
-	NEED("port", port, NULL);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		close(g_chan);
-		g_chan = chan_open(port);
-		if (g_chan < 0)
-			_exit(127);
-		g_port = port;
-		g_forked_child = 1;
-		send_hello("forked=1");
-		return 0;
-	}
-	out_add(o, "pid", "%ld", (long)pid);
-	return pid;
-}
-
-/* A fresh actor on another port: fork + exec of this image, inheriting no fd but stdio. */
-static long _do_spawn(const struct req *r, struct out *o)
-{
-	char portstr[32];
-	pid_t pid;
-
-	NEED("port", port, NULL);
-	snprintf(portstr, sizeof(portstr), "%llu", port);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		char *argv[] = { "vfio-mc-shim", "--port", portstr, "--allow", g_allow ? g_allow : "",
-				 g_chan_dir ? "--chan-dir" : NULL, (char *)g_chan_dir, NULL };
-
-		execv(g_self, argv);
-		_exit(127);
-	}
-	out_add(o, "pid", "%ld", (long)pid);
-	return pid;
-}
-
-static int fd_in_list(int fd, const char *list)
-{
-	for (const char *p = list; p && *p;) {
-		if (atoi(p) == fd)
-			return 1;
-		p = strchr(p, ',');
-		p = p ? p + 1 : NULL;
-	}
-	return 0;
-}
-
-/*
- * execve(2) of this image: the fds named in keep survive (FD_CLOEXEC cleared), every other
- * fd is closed by the exec. The old mm is released (exec_mmap -> mmput), which is what the
- * iommufd CHANGE_PROCESS handoff cares about. The new image answers this request's seq.
- */
-static long _do_exec(const struct req *r, struct out *o)
-{
-	const char *keep = arg_str(r, "keep");
-	char portstr[32], seqstr[32];
-	DIR *dp;
-	struct dirent *d;
-
-	(void)o;
-	dp = opendir("/proc/self/fd");
-	if (!dp)
-		return -errno;
-	while ((d = readdir(dp))) {
-		int fd = atoi(d->d_name);
-
-		if (d->d_name[0] == '.' || fd == dirfd(dp))
-			continue;
-		if (fd <= 2)
-			continue;
-		fcntl(fd, F_SETFD, fd_in_list(fd, keep) && fd != g_chan ? 0 : FD_CLOEXEC);
-	}
-	closedir(dp);
-	snprintf(portstr, sizeof(portstr), "%ld", g_port);
-	snprintf(seqstr, sizeof(seqstr), "%llu", r->seq);
-	{
-		char *argv[] = { "vfio-mc-shim", "--port", portstr, "--allow", g_allow ? g_allow : "",
-				 "--exec-seq", seqstr, g_chan_dir ? "--chan-dir" : NULL, (char *)g_chan_dir, NULL };
-
-		execv(g_self, argv);
-	}
-	return -errno;
-}
-
-/* Reply, then exit with the given code; the host waits for the pid to disappear. */
-static long _do_exit(const struct req *r, struct out *o)
-{
-	char line[64];
-
-	OPT("code", code, 0, NULL);
-	(void)o;
-	sync_marker(r->seq);
-	snprintf(line, sizeof(line), "%llu ret=0 errno=0\n", r->seq);
-	send_line(line);
-	_exit((int)code);
-}
-
-/* Waits until /proc/<pid> is gone (SIGCHLD is ignored, so exited actors are reaped at once). */
-static long _do_wait_gone(const struct req *r, struct out *o)
-{
-	char path[64];
-	struct stat st;
-
-	NEED("pid", pid, NULL);
-	OPT("timeout_ms", timeout_ms, 10000, NULL);
-	(void)o;
-	snprintf(path, sizeof(path), "/proc/%llu", pid);
-	for (unsigned long long waited = 0; waited <= timeout_ms; waited += 5) {
-		if (stat(path, &st) < 0)
-			return 0;
-		usleep(5000);
-	}
-	return -ETIMEDOUT;
-}
-
-/* VmPin (mm->pinned_vm) and VmLck (mm->locked_vm) from fs/proc/task_mmu.c:task_mem. */
-static long _do_proc_status(const struct req *r, struct out *o)
-{
-	char path[64], line[256];
-	FILE *f;
-	int found = 0;
-
-	OPT("pid", pid, (unsigned long long)getpid(), NULL);
-	snprintf(path, sizeof(path), "/proc/%llu/status", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long kb;
-
-		if (sscanf(line, "VmPin: %lu kB", &kb) == 1) {
-			out_add(o, "vm_pin_kb", "%lu", kb);
-			found++;
-		} else if (sscanf(line, "VmLck: %lu kB", &kb) == 1) {
-			out_add(o, "vm_lck_kb", "%lu", kb);
-			found++;
-		}
-	}
-	fclose(f);
-	/* a kernel thread or a zombie has no mm, hence no Vm* lines */
-	return found == 2 ? 0 : -ESRCH;
-}
-
-/* Drops a capability from the effective set, like the selftests' drop_cap_ipc_lock(). */
-static long _do_drop_cap(const struct req *r, struct out *o)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	NEED("cap", cap, caps);
-	(void)o;
-	if (syscall(SYS_capget, &hdr, data))
-		return -errno;
-	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
-	return sys_ret(syscall(SYS_capset, &hdr, data));
-}
-
-static long _do_setrlimit(const struct req *r, struct out *o)
-{
-	struct rlimit rl;
-
-	NEED("resource", resource, rlimits);
-	NEED("cur", cur, NULL);
-	OPT("max", max, cur, NULL);
-	(void)o;
-	rl.rlim_cur = cur;
-	rl.rlim_max = max;
-	return sys_ret(setrlimit(resource, &rl));
-}
-
-/* Arms fail-nth for this actor's next uAPI call (the op after this one). */
-static long _do_fail_nth(const struct req *r, struct out *o)
-{
-	NEED("n", n, NULL);
-	(void)o;
-	g_fail_nth = (long)n;
-	return 0;
-}
-
-static long _do_sleep(const struct req *r, struct out *o)
-{
-	struct timespec ts;
-
-	NEED("ms", ms, NULL);
-	(void)o;
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000;
-	return sys_ret(nanosleep(&ts, NULL));
-}
-
-/* Writes a line to the kernel log (to check the host's log capture by hand). */
-static long _do_kmsg(const struct req *r, struct out *o)
-{
-	const char *text = arg_str(r, "text");
-	char buf[512];
-
-	(void)o;
-	if (!text)
-		return proto_err("missing argument text");
-	snprintf(buf, sizeof(buf), "%s\n", text);
-	return write_file("/dev/kmsg", buf);
-}
-
-/* ------------------------------------------------------------------ dispatch */
-
-struct op {
-	const char *name;
-	long (*fn)(const struct req *r, struct out *o);
-};
-
-#define OP(name) { #name, _do_##name }
-static const struct op ops[] = {
-	OP(open), OP(close),
-	OP(vfio_get_api_version), OP(vfio_check_extension), OP(vfio_set_iommu), OP(vfio_group_get_status),
-	OP(vfio_group_set_container), OP(vfio_group_unset_container), OP(vfio_group_get_device_fd),
-	OP(vfio_map_dma), OP(vfio_unmap_dma), OP(vfio_device_bind_iommufd), OP(vfio_device_attach_iommufd_pt),
-	OP(mtty_create), OP(mtty_remove), OP(pci_group),
-	OP(ioas_alloc), OP(ioas_map), OP(ioas_map_file), OP(ioas_unmap), OP(ioas_copy), OP(ioas_change_process),
-	OP(option), OP(destroy),
-	OP(mock_domain), OP(create_access), OP(access_pages), OP(destroy_access_pages), OP(access_rw),
-	OP(md_check_refs), OP(dmabuf_get),
-	OP(memfd_create), OP(mmap), OP(munmap), OP(memset),
-	OP(getpid), OP(fds), OP(fork), OP(spawn), OP(exec), OP(exit), OP(wait_gone), OP(proc_status),
-	OP(drop_cap), OP(setrlimit), OP(fail_nth), OP(sleep), OP(kmsg),
-	{ NULL, NULL }
-};
-#undef OP
-
 /* ------------------------------------------------------------------ channel */
 
 static void send_line(const char *line)
@@ -1459,6 +566,29 @@ static void sync_marker(unsigned long long seq)
 	/* <4> = KERN_WARNING, so it reaches a console at loglevel=5 like WARN() output does */
 	snprintf(buf, sizeof(buf), "<4>vfio-mc-sync %ld %llu\n", g_port, seq);
 	write_file("/dev/kmsg", buf);
+}
+
+/* The fds this actor holds beyond stdio and the command channel: "3,5", or "-". */
+static void list_fds(char *buf, size_t len)
+{
+	size_t used = 0;
+	DIR *dp = opendir("/proc/self/fd");
+	struct dirent *d;
+
+	buf[0] = 0;
+	while (dp && (d = readdir(dp))) {
+		int fd = atoi(d->d_name);
+
+		if (d->d_name[0] == '.' || fd == dirfd(dp) || fd == g_chan || fd <= 2)
+			continue;
+		used += snprintf(buf + used, len - used, "%s%d", used ? "," : "", fd);
+		if (used >= len)
+			break;
+	}
+	if (dp)
+		closedir(dp);
+	if (!buf[0])
+		snprintf(buf, len, "-");
 }
 
 static void send_hello(const char *extra)
@@ -1540,9 +670,933 @@ static int chan_open(long port)
 	return -1;
 }
 
+/* ------------------------------------------------------------------ the op table */
+
+/*
+ * What an argument is. Every kind but A_NUM is a string, kept as a const char * member
+ * (pointing into the request line, which outlives the call). The allow-list kinds are
+ * checked in parse_args, so an op function never sees a device the user did not name.
+ */
+enum arg_kind {
+	A_NUM,    /* a number, or names from .names joined by '|' */
+	A_STR,    /* any text */
+	A_PATH,   /* a device node the allow-list names, or a node of an allowed mdev or PCI device */
+	A_MDEV,   /* the uuid of an allowed mdev (mdev:<uuid>) */
+	A_PCI,    /* the address DDDD:BB:DD.F of an allowed PCI device (pci:<bdf>) */
+	A_DEVICE, /* an allowed mdev uuid or PCI address: a VFIO device name */
+	A_FIXED,  /* not a request argument: .dflt is always stored (e.g. IOMMU_TEST_CMD's op) */
+};
+
+/* .off of the argument that is the fd an ioctl row is made on (not a struct member). */
+#define AT_FD 0xffff
+
+struct arg {
+	const char *name;             /* as the request spells it; NULL ends the list */
+	enum arg_kind kind;
+	int required;
+	unsigned long long dflt;      /* the value when optional and absent (A_NUM, A_FIXED) */
+	const char *dflt_arg;         /* or: when absent, the value of this other argument */
+	const struct flagname *names; /* A_NUM: names accepted besides numbers */
+	const char *member;           /* where the value goes: for --layout and error messages */
+	unsigned short off, size;
+};
+
+enum out_fmt {
+	O_DEC, /* the member, unsigned decimal */
+	O_HEX, /* the member, 0x hex */
+	O_BIT, /* 1 when (member & .mask), else 0 */
+	O_RET, /* the call's return value (a new fd, a pid) */
+};
+
+/* An output: printed as name=value when the call succeeded (returned >= 0). */
+struct outf {
+	const char *name;
+	enum out_fmt fmt;
+	unsigned long long mask;
+	const char *member;
+	unsigned short off, size;
+};
+
+#define MAX_OP_ARGS 9 /* 8 and the terminator */
+#define MAX_OP_OUTS 4
+#define ARG_BUF 256   /* the largest argument struct (struct iommu_test_cmd is 72 bytes) */
+
+/*
+ * One op: a name, an argument struct that the arguments are stored into, and either an
+ * ioctl on the request's fd (.call == NULL) or a function called with the filled struct.
+ */
+struct op {
+	const char *name;
+	const char *type; /* the argument struct: "struct iommu_ioas_map" */
+	size_t size;
+	long (*call)(void *args, struct reply *rp); /* returns the result (>= 0), -errno or PROTO_ERR */
+	unsigned long ioctl;
+	const char *ioctl_name;
+	int by_value; /* ioctl(fd, cmd, <the struct's first unsigned long>) instead of a pointer */
+	int uapi;     /* the struct is the kernel's: --layout prints its members */
+	const char *size_member; /* the argsz/size member, set to .size before the ioctl; or NULL */
+	unsigned short size_off, size_size;
+	struct arg args[MAX_OP_ARGS];
+	struct outf outs[MAX_OP_OUTS];
+};
+
+/*
+ * Row macros. Each row is written between "#define S <struct tag>" and "#undef S": S names
+ * the argument struct, and AT(m) turns a member of it (m may be nested: mock_domain.out_hwpt_id)
+ * into its name, offset and size.
+ */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define MSIZE(m) sizeof(((struct S *)0)->m)
+#define AT(m) .member = #m, .off = offsetof(struct S, m), .size = MSIZE(m)
+#define ROW(n) .name = #n, .type = "struct " STRINGIFY(S), .size = sizeof(struct S)
+
+/* ioctl(fd, c, &struct S), with member szm (argsz or size) set to sizeof(struct S) */
+#define IOCTL(n, c, szm) ROW(n), .ioctl = c, .ioctl_name = #c, .uapi = 1, \
+	.size_member = #szm, .size_off = offsetof(struct S, szm), .size_size = MSIZE(szm)
+/* ioctl(fd, c, &struct S) where S is not a uapi struct (an int the ioctl reads) */
+#define IOCTL_PTR(n, c) ROW(n), .ioctl = c, .ioctl_name = #c
+/* ioctl(fd, c, value): the first member of S (an unsigned long or a pointer) is the value */
+#define IOCTL_VAL(n, c) ROW(n), .ioctl = c, .ioctl_name = #c, .by_value = 1
+/* op_<n>(struct S *, reply) */
+#define CALL(n) ROW(n), .call = op_##n
+
+#define ARG(n, k, req, d, tab, m) { .name = #n, .kind = k, .required = req, .dflt = d, .names = tab, AT(m) }
+#define IN(n, m) ARG(n, A_NUM, 1, 0, NULL, m)             /* a required number */
+#define OPT(n, m, d) ARG(n, A_NUM, 0, d, NULL, m)         /* an optional number, default d */
+#define NAMES(n, m, tab) ARG(n, A_NUM, 1, 0, tab, m)      /* required: a number or names from tab */
+#define FLAGS(n, m, d, tab) ARG(n, A_NUM, 0, d, tab, m)   /* optional: names from tab, default d */
+#define TEXT(n, m, k, req) ARG(n, k, req, 0, NULL, m)     /* a string of kind k */
+#define OPT_AS(n, m, other) { .name = #n, .kind = A_NUM, .dflt_arg = #other, AT(m) }
+#define SET(m, v) { .name = #m, .kind = A_FIXED, .dflt = v, AT(m) }
+#define ON_FD { .name = "fd", .kind = A_NUM, .required = 1, .member = "(ioctl fd)", .off = AT_FD, .size = sizeof(int) }
+
+#define OUT(n, f, m) { .name = #n, .fmt = f, AT(m) }
+#define OUT_DEC(n, m) OUT(n, O_DEC, m)
+#define OUT_HEX(n, m) OUT(n, O_HEX, m)
+#define OUT_BIT(n, m, bit) { .name = #n, .fmt = O_BIT, .mask = bit, AT(m) }
+#define OUT_RET(n) { .name = #n, .fmt = O_RET }
+
+/* ------------------------------------------------------------------ arguments: parse, check, store */
+
+static unsigned long long get_field(const void *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: return *(const uint16_t *)p;
+	case 4: return *(const uint32_t *)p;
+	default: return *(const uint64_t *)p;
+	}
+}
+
+static void put_field(void *p, unsigned size, unsigned long long v)
+{
+	switch (size) {
+	case 1: *(uint8_t *)p = v; break;
+	case 2: *(uint16_t *)p = v; break;
+	case 4: *(uint32_t *)p = v; break;
+	default: *(uint64_t *)p = v; break;
+	}
+}
+
+/* v fits a field of size bytes, as an unsigned value or as a sign-extended negative one. */
+static int fits(unsigned long long v, unsigned size)
+{
+	unsigned bits = size * 8;
+	long long sv = (long long)v;
+
+	if (bits >= 64)
+		return 1;
+	return (v >> bits) == 0 || (sv < 0 && sv >= -(1LL << (bits - 1)));
+}
+
+static int store_num(const struct arg *a, unsigned long long v, void *buf, int *fd)
+{
+	if (!fits(v, a->size))
+		return proto_err("%s=%lld does not fit %s (%u bytes)", a->name, (long long)v, a->member, a->size), -1;
+	if (a->off == AT_FD)
+		*fd = (int)v;
+	else
+		put_field((char *)buf + a->off, a->size, v);
+	return 0;
+}
+
+/* The allow-list checks of the string kinds that name a device. */
+static int check_allowed(const struct arg *a, const char *v)
+{
+	char entry[128];
+
+	switch (a->kind) {
+	case A_PATH:
+		if (!path_allowed(v))
+			return proto_err("path %s is not in the allow-list", v), -1;
+		return 0;
+	case A_MDEV:
+		if (!uuid_ok(v))
+			return proto_err("malformed uuid %s", v), -1;
+		snprintf(entry, sizeof(entry), "mdev:%s", v);
+		if (!allow_has(entry))
+			return proto_err("mdev %s is not in the allow-list", v), -1;
+		return 0;
+	case A_PCI:
+		if (!bdf_ok(v))
+			return proto_err("malformed bdf %s (want DDDD:BB:DD.F)", v), -1;
+		snprintf(entry, sizeof(entry), "pci:%s", v);
+		if (!allow_has(entry))
+			return proto_err("pci device %s is not in the allow-list", v), -1;
+		return 0;
+	case A_DEVICE:
+		snprintf(entry, sizeof(entry), "mdev:%.100s", v);
+		if (allow_has(entry))
+			return 0;
+		snprintf(entry, sizeof(entry), "pci:%.100s", v);
+		if (allow_has(entry))
+			return 0;
+		return proto_err("device %s is not in the allow-list", v), -1;
+	default:
+		return 0;
+	}
+}
+
+static int store_arg(const struct arg *a, const char *v, void *buf, int *fd)
+{
+	unsigned long long n = a->dflt;
+
+	if (a->kind == A_FIXED)
+		return store_num(a, n, buf, fd);
+	if (!v && a->required)
+		return proto_err("missing argument %s", a->name), -1;
+	if (a->kind != A_NUM) {
+		if (v && check_allowed(a, v))
+			return -1;
+		memcpy((char *)buf + a->off, &v, sizeof(v)); /* NULL when absent */
+		return 0;
+	}
+	if (v && parse_value(a->name, v, a->names, &n))
+		return -1;
+	return store_num(a, n, buf, fd);
+}
+
+static const struct arg *find_arg(const struct op *op, const char *name)
+{
+	for (const struct arg *a = op->args; a->name; a++)
+		if (a->kind != A_FIXED && !strcmp(a->name, name))
+			return a;
+	return NULL;
+}
+
+/*
+ * Fills the op's argument struct (zeroed first) and the ioctl fd from the request. Refuses
+ * an argument the op does not take, one given twice, a missing required one, a value that
+ * does not fit its member, and a device outside the allow-list. Returns 0 or -1.
+ */
+static int parse_args(const struct op *op, const struct req *r, void *buf, int *fd)
+{
+	memset(buf, 0, op->size);
+	for (int i = 0; i < r->n; i++) {
+		if (!find_arg(op, r->a[i].k))
+			return proto_err("unknown argument %s for %s", r->a[i].k, op->name), -1;
+		for (int j = 0; j < i; j++)
+			if (!strcmp(r->a[j].k, r->a[i].k))
+				return proto_err("argument %s given twice", r->a[i].k), -1;
+	}
+	for (const struct arg *a = op->args; a->name; a++)
+		if (store_arg(a, a->kind == A_FIXED ? NULL : arg_str(r, a->name), buf, fd))
+			return -1;
+	/* defaults taken from another argument, once that one is stored */
+	for (const struct arg *a = op->args; a->name; a++) {
+		const struct arg *from = a->dflt_arg ? find_arg(op, a->dflt_arg) : NULL;
+
+		if (from && !arg_str(r, a->name))
+			put_field((char *)buf + a->off, a->size, get_field((char *)buf + from->off, from->size));
+	}
+	return 0;
+}
+
+/* An ioctl row: the size member is set, then the struct (or its first member) is passed. */
+static long call_ioctl(const struct op *op, int fd, void *buf)
+{
+	unsigned long value = 0;
+
+	if (op->size_member)
+		put_field((char *)buf + op->size_off, op->size_size, op->size);
+	if (!op->by_value)
+		return xioctl(fd, op->ioctl, (unsigned long)buf);
+	memcpy(&value, buf, op->size < sizeof(value) ? op->size : sizeof(value));
+	return xioctl(fd, op->ioctl, value);
+}
+
+static void add_outputs(const struct op *op, const void *buf, long rc, struct reply *rp)
+{
+	for (const struct outf *f = op->outs; f->name; f++) {
+		unsigned long long v = f->fmt == O_RET ? 0 : get_field((const char *)buf + f->off, f->size);
+
+		switch (f->fmt) {
+		case O_DEC: out_add(rp, f->name, "%llu", v); break;
+		case O_HEX: out_add(rp, f->name, "0x%llx", v); break;
+		case O_BIT: out_add(rp, f->name, "%d", !!(v & f->mask)); break;
+		case O_RET: out_add(rp, f->name, "%ld", rc); break;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ argument structs of non-uapi ioctl rows */
+
+struct no_args {
+	char unused;
+};
+
+/* VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU: the argument is the value itself */
+struct ioctl_value {
+	unsigned long value;
+};
+
+/* VFIO_GROUP_SET_CONTAINER reads an int (the container fd) through its pointer */
+struct container_fd {
+	int fd;
+};
+
+/* VFIO_GROUP_GET_DEVICE_FD takes the device name string */
+struct device_name {
+	const char *name;
+};
+
+/* ------------------------------------------------------------------ functions of the rows that are not one ioctl */
+
+/* ops that take one number or one string */
+struct num_args {
+	long n;
+};
+
+struct text_args {
+	const char *s;
+};
+
+static long op_open(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	long fd;
+
+	fail_nth_arm();
+	fd = sys_ret(open(a->s, O_RDWR));
+	fail_nth_disarm();
+	return fd;
+}
+
+static long op_close(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+
+	if (a->n == g_chan)
+		return proto_err("fd %ld is the command channel", a->n);
+	return sys_ret(close((int)a->n));
+}
+
+/* The group node and cdev of an mdev, when they exist. */
+static void add_mdev_nodes(const char *uuid, struct reply *rp)
+{
+	char node[PATH_MAX];
+
+	if (!mdev_group_path(uuid, node, sizeof(node))) {
+		out_add(rp, "group_path", "%s", node);
+		out_add(rp, "group", "%s", strrchr(node, '/') + 1);
+	}
+	if (!mdev_cdev_path(uuid, node, sizeof(node)))
+		out_add(rp, "cdev_path", "%s", node);
+}
+
+struct mtty_args {
+	const char *uuid;
+	const char *type;
+};
+
+/* samples/vfio-mdev/mtty.c: creates the mdev through its type's sysfs create node. */
+static long op_mtty_create(void *p, struct reply *rp)
+{
+	const struct mtty_args *a = p;
+	const char *type = a->type ? a->type : "mtty-2";
+	char path[PATH_MAX];
+	long rc;
+
+	if (strchr(type, '/') || strncmp(type, "mtty-", 5))
+		return proto_err("bad mtty type %s", type);
+	/* mdev_sysfs.c:mdev_type_add names types "<driver>-<name>": mtty-1, mtty-2 */
+	snprintf(path, sizeof(path), "/sys/devices/virtual/mtty/mtty/mdev_supported_types/%s/create", type);
+	rc = xwrite_file(path, a->uuid);
+	if (rc < 0)
+		return rc;
+	add_mdev_nodes(a->uuid, rp);
+	return 0;
+}
+
+static long op_mtty_remove(void *p, struct reply *rp)
+{
+	const struct mtty_args *a = p;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", a->uuid);
+	return xwrite_file(path, "1");
+}
+
+/* Where an allowed PCI device is: its group node and its driver (read from sysfs; nothing is written). */
+static long op_pci_group(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	char node[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	if (pci_group_path(a->s, node, sizeof(node)))
+		return -errno;
+	out_add(rp, "group_path", "%s", node);
+	out_add(rp, "group", "%s", strrchr(node, '/') + 1);
+	snprintf(link, sizeof(link), "/sys/bus/pci/devices/%s/driver", a->s);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n >= 0) {
+		target[n] = 0;
+		out_add(rp, "driver", "%s", strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+struct memfd_args {
+	const char *name;
+	unsigned long long size;
+	unsigned int flags;
+};
+
+static long op_memfd_create(void *p, struct reply *rp)
+{
+	const struct memfd_args *a = p;
+	long fd;
+
+	fd = sys_ret(memfd_create(a->name ? a->name : "vfio-mc", a->flags));
+	if (fd >= 0 && a->size && ftruncate(fd, a->size) < 0) {
+		long e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+struct mmap_args {
+	unsigned long long addr, length, offset;
+	int prot, flags, fd;
+};
+
+static long op_mmap(void *p, struct reply *rp)
+{
+	const struct mmap_args *a = p;
+	void *m = mmap((void *)(uintptr_t)a->addr, a->length, a->prot, a->flags, a->fd, a->offset);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	out_add(rp, "addr", "0x%llx", (unsigned long long)(uintptr_t)m);
+	return 0;
+}
+
+struct range_args {
+	unsigned long long addr, length;
+	unsigned char byte;
+};
+
+static long op_munmap(void *p, struct reply *rp)
+{
+	const struct range_args *a = p;
+
+	return sys_ret(munmap((void *)(uintptr_t)a->addr, a->length));
+}
+
+/* Touches memory so that it is populated (and has known contents for ACCESS_RW). */
+static long op_memset(void *p, struct reply *rp)
+{
+	const struct range_args *a = p;
+
+	memset((void *)(uintptr_t)a->addr, a->byte, a->length);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ processes */
+
+static long op_getpid(void *p, struct reply *rp)
+{
+	return getpid();
+}
+
+/* The open fds of this actor, beyond stdio and the command channel. */
+static long op_fds(void *p, struct reply *rp)
+{
+	char fds[1024];
+
+	list_fds(fds, sizeof(fds));
+	out_add(rp, "fds", "%s", fds);
+	return 0;
+}
+
+/*
+ * fork(2): the child is a new actor that inherits every fd; it drops the parent's channel
+ * and opens its own port, then says hello there. The parent replies with the child's pid.
+ */
+static long op_fork(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+	pid_t pid;
+
+	pid = fork();
+	if (pid != 0)
+		return sys_ret(pid);
+	close(g_chan);
+	g_chan = chan_open(a->n);
+	if (g_chan < 0)
+		_exit(127);
+	g_port = a->n;
+	g_forked_child = 1;
+	send_hello("forked=1");
+	return 0;
+}
+
+/* A fresh actor on another port: fork + exec of this image, inheriting no fd but stdio. */
+static long op_spawn(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+	char portstr[32];
+	pid_t pid;
+
+	snprintf(portstr, sizeof(portstr), "%ld", a->n);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { "vfio-mc-shim", "--port", portstr, "--allow", g_allow ? g_allow : "",
+				 g_chan_dir ? "--chan-dir" : NULL, (char *)g_chan_dir, NULL };
+
+		execv(g_self, argv);
+		_exit(127);
+	}
+	return sys_ret(pid);
+}
+
+static int fd_in_list(int fd, const char *list)
+{
+	for (const char *p = list; p && *p;) {
+		if (atoi(p) == fd)
+			return 1;
+		p = strchr(p, ',');
+		p = p ? p + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * execve(2) of this image: the fds named in keep survive (FD_CLOEXEC cleared), every other
+ * fd is closed by the exec. The old mm is released (exec_mmap -> mmput), which is what the
+ * iommufd CHANGE_PROCESS handoff cares about. The new image answers this request's seq.
+ */
+static long op_exec(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	char portstr[32], seqstr[32];
+	DIR *dp;
+	struct dirent *d;
+
+	dp = opendir("/proc/self/fd");
+	if (!dp)
+		return -errno;
+	while ((d = readdir(dp))) {
+		int fd = atoi(d->d_name);
+
+		if (d->d_name[0] == '.' || fd == dirfd(dp) || fd <= 2)
+			continue;
+		fcntl(fd, F_SETFD, fd_in_list(fd, a->s) && fd != g_chan ? 0 : FD_CLOEXEC);
+	}
+	closedir(dp);
+	snprintf(portstr, sizeof(portstr), "%ld", g_port);
+	snprintf(seqstr, sizeof(seqstr), "%llu", rp->seq);
+	{
+		char *argv[] = { "vfio-mc-shim", "--port", portstr, "--allow", g_allow ? g_allow : "",
+				 "--exec-seq", seqstr, g_chan_dir ? "--chan-dir" : NULL, (char *)g_chan_dir, NULL };
+
+		execv(g_self, argv);
+	}
+	return -errno;
+}
+
+/* Reply, then exit with the given code; the host waits for the pid to disappear. */
+static long op_exit(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+	char line[64];
+
+	sync_marker(rp->seq);
+	snprintf(line, sizeof(line), "%llu ret=0 errno=0\n", rp->seq);
+	send_line(line);
+	_exit((int)a->n);
+}
+
+struct wait_args {
+	long pid;
+	unsigned long timeout_ms;
+};
+
+/* Waits until /proc/<pid> is gone (SIGCHLD is ignored, so exited actors are reaped at once). */
+static long op_wait_gone(void *p, struct reply *rp)
+{
+	const struct wait_args *a = p;
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%ld", a->pid);
+	for (unsigned long waited = 0; waited <= a->timeout_ms; waited += 5) {
+		if (stat(path, &st) < 0)
+			return 0;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* VmPin (mm->pinned_vm) and VmLck (mm->locked_vm) from fs/proc/task_mmu.c:task_mem. */
+static long op_proc_status(void *p, struct reply *rp)
+{
+	const struct num_args *a = p; /* n: the pid, 0 for this actor */
+	char path[64], line[256];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", a->n ? a->n : (long)getpid());
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long kb;
+
+		if (sscanf(line, "VmPin: %lu kB", &kb) == 1) {
+			out_add(rp, "vm_pin_kb", "%lu", kb);
+			found++;
+		} else if (sscanf(line, "VmLck: %lu kB", &kb) == 1) {
+			out_add(rp, "vm_lck_kb", "%lu", kb);
+			found++;
+		}
+	}
+	fclose(f);
+	/* a kernel thread or a zombie has no mm, hence no Vm* lines */
+	return found == 2 ? 0 : -ESRCH;
+}
+
+struct cap_args {
+	unsigned int cap;
+};
+
+/* Drops a capability from the effective set, like the selftests' drop_cap_ipc_lock(). */
+static long op_drop_cap(void *p, struct reply *rp)
+{
+	const struct cap_args *a = p;
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (a->cap > CAP_LAST_CAP)
+		return proto_err("cap %u is beyond CAP_LAST_CAP", a->cap);
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[CAP_TO_INDEX(a->cap)].effective &= ~CAP_TO_MASK(a->cap);
+	return sys_ret(syscall(SYS_capset, &hdr, data));
+}
+
+struct rlimit_args {
+	int resource;
+	struct rlimit rl;
+};
+
+static long op_setrlimit(void *p, struct reply *rp)
+{
+	const struct rlimit_args *a = p;
+
+	return sys_ret(setrlimit(a->resource, &a->rl));
+}
+
+/* Arms fail-nth for this actor's next uAPI call (the op after this one). */
+static long op_fail_nth(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+
+	g_fail_nth = a->n;
+	return 0;
+}
+
+static long op_sleep(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+	struct timespec ts = { .tv_sec = a->n / 1000, .tv_nsec = (a->n % 1000) * 1000000 };
+
+	return sys_ret(nanosleep(&ts, NULL));
+}
+
+/* Writes a line to the kernel log (to check the host's log capture by hand). */
+static long op_kmsg(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s\n", a->s);
+	return write_file("/dev/kmsg", buf);
+}
+
+/* ------------------------------------------------------------------ the table */
+
+/*
+ * Adding an op: one row here, between "#define S <argument struct tag>" and "#undef S".
+ * An ioctl on a uapi struct needs nothing else (IOCTL: the arguments name the members they
+ * fill, OUT_* the members printed on success); anything else gets a struct <name>_args and
+ * an op_<name>() above (CALL). conformance/README.md lists the ops.
+ */
+static const struct op ops[] = {
+	/* ---- files */
+#define S text_args
+	{ CALL(open), .args = { TEXT(path, s, A_PATH, 1) }, .outs = { OUT_RET(fd) } },
+#undef S
+#define S num_args
+	{ CALL(close), .args = { IN(fd, n) } },
+#undef S
+
+	/* ---- VFIO type1 container (include/uapi/linux/vfio.h) */
+#define S no_args
+	{ IOCTL_VAL(vfio_get_api_version, VFIO_GET_API_VERSION), .args = { ON_FD } },
+	{ IOCTL_VAL(vfio_group_unset_container, VFIO_GROUP_UNSET_CONTAINER), .args = { ON_FD } },
+#undef S
+#define S ioctl_value
+	{ IOCTL_VAL(vfio_check_extension, VFIO_CHECK_EXTENSION), .args = { ON_FD, NAMES(ext, value, vfio_ext) } },
+	{ IOCTL_VAL(vfio_set_iommu, VFIO_SET_IOMMU), .args = { ON_FD, NAMES(type, value, vfio_ext) } },
+#undef S
+#define S vfio_group_status
+	{ IOCTL(vfio_group_get_status, VFIO_GROUP_GET_STATUS, argsz), .args = { ON_FD },
+	  .outs = { OUT_BIT(viable, flags, VFIO_GROUP_FLAGS_VIABLE),
+		    OUT_BIT(container_set, flags, VFIO_GROUP_FLAGS_CONTAINER_SET) } },
+#undef S
+#define S container_fd
+	{ IOCTL_PTR(vfio_group_set_container, VFIO_GROUP_SET_CONTAINER), .args = { ON_FD, IN(container, fd) } },
+#undef S
+#define S device_name
+	{ IOCTL_VAL(vfio_group_get_device_fd, VFIO_GROUP_GET_DEVICE_FD),
+	  .args = { ON_FD, TEXT(name, name, A_DEVICE, 1) }, .outs = { OUT_RET(device_fd) } },
+#undef S
+#define S vfio_iommu_type1_dma_map
+	{ IOCTL(vfio_map_dma, VFIO_IOMMU_MAP_DMA, argsz),
+	  .args = { ON_FD, IN(vaddr, vaddr), IN(iova, iova), IN(size, size),
+		    FLAGS(flags, flags, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, map_dma_flags) } },
+#undef S
+	/* vfio_dma_do_unmap copies size back only on success */
+#define S vfio_iommu_type1_dma_unmap
+	{ IOCTL(vfio_unmap_dma, VFIO_IOMMU_UNMAP_DMA, argsz),
+	  .args = { ON_FD, OPT(iova, iova, 0), OPT(size, size, 0), FLAGS(flags, flags, 0, unmap_dma_flags) },
+	  .outs = { OUT_DEC(size, size) } },
+#undef S
+
+	/* ---- VFIO device cdev + iommufd */
+#define S vfio_device_bind_iommufd
+	{ IOCTL(vfio_device_bind_iommufd, VFIO_DEVICE_BIND_IOMMUFD, argsz),
+	  .args = { ON_FD, IN(iommufd, iommufd) }, .outs = { OUT_DEC(devid, out_devid) } },
+#undef S
+#define S vfio_device_attach_iommufd_pt
+	{ IOCTL(vfio_device_attach_iommufd_pt, VFIO_DEVICE_ATTACH_IOMMUFD_PT, argsz),
+	  .args = { ON_FD, IN(pt_id, pt_id) }, .outs = { OUT_DEC(pt_id, pt_id) } },
+#undef S
+
+	/* ---- devices: mtty mdevs (samples/vfio-mdev/mtty.c) and the allowed PCI device */
+#define S mtty_args
+	{ CALL(mtty_create), .args = { TEXT(uuid, uuid, A_MDEV, 1), TEXT(type, type, A_STR, 0) } },
+	{ CALL(mtty_remove), .args = { TEXT(uuid, uuid, A_MDEV, 1) } },
+#undef S
+#define S text_args
+	{ CALL(pci_group), .args = { TEXT(bdf, s, A_PCI, 1) } },
+#undef S
+
+	/* ---- iommufd (include/uapi/linux/iommufd.h) */
+#define S iommu_ioas_alloc
+	{ IOCTL(ioas_alloc, IOMMU_IOAS_ALLOC, size), .args = { ON_FD }, .outs = { OUT_DEC(ioas_id, out_ioas_id) } },
+#undef S
+#define S iommu_ioas_map
+	{ IOCTL(ioas_map, IOMMU_IOAS_MAP, size),
+	  .args = { ON_FD, IN(ioas, ioas_id), IN(vaddr, user_va), IN(length, length), OPT(iova, iova, 0),
+		    FLAGS(flags, flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags) },
+	  .outs = { OUT_HEX(iova, iova) } },
+#undef S
+#define S iommu_ioas_map_file
+	{ IOCTL(ioas_map_file, IOMMU_IOAS_MAP_FILE, size),
+	  .args = { ON_FD, IN(ioas, ioas_id), IN(mfd, fd), IN(length, length), OPT(start, start, 0),
+		    OPT(iova, iova, 0),
+		    FLAGS(flags, flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags) },
+	  .outs = { OUT_HEX(iova, iova) } },
+#undef S
+#define S iommu_ioas_unmap
+	{ IOCTL(ioas_unmap, IOMMU_IOAS_UNMAP, size),
+	  .args = { ON_FD, IN(ioas, ioas_id), IN(iova, iova), IN(length, length) },
+	  .outs = { OUT_HEX(length, length) } },
+#undef S
+#define S iommu_ioas_copy
+	{ IOCTL(ioas_copy, IOMMU_IOAS_COPY, size),
+	  .args = { ON_FD, IN(dst_ioas, dst_ioas_id), IN(src_ioas, src_ioas_id), IN(src_iova, src_iova),
+		    IN(length, length), OPT(dst_iova, dst_iova, 0),
+		    FLAGS(flags, flags, IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE, ioas_map_flags) },
+	  .outs = { OUT_HEX(dst_iova, dst_iova) } },
+#undef S
+#define S iommu_ioas_change_process
+	{ IOCTL(ioas_change_process, IOMMU_IOAS_CHANGE_PROCESS, size), .args = { ON_FD } },
+#undef S
+#define S iommu_option
+	{ IOCTL(option, IOMMU_OPTION, size),
+	  .args = { ON_FD, NAMES(option_id, option_id, option_ids), NAMES(op, op, option_ops),
+		    OPT(object_id, object_id, 0), OPT(val64, val64, 0) },
+	  .outs = { OUT_DEC(val64, val64) } },
+#undef S
+#define S iommu_destroy
+	{ IOCTL(destroy, IOMMU_DESTROY, size), .args = { ON_FD, IN(id, id) } },
+#undef S
+
+	/* ---- IOMMU_TEST_CMD (drivers/iommu/iommufd/selftest.c:iommufd_test) */
+#define S iommu_test_cmd
+	{ IOCTL(mock_domain, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_MOCK_DOMAIN), ON_FD, IN(ioas, id) },
+	  .outs = { OUT_DEC(stdev_id, mock_domain.out_stdev_id), OUT_DEC(hwpt_id, mock_domain.out_hwpt_id),
+		    OUT_DEC(idev_id, mock_domain.out_idev_id) } },
+	{ IOCTL(create_access, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_CREATE_ACCESS), ON_FD, IN(ioas, id),
+		    FLAGS(flags, create_access.flags, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, access_create_flags) },
+	  .outs = { OUT_DEC(access_fd, create_access.out_access_fd) } },
+	{ IOCTL(access_pages, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_ACCESS_PAGES), ON_FD, IN(access_fd, id), IN(iova, access_pages.iova),
+		    IN(length, access_pages.length), OPT(uptr, access_pages.uptr, 0),
+		    FLAGS(flags, access_pages.flags, 0, access_pages_flags) },
+	  .outs = { OUT_DEC(access_pages_id, access_pages.out_access_pages_id) } },
+	{ IOCTL(destroy_access_pages, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_DESTROY_ACCESS_PAGES), ON_FD, IN(access_fd, id),
+		    IN(id, destroy_access_pages.access_pages_id) } },
+	{ IOCTL(access_rw, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_ACCESS_RW), ON_FD, IN(access_fd, id), IN(iova, access_rw.iova),
+		    IN(length, access_rw.length), IN(uptr, access_rw.uptr),
+		    FLAGS(flags, access_rw.flags, 0, access_rw_flags) } },
+	{ IOCTL(md_check_refs, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_MD_CHECK_REFS), ON_FD, IN(uptr, check_refs.uptr),
+		    IN(length, check_refs.length), IN(refs, check_refs.refs) } },
+	/*
+	 * DMABUF_GET: the uapi contract (and tools/testing/selftests/iommu) expect the new dma-buf
+	 * fd as the ioctl's return value. Reported as ret; the fds now open show where it went.
+	 */
+	{ IOCTL(dmabuf_get, IOMMU_TEST_CMD, size),
+	  .args = { SET(op, IOMMU_TEST_OP_DMABUF_GET), SET(dmabuf_get.open_flags, O_CLOEXEC), ON_FD,
+		    IN(length, dmabuf_get.length) } },
+#undef S
+
+	/* ---- memory */
+#define S memfd_args
+	{ CALL(memfd_create), .args = { TEXT(name, name, A_STR, 0), OPT(size, size, 0), FLAGS(flags, flags, 0, memfd_flags) },
+	  .outs = { OUT_RET(fd) } },
+#undef S
+#define S mmap_args
+	{ CALL(mmap),
+	  .args = { IN(length, length), FLAGS(prot, prot, PROT_READ | PROT_WRITE, mmap_prot),
+		    FLAGS(flags, flags, MAP_SHARED | MAP_ANONYMOUS, mmap_flags), OPT(fd, fd, -1ULL),
+		    OPT(offset, offset, 0), OPT(addr, addr, 0) } },
+#undef S
+#define S range_args
+	{ CALL(munmap), .args = { IN(addr, addr), IN(length, length) } },
+	{ CALL(memset), .args = { IN(addr, addr), IN(length, length), OPT(byte, byte, 0) } },
+#undef S
+
+	/* ---- processes (fork, exec, exit, proc_status get their bookkeeping in target/session.ts) */
+#define S no_args
+	{ CALL(getpid), .outs = { OUT_RET(pid) } },
+	{ CALL(fds) },
+#undef S
+#define S num_args
+	{ CALL(fork), .args = { IN(port, n) }, .outs = { OUT_RET(pid) } },
+	{ CALL(spawn), .args = { IN(port, n) }, .outs = { OUT_RET(pid) } },
+	{ CALL(exit), .args = { OPT(code, n, 0) } },
+	{ CALL(proc_status), .args = { OPT(pid, n, 0) } },
+	{ CALL(fail_nth), .args = { IN(n, n) } },
+	{ CALL(sleep), .args = { IN(ms, n) } },
+#undef S
+#define S text_args
+	{ CALL(exec), .args = { TEXT(keep, s, A_STR, 0) } },
+	{ CALL(kmsg), .args = { TEXT(text, s, A_STR, 1) } },
+#undef S
+#define S wait_args
+	{ CALL(wait_gone), .args = { IN(pid, pid), OPT(timeout_ms, timeout_ms, 10000) } },
+#undef S
+#define S cap_args
+	{ CALL(drop_cap), .args = { NAMES(cap, cap, caps) } },
+#undef S
+#define S rlimit_args
+	{ CALL(setrlimit),
+	  .args = { NAMES(resource, resource, rlimits), IN(cur, rl.rlim_cur), OPT_AS(max, rl.rlim_max, cur) } },
+#undef S
+};
+
+#define N_OPS (sizeof(ops) / sizeof(ops[0]))
+
+static const struct op *find_op(const char *name)
+{
+	for (size_t i = 0; i < N_OPS; i++)
+		if (!strcmp(ops[i].name, name))
+			return &ops[i];
+	return NULL;
+}
+
+/*
+ * The table's own consistency, checked at start (a mistake in a row is a shim bug, not a
+ * request error): struct sizes, member sizes, string members, default-from references,
+ * duplicate names.
+ */
+static void check_table(void)
+{
+	for (size_t i = 0; i < N_OPS; i++) {
+		const struct op *op = &ops[i];
+		const char *bad = NULL;
+
+		if (op->size > ARG_BUF)
+			bad = "argument struct larger than ARG_BUF";
+		if (!op->call && !op->ioctl_name)
+			bad = "neither a call nor an ioctl";
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ops[j].name, op->name))
+				bad = "op name used twice";
+		for (const struct arg *a = op->args; a->name && !bad; a++) {
+			if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8)
+				bad = "an argument member is not 1, 2, 4 or 8 bytes";
+			else if (a->kind != A_NUM && a->kind != A_FIXED && a->size != sizeof(char *))
+				bad = "a string argument whose member is not a pointer";
+			else if (a->off == AT_FD ? op->call != NULL : a->off + a->size > op->size)
+				bad = "ON_FD in a CALL row, or a member outside the struct";
+			else if (a->dflt_arg && !find_arg(op, a->dflt_arg))
+				bad = "OPT_AS names no argument of the op";
+			else if (a->kind != A_FIXED && find_arg(op, a->name) != a)
+				bad = "argument name used twice";
+		}
+		if (bad) {
+			fprintf(stderr, "vfio-mc-shim: op %s: %s\n", op->name, bad);
+			exit(70);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+/* Parses the request into the op's argument struct, makes the call, adds the outputs. */
+static long run_op(const struct op *op, const struct req *r, struct reply *rp)
+{
+	_Alignas(16) unsigned char args[ARG_BUF];
+	int fd = -1;
+	long rc;
+
+	if (parse_args(op, r, args, &fd))
+		return PROTO_ERR;
+	rc = op->call ? op->call(args, rp) : call_ioctl(op, fd, args);
+	if (rc >= 0)
+		add_outputs(op, args, rc, rp);
+	return rc;
+}
+
 static void handle(char *line)
 {
-	struct out o = { .len = 0 };
+	static struct reply rp;
 	char reply[LINE_MAX_LEN + 128];
 	const struct op *op;
 	struct req r;
@@ -1553,12 +1607,12 @@ static void handle(char *line)
 		send_line(reply);
 		return;
 	}
-	for (op = ops; op->name; op++)
-		if (!strcmp(op->name, r.op))
-			break;
+	rp.seq = r.seq;
+	rp.len = 0;
 	g_proto_err[0] = 0;
 	g_fail_injected = -1;
-	rc = op->name ? op->fn(&r, &o) : proto_err("unknown op %s", r.op);
+	op = find_op(r.op);
+	rc = op ? run_op(op, &r, &rp) : proto_err("unknown op %s", r.op);
 	if (g_forked_child) {
 		/* the fork child's hello was its answer; the parent answers this seq */
 		g_forked_child = 0;
@@ -1569,9 +1623,9 @@ static void handle(char *line)
 		snprintf(reply, sizeof(reply), "%llu proto_error=%s\n", r.seq, g_proto_err);
 	} else {
 		if (g_fail_injected >= 0)
-			out_add(&o, "fail_injected", "%d", g_fail_injected);
+			out_add(&rp, "fail_injected", "%d", g_fail_injected);
 		snprintf(reply, sizeof(reply), "%llu ret=%ld errno=%s%.*s\n", r.seq, rc,
-			 rc < 0 ? errno_name(-rc) : "0", (int)o.len, o.buf);
+			 rc < 0 ? errno_name(-rc) : "0", (int)rp.len, rp.buf);
 	}
 	sync_marker(r.seq);
 	send_line(reply);
@@ -1621,55 +1675,63 @@ static void serve(void)
 	}
 }
 
-/* ------------------------------------------------------------------ layout dump */
+/* ------------------------------------------------------------------ --layout and --ops */
 
-#define SZ(s) printf("%-40s size=%zu\n", #s, sizeof(struct s))
-#define IOC(c) printf("%-40s = 0x%08lx\n", #c, (unsigned long)(c))
-
-/* Prints what the shim was compiled against, compared with uapi-layout-7.3.txt by the tests. */
+/*
+ * Every ioctl number and every uapi struct member the table binds, as this binary was
+ * compiled. conformance/shim/layout.ts compiles the same names against the target tree's
+ * headers alone and compares (a shim built against other headers would differ).
+ */
 static void print_layout(void)
 {
-	SZ(iommu_test_cmd);
-	SZ(iommu_destroy);
-	SZ(iommu_ioas_alloc);
-	SZ(iommu_ioas_map);
-	SZ(iommu_ioas_map_file);
-	SZ(iommu_ioas_copy);
-	SZ(iommu_ioas_unmap);
-	SZ(iommu_option);
-	SZ(iommu_ioas_change_process);
-	SZ(vfio_iommu_type1_dma_map);
-	SZ(vfio_iommu_type1_dma_unmap);
-	SZ(vfio_device_bind_iommufd);
-	SZ(vfio_device_attach_iommufd_pt);
-	SZ(vfio_group_status);
-	IOC(IOMMU_TEST_CMD);
-	IOC(IOMMU_DESTROY);
-	IOC(IOMMU_IOAS_ALLOC);
-	IOC(IOMMU_IOAS_COPY);
-	IOC(IOMMU_IOAS_MAP);
-	IOC(IOMMU_IOAS_UNMAP);
-	IOC(IOMMU_OPTION);
-	IOC(IOMMU_IOAS_MAP_FILE);
-	IOC(IOMMU_IOAS_CHANGE_PROCESS);
-	IOC(VFIO_GET_API_VERSION);
-	IOC(VFIO_CHECK_EXTENSION);
-	IOC(VFIO_SET_IOMMU);
-	IOC(VFIO_GROUP_GET_STATUS);
-	IOC(VFIO_GROUP_SET_CONTAINER);
-	IOC(VFIO_GROUP_UNSET_CONTAINER);
-	IOC(VFIO_GROUP_GET_DEVICE_FD);
-	IOC(VFIO_IOMMU_MAP_DMA);
-	IOC(VFIO_IOMMU_UNMAP_DMA);
-	IOC(VFIO_DEVICE_BIND_IOMMUFD);
-	IOC(VFIO_DEVICE_ATTACH_IOMMUFD_PT);
+	for (size_t i = 0; i < N_OPS; i++) {
+		const struct op *op = &ops[i];
+		const char *tag = op->type + strlen("struct ");
+
+		if (!op->ioctl_name)
+			continue;
+		printf("ioctl %s 0x%08lx\n", op->ioctl_name, op->ioctl);
+		if (!op->uapi)
+			continue;
+		printf("struct %s size=%zu\n", tag, op->size);
+		printf("field %s.%s off=%u size=%u\n", tag, op->size_member, op->size_off, op->size_size);
+		for (const struct arg *a = op->args; a->name; a++)
+			if (a->off != AT_FD)
+				printf("field %s.%s off=%u size=%u\n", tag, a->member, a->off, a->size);
+		for (const struct outf *f = op->outs; f->name; f++)
+			if (f->fmt != O_RET)
+				printf("field %s.%s off=%u size=%u\n", tag, f->member, f->off, f->size);
+	}
+}
+
+static const char *const kind_names[] = {
+	[A_NUM] = "num", [A_STR] = "text", [A_PATH] = "path", [A_MDEV] = "mdev",
+	[A_PCI] = "pci", [A_DEVICE] = "device", [A_FIXED] = "fixed",
+};
+
+/* The table: "<op> <ioctl|call> arg:kind[?] ... -> out ..." (? marks an optional argument). */
+static void print_ops(void)
+{
+	for (size_t i = 0; i < N_OPS; i++) {
+		const struct op *op = &ops[i];
+
+		printf("%s %s", op->name, op->ioctl_name ? op->ioctl_name : "call");
+		for (const struct arg *a = op->args; a->name; a++)
+			if (a->kind != A_FIXED)
+				printf(" %s:%s%s", a->name, kind_names[a->kind], a->required ? "" : "?");
+		if (op->outs[0].name)
+			printf(" ->");
+		for (const struct outf *f = op->outs; f->name; f++)
+			printf(" %s", f->name);
+		printf("\n");
+	}
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vfio-mc-shim --port N --allow PATH[,PATH|mdev:UUID|pci:DDDD:BB:DD.F...] [--chan-dir DIR] [--exec-seq S]\n"
-		"       vfio-mc-shim --layout\n");
+		"       vfio-mc-shim --layout | --ops\n");
 	exit(64);
 }
 
@@ -1678,9 +1740,13 @@ int main(int argc, char **argv)
 	unsigned long long exec_seq = 0;
 	int have_exec_seq = 0;
 
+	check_table();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--layout")) {
 			print_layout();
+			return 0;
+		} else if (!strcmp(argv[i], "--ops")) {
+			print_ops();
 			return 0;
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			g_port = atol(argv[++i]);

@@ -1,7 +1,6 @@
 // The adapters: every event type of the model is mapped (the union the exhaustive match is
 // written over is exactly the machine's event types), every shim op they use exists in the shim,
 // and the fixtures and mappings produce the shim calls the kernel tests use.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { StateNode } from 'xstate';
 import { PathRun, type ReplayTarget } from '../../conformance/adapters/adapter.ts';
@@ -9,6 +8,7 @@ import { ADAPTERS, adapterFor, planRun, uuidFor } from '../../conformance/confor
 import { generatePaths } from '../../conformance/paths.ts';
 import { TEST_PCI_DEVICE } from '../../conformance/qemu/vm.ts';
 import { absentTypes } from '../../conformance/replay.ts';
+import { shimOps } from '../../conformance/shim/table.ts';
 import { bindLines, checkAllow } from '../../conformance/target/qemu.ts';
 import type { CallResult } from '../../conformance/target.ts';
 import { findModel } from '../../explorer/registry.ts';
@@ -27,15 +27,21 @@ async function machineEventTypes(id: string): Promise<string[]> {
   return [...types].sort();
 }
 
-const SHIM_OPS = new Set(
-  [
-    ...readFileSync(new URL('../../conformance/shim/vfio-mc-shim.c', import.meta.url), 'utf8').matchAll(
-      /_do_(\w+)\(/g,
-    ),
-  ].map((m) => m[1]),
-);
-// handled by the TypeScript side of the target (session.ts) on top of the shim's own op
-SHIM_OPS.add('fork');
+const SHIM_OPS = shimOps();
+// session.ts rewrites these ops' arguments ({ child } -> port, { actor } -> pid)
+const TS_ARGS = new Set(['fork', 'proc_status']);
+
+/** Each call's problems against the shim's row: an unknown op, argument, or a missing required one. */
+function rowProblems(o: { op: string; args: Record<string, unknown> }): string[] {
+  const row = SHIM_OPS.get(o.op);
+  if (!row) return [`${o.op}: no such op`];
+  if (TS_ARGS.has(o.op)) return [];
+  const given = Object.keys(o.args).filter((k) => o.args[k] !== undefined);
+  return [
+    ...given.filter((k) => !row.args.has(k)).map((k) => `${o.op}: unknown argument ${k}`),
+    ...[...row.args].filter(([k, req]) => req && !given.includes(k)).map(([k]) => `${o.op}: missing ${k}`),
+  ];
+}
 
 /** A target that answers every op with success and plausible outputs; records the ops. */
 function recordingTarget() {
@@ -72,7 +78,7 @@ describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
     expect([...adapter.eventTypes].sort()).toEqual(await machineEventTypes(id));
   });
 
-  it('uses only ops the shim implements, in its fixture and in every call mapping', async () => {
+  it('uses only ops and arguments the shim implements, in its fixture and in every call mapping', async () => {
     const model = await findModel(id);
     // change-process-mm/-none make the same calls as change-process with larger state spaces
     for (const variant of adapter.variants.filter((v) => !/^change-process-(mm|none)$/.test(v))) {
@@ -86,8 +92,7 @@ describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
           if (m.kind === 'call') await m.run(run);
         }
       }
-      const unknown = ops.map((o) => o.op).filter((op) => !SHIM_OPS.has(op));
-      expect(unknown, `${id}/${variant}`).toEqual([]);
+      expect([...new Set(ops.flatMap(rowProblems))], `${id}/${variant}`).toEqual([]);
       expect(ops.length).toBeGreaterThan(0);
     }
   });

@@ -6,6 +6,9 @@ import { main } from '../../explorer/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vfio-mc-cli-'));
 
+/** Trails of the counterexamples these tests find go to the temporary directory, not the repository. */
+const TRAILS = ['--trail-dir', dir];
+
 async function run(...args: string[]) {
   let stdout = '';
   let stderr = '';
@@ -37,10 +40,11 @@ describe('exit codes and output', () => {
   });
 
   it('1 on a violation, with swim lanes and the changed fields', async () => {
-    const r = await run('explore', 'example-locks', '--variant', 'abba');
+    const r = await run('explore', 'example-locks', '--variant', 'abba', ...TRAILS);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('deadlock after 2 steps (shortest)');
-    expect(r.stdout).toMatch(/ 1 \| ThreadATakeFirst\s+\|\s+\| locks\.l1: null→threadA/);
+    expect(r.stdout).toMatch(/ 1 \| thread A: mutex_lock\(l1\)\s+\|\s+\| locks\.l1: null→threadA/);
+    expect(r.stdout).toMatch(/blocked at the end:\n {2}threadA {2}in mutex_lock\(l2\), held by threadB/);
   });
 
   it('says when a bound cut the search', async () => {
@@ -50,7 +54,7 @@ describe('exit codes and output', () => {
   });
 
   it('--json prints exactly one object of the documented shape', async () => {
-    const r = await run('explore', 'example-locks', '--variant', 'unlocked-count', '--json');
+    const r = await run('explore', 'example-locks', '--variant', 'unlocked-count', '--json', ...TRAILS);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.stdout);
     expect(Object.keys(j)).toEqual(
@@ -80,30 +84,36 @@ describe('exit codes and output', () => {
 
   it('--mermaid writes a sequence diagram', async () => {
     const file = join(dir, 'abba.md');
-    await run('explore', 'example-locks', '--variant', 'abba', '--mermaid', file);
+    await run('explore', 'example-locks', '--variant', 'abba', '--mermaid', file, ...TRAILS);
     const md = readFileSync(file, 'utf8');
-    expect(md).toContain('```mermaid\nsequenceDiagram\n  participant threadA\n  participant threadB');
-    expect(md).toContain('Note over threadB: ThreadBTakeFirst');
+    expect(md).toContain(
+      '```mermaid\n---\ntitle: deadlock in example-locks / abba, 2 steps\n---\nsequenceDiagram\n  participant threadA',
+    );
+    expect(md).toContain('Note over threadB: thread B: mutex_lock(l2)');
+    expect(md).toContain('Note over threadA: waits: in mutex_lock(l2), held by threadB');
   });
 
   it('a path to a model file works like a registered id', async () => {
-    const r = await run('explore', 'machines/example-locks.ts', '--variant', 'abba', '--json');
+    const r = await run('explore', 'machines/example-locks.ts', '--variant', 'abba', '--json', ...TRAILS);
     expect(JSON.parse(r.stdout).violations[0].kind).toBe('deadlock');
   });
 
-  it('list shows models, variants and properties', async () => {
+  it('list shows models, variant descriptions and property kinds', async () => {
     const r = await run('list');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('--variant abba: noLostUpdate, locksReleasedAtExit, deadlock');
+    expect(r.stdout).toMatch(/ {2}invariant +noLostUpdate/);
+    expect(r.stdout).toMatch(/ {2}deadlock +deadlock/);
+    expect(r.stdout).toMatch(/ {2}abba +thread B takes l2 then l1: lock-order inversion/);
   });
 
   it('replay re-runs a trace from explore --json', async () => {
-    const json = (await run('explore', 'example-locks', '--variant', 'unlocked-count', '--json')).stdout;
+    const json = (await run('explore', 'example-locks', '--variant', 'unlocked-count', '--json', ...TRAILS))
+      .stdout;
     const file = join(dir, 'trace.json');
     writeFileSync(file, json);
-    const r = await run('replay', 'example-locks', file, '--variant', 'unlocked-count');
+    const r = await run('replay', file);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('violated at the end: noLostUpdate');
+    expect(r.stdout).toMatch(/confirmed: invariant 'noLostUpdate' violated after step \d/);
   });
 });
 
@@ -112,6 +122,7 @@ describe('verdicts', () => {
     const r = await run('verdicts', '--models', 'example-locks', '--no-progress');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/example-locks\s+abba\s+21\s+yes\s+\S+\s+as expected\s+deadlock/);
+    expect(r.stdout.split('\n').every((l) => l.length <= 100)).toBe(true);
     expect(r.stdout).toContain('3 variants: 3 as expected, 0 unexpected');
   });
 });
@@ -129,11 +140,12 @@ describe('walk', () => {
       '30',
       '--seed',
       '3',
+      ...TRAILS,
     );
     expect(r.code).toBe(1);
     const cmd = r.stdout.match(/reproduce: vfio-mc (walk .*)/)?.[1] ?? '';
     expect(cmd).toMatch(/--depth 30 --replay 3:[\d:]+$/);
-    const again = await run(...cmd.split(' '));
+    const again = await run(...cmd.split(' '), ...TRAILS);
     expect(again.code).toBe(1);
     const lanes = (out: string) => out.split('\n').filter((l) => /^ \d \|/.test(l));
     expect(lanes(again.stdout)).toEqual(lanes(r.stdout));
@@ -142,7 +154,7 @@ describe('walk', () => {
   it('exit 0 when no walk finds a violation', async () => {
     const r = await run('walk', 'example-locks', '--runs', '20', '--depth', '15', '--seed', '1');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('20 random walks of up to 15 steps, no violation (seed 1)');
+    expect(r.stdout).toMatch(/20 random walks of up to 15 steps, \d+ steps in all, no violation \(seed 1\)/);
   });
 });
 
@@ -209,5 +221,137 @@ describe('bad input: one line naming the problem, exit 2, no stack trace', () =>
     const r = await run('replay', 'example-locks', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:`);
+  });
+});
+
+describe('output paths are checked before the search starts', () => {
+  it('--mermaid into a missing directory: exit 2 at once, nothing explored', async () => {
+    const r = await run('explore', 'container', '--mermaid', '/no/such/dir/x.md', ...TRAILS);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      'vfio-mc: error: --mermaid /no/such/dir/x.md: directory /no/such/dir does not exist\n',
+    );
+  });
+
+  it('--trail-dir that is a file', async () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, '');
+    const r = await run('explore', 'example-locks', '--trail-dir', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`is not a directory`);
+  });
+});
+
+describe('exit codes CI can use', () => {
+  it('--require-complete: 4 when a bound cut the search off, 0 when it did not', async () => {
+    const cut = await run('explore', 'example-locks', '--depth', '3', '--require-complete', ...TRAILS);
+    expect(cut.code).toBe(4);
+    const whole = await run('explore', 'example-locks', '--require-complete', ...TRAILS);
+    expect(whole.code).toBe(0);
+  });
+
+  it('--require-coverage: 3 when a transition never fired and the model does not say why', async () => {
+    const file = join(import.meta.dirname, '../fixtures/guard-typo.ts');
+    const r = await run('explore', file, '--require-coverage', ...TRAILS);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain('coverage: 1 of 2 transitions never fired\n    vmm#Remap[0]');
+    const without = await run('explore', file, ...TRAILS);
+    expect(without.code).toBe(0);
+  });
+
+  it('verdicts --models rejects an unknown id and accepts a model file', async () => {
+    const bad = await run('verdicts', '--models', 'nosuch', '--no-progress');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^vfio-mc: error: --models: unknown model 'nosuch' \(registered: /);
+    const file = await run('verdicts', '--models', 'test/fixtures/transient.ts', '--no-progress');
+    expect(file.stdout).toMatch(/transient\s+default\s+16\s+yes/);
+  });
+
+  it('--set on a model without parameters is an error naming the model', async () => {
+    const r = await run('explore', 'example-locks', '--set', 'dmas=3');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("model 'example-locks' has no parameter 'dmas' (it has no parameters)");
+  });
+});
+
+describe('readable at 100 columns', () => {
+  const widest = (s: string) => Math.max(...s.split('\n').map((l) => l.length));
+
+  it('the widest report (ioas change-process-mm) fits 100 columns; --wide restores everything', async () => {
+    const narrow = await run('explore', 'ioas', '--variant', 'change-process-mm', '--no-progress', ...TRAILS);
+    expect(widest(narrow.stdout)).toBeLessThanOrEqual(100);
+    const wide = await run(
+      'explore',
+      'ioas',
+      '--variant',
+      'change-process-mm',
+      '--wide',
+      '--no-progress',
+      ...TRAILS,
+    );
+    expect(widest(wide.stdout)).toBeGreaterThan(100);
+    expect(wide.stdout).not.toContain('…');
+  });
+
+  it('$COLUMNS narrows it further', async () => {
+    process.env.COLUMNS = '72';
+    try {
+      const r = await run('explore', 'example-locks', '--variant', 'abba', ...TRAILS);
+      expect(widest(r.stdout)).toBeLessThanOrEqual(72);
+    } finally {
+      delete process.env.COLUMNS;
+    }
+  });
+
+  it('list and the verdict table fit', async () => {
+    expect(widest((await run('list')).stdout)).toBeLessThanOrEqual(100);
+    expect(
+      widest((await run('verdicts', '--models', 'example-locks', '--no-progress')).stdout),
+    ).toBeLessThanOrEqual(100);
+  });
+
+  it('Mermaid: a blocked call is a note, not a return arrow', async () => {
+    const file = join(dir, 'vfio-wait.md');
+    await run('explore', 'container', '--variant', 'vfio-wait', '--mermaid', file, ...TRAILS);
+    const md = readFileSync(file, 'utf8');
+    expect(md).toContain('title: deadlock in container / vfio-wait, 4 steps');
+    expect(md).toMatch(/Note over vmm: .* blocks/);
+    expect(md).not.toMatch(/-->>vmm: blocked/);
+  });
+});
+
+describe('progress on a terminal', () => {
+  it('verdicts shows which search is running, with its states', async () => {
+    const tty = process.stderr.isTTY;
+    process.stderr.isTTY = true;
+    try {
+      const r = await run('verdicts', '--models', 'container');
+      expect(r.stderr).toMatch(/\[\d\/\d\] container\/\S+ \| [\d,]+ states \| depth \d+/);
+    } finally {
+      process.stderr.isTTY = tty;
+    }
+  });
+});
+
+describe('walk', () => {
+  it('never reports a shrunk trace longer than the first one it found', async () => {
+    for (const seed of ['1', '2', '3', '4', '5']) {
+      const r = await run(
+        'walk',
+        'example-locks',
+        '--variant',
+        'abba',
+        '--runs',
+        '50',
+        '--seed',
+        seed,
+        '--json',
+        ...TRAILS,
+      );
+      const j = JSON.parse(r.stdout);
+      expect(j.violation.trace.length).toBeLessThanOrEqual(j.firstFoundLength);
+      expect(j.steps).toBeGreaterThan(0);
+    }
   });
 });

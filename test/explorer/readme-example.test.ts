@@ -9,6 +9,10 @@ const readme = readFileSync(join(import.meta.dirname, '../../explorer/README.md'
 const code = readme.match(/```ts\n([\s\S]*?)```/)?.[1] ?? '';
 
 describe('the README example model', () => {
+  it('is the starting model `vfio-mc init` writes', () => {
+    expect(code).toBe(readFileSync(join(import.meta.dirname, '../../explorer/init/model.ts'), 'utf8'));
+  });
+
   it('loads from a file importing the package by name, and finds seed 002 in two steps', async () => {
     const dir = join(import.meta.dirname, '../../out');
     mkdirSync(dir, { recursive: true });

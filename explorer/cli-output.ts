@@ -1,0 +1,121 @@
+/**
+ * What the command line writes, and where: standard output that ends quietly
+ * when the reader goes away (`vfio-mc list | head -1`), output paths checked
+ * before a search starts (so a long run never loses its report to ENOENT at
+ * the end), trail files, and the one JSON shape promised to scripts.
+ */
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { ModelError, type ResolvedVariant } from './model.ts';
+import type { ExploreResult, Violation } from './result.ts';
+import { toTrail, trailName } from './trail.ts';
+
+/** Exit codes, documented in the README. */
+export const EXIT = {
+  ok: 0,
+  violation: 1,
+  usage: 2,
+  /** --require-coverage: a transition never fired and the model does not say why. */
+  uncovered: 3,
+  /** --require-complete: a bound cut the search off. */
+  incomplete: 4,
+} as const;
+
+let quietPipe = false;
+
+/** A closed pipe (the reader exited) ends the process quietly, as `cat` does. */
+export function endQuietlyOnEpipe(): void {
+  if (quietPipe) return;
+  quietPipe = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
+export const print = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
+
+/** Throws a ModelError unless a file can be written at `path` (checked before any work starts). */
+export function checkWritableFile(path: string, option: string): void {
+  const full = resolve(path);
+  if (existsSync(full) && statSync(full).isDirectory())
+    throw new ModelError(`${option} ${path}: is a directory, not a file`);
+  checkWritableDir(dirname(full), `${option} ${path}`);
+  if (existsSync(full)) {
+    try {
+      accessSync(full, constants.W_OK);
+    } catch {
+      throw new ModelError(`${option} ${path}: not writable`);
+    }
+  }
+}
+
+/** Throws a ModelError unless `dir` is an existing, writable directory. */
+export function checkWritableDir(dir: string, what: string): void {
+  if (!existsSync(dir)) throw new ModelError(`${what}: directory ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new ModelError(`${what}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new ModelError(`${what}: directory ${dir} is not writable`);
+  }
+}
+
+/** Write each counterexample's trail into `dir`; the violations come back naming their files. */
+export function writeTrails(
+  violations: readonly Violation[],
+  variant: ResolvedVariant,
+  dir: string,
+  modelFile: string | undefined,
+): Violation[] {
+  return violations.map((v) => {
+    if (v.kind === 'unreachable') return v; // nothing to replay: no state satisfies the property
+    const file = join(dir, trailName(variant.modelId, variant.name, v.property));
+    writeFileSync(file, `${JSON.stringify(toTrail(v, variant, modelFile), null, 2)}\n`);
+    return { ...v, trail: file };
+  });
+}
+
+/** The JSON shape promised to scripts: stable field names, nothing printed besides it. */
+export function toJson(r: ExploreResult) {
+  return {
+    model: r.model,
+    variant: r.variant,
+    params: r.params,
+    complete: r.complete,
+    states: r.states,
+    transitions: r.transitions,
+    depth: r.depth,
+    seconds: r.seconds,
+    statesPerSecond: r.statesPerSecond,
+    peakMemoryMB: r.peakMemoryMB,
+    collisionProbability: r.collisionProbability,
+    engine: r.engine,
+    checking: r.checking,
+    bounds: r.bounds,
+    ...(r.cutBy && { cutBy: r.cutBy }),
+    properties: r.properties,
+    coverage: r.coverage,
+    violations: r.violations.map(violationJson),
+  };
+}
+
+export function violationJson(v: Violation) {
+  return {
+    property: v.property,
+    kind: v.kind,
+    ...(v.cycleStart !== undefined && { cycleStart: v.cycleStart }),
+    ...(v.trail && { trail: v.trail }),
+    ...(v.waiting && { waiting: v.waiting }),
+    trace: v.trace.map((s) => ({
+      actor: s.actor,
+      event: s.event,
+      ...(s.label !== undefined && { label: s.label }),
+      state: s.state,
+      ...(s.call && { call: true }),
+      ...(s.result !== undefined && { result: s.result }),
+    })),
+  };
+}
