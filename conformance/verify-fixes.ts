@@ -20,7 +20,11 @@ export const FIXED_RUNS: readonly (readonly [string, string, string?])[] = [
   ['ioas', 'change-process-mm-fixed'],
   ['ioas', 'change-process-none-fixed'],
   ['ioas', 'change-process-none-fixed', 'test/conformance/traces/f2-fixed-none-change-then-unmap.paths.json'],
-  ['ioas', 'change-process-mm-fixed', 'test/conformance/traces/f1-change-process-mm-fixed-exec-change-retry-unmap.paths.json'],
+  [
+    'ioas',
+    'change-process-mm-fixed',
+    'test/conformance/traces/f1-change-process-mm-fixed-exec-change-retry-unmap.paths.json',
+  ],
 ];
 
 export const patchFiles = () =>

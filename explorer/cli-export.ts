@@ -13,11 +13,11 @@ import { replay } from './trace.ts';
 
 async function cmdExportKselftest(target: string, o: Record<string, any>): Promise<number> {
   const { generatePaths, PATH_FORMAT } = await import('../conformance/paths.ts');
-  const { adapterFor } = await import('../conformance/conform.ts');
+  const { adapterFor, forReplay } = await import('../conformance/conform.ts');
   const { formatKselftest, recordPath } = await import('../conformance/export-kselftest.ts');
   const model = await findModel(target);
-  const variant = model.variant(o.variant);
-  const adapter = adapterFor(model.id, variant.name);
+  const adapter = adapterFor(model.id, model.variant(o.variant).name);
+  const variant = forReplay(model.variant(o.variant));
   const file = o.paths ? ((await readJsonFile(o.paths)) as any) : generatePaths(variant);
   if (file?.format !== PATH_FORMAT || file.model !== model.id)
     throw new ModelError(`${o.paths}: not a vfio-mc path file of model ${model.id}`);

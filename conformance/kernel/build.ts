@@ -5,7 +5,7 @@
 //
 //   npm run kernel:build [-- --jobs N] [--fragment FILE] [--force]
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { cacheDir, defaultFragment, kernelBuildDir, versionSlug } from '../cache.ts';
@@ -41,6 +41,15 @@ export function readStamp(dir: string): KernelBuild | undefined {
   return existsSync(build.bzImage) && existsSync(join(build.headers, 'include', 'linux', 'iommufd.h'))
     ? build
     : undefined;
+}
+
+/**
+ * The cached build a bzImage came from (its stamp three directories up), if it is one: its
+ * headers and Module.symvers are the ones a module for that kernel must be built against
+ * (a different config, e.g. without lockdep, changes the layout of struct mutex).
+ */
+export function buildOfImage(bzImage: string): KernelBuild | undefined {
+  return readStamp(join(dirname(bzImage), '..', '..', '..'));
 }
 
 /** The finished build for this fragment, if the cache has one (never downloads or builds). */

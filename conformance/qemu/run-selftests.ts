@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Command } from 'commander';
 import pc from 'picocolors';
-import { ensureKernel } from '../kernel/build.ts';
+import { buildOfImage, ensureKernel } from '../kernel/build.ts';
 import { ensureMdevModule } from '../mdev/build.ts';
 import { isMain, runMain } from '../run.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from './initramfs.ts';
@@ -135,7 +135,12 @@ async function main(argv: string[]): Promise<number> {
   const initrd = buildInitramfs([
     ...baseEntries(initScript(tests, opts.args)),
     { kind: 'dir', path: 'lib' },
-    { kind: 'file', path: 'lib/vfio-mc-pin.ko', data: readFileSync(ensureMdevModule(build)) },
+    // the module for the kernel that boots: built against its own build dir when it is a cached one
+    {
+      kind: 'file',
+      path: 'lib/vfio-mc-pin.ko',
+      data: readFileSync(ensureMdevModule((opts.kernel && buildOfImage(opts.kernel)) || build)),
+    },
     { kind: 'dir', path: 'selftests' },
     ...tests.map((t) => ({
       kind: 'file' as const,

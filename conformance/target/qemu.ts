@@ -1,6 +1,6 @@
 // The qemu target: the test kernel under TCG with the shim as PID 1 on port 1.
 import { existsSync, readFileSync } from 'node:fs';
-import { anyCachedKernel, cachedKernel, type KernelBuild } from '../kernel/build.ts';
+import { anyCachedKernel, buildOfImage, cachedKernel, type KernelBuild } from '../kernel/build.ts';
 import { ensureMdevModule } from '../mdev/build.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from '../qemu/initramfs.ts';
 import { Vm } from '../qemu/vm.ts';
@@ -76,7 +76,8 @@ exec /bin/vfio-mc-shim --port 1 --allow '${allow.join(',')}'
 export function resolveKernel(kernel: string | undefined): { bzImage: string; build: KernelBuild } {
   const given = kernel ?? (process.env.VFIO_MC_KERNEL || undefined);
   if (given !== undefined && !existsSync(given)) throw new Error(`kernel image ${given} does not exist`);
-  const build = given === undefined ? cachedKernel() : (cachedKernel() ?? anyCachedKernel());
+  const build =
+    given === undefined ? cachedKernel() : (buildOfImage(given) ?? cachedKernel() ?? anyCachedKernel());
   if (!build) {
     throw new Error(
       'no test kernel in the cache ($VFIO_MC_CACHE, default ~/.cache/vfio-mc): run `npm run kernel:build` first ' +
