@@ -12,6 +12,7 @@ import { chooseEngine } from '../explorer/explore.ts';
 import { type Model, ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import type { Adapter, ReplayTarget } from './adapters/adapter.ts';
 import { containerAdapter } from './adapters/container.ts';
+import { deviceCloseAdapter } from './adapters/device-close.ts';
 import { handoffAdapter } from './adapters/exec-handoff.ts';
 import { ioasAdapter } from './adapters/ioas.ts';
 import {
@@ -27,6 +28,7 @@ import { homeStates } from './replay-model.ts';
 
 export const ADAPTERS: Readonly<Record<string, Adapter>> = {
   container: containerAdapter,
+  'device-close': deviceCloseAdapter,
   ioas: ioasAdapter,
   'exec-handoff': handoffAdapter,
 };

@@ -149,8 +149,8 @@ export async function replayPath(
     });
   }
   fixture = run.ops.splice(0);
-  /** Model actors whose call the path leaves in flight (it returns at no later step). */
-  const inFlight: string[] = [];
+  /** Model actor → the step that completes its call left in flight (undefined: none does). */
+  const inFlight = new Map<string, number | undefined>();
   let bug = false;
 
   for (const [index, step] of path.steps.entries()) {
@@ -162,6 +162,11 @@ export async function replayPath(
       kind: m.kind,
       predicted: pathPrediction(path, index),
     };
+    if (inFlight.has(step.actor) && inFlight.get(step.actor) === index) {
+      // The path's step that ends the call left in flight: its late result must be the model's.
+      const done = await settleOne(step.actor, index);
+      if (done) return done;
+    }
     if (m.kind === 'internal' || m.kind === 'absent') {
       steps.push({ ...base, ok: true, ops: [], ...(m.kind === 'absent' && { note: m.why }) });
       continue;
@@ -182,12 +187,12 @@ export async function replayPath(
       return finish('unreplayable', { failedStep: index, reason: notEnabled(step.event) });
     }
     const onlyBlocked = allowed.size === 1 && allowed.has('blocked');
-    // A call the path has return at no later step, while other calls follow it: it must stay in
-    // flight (blocked) while they run; the model decides at the end whether it may return.
+    // A call the path has return only after other actors' calls (or never): it must stay in
+    // flight (blocked) while they run; its result is checked where the path ends it.
+    const ends = completionStep(path, index);
     const leaveInFlight =
       step.result === 'blocked' &&
-      [undefined, 'blocked'].includes(base.predicted) &&
-      path.steps.slice(index + 1).some((s) => s.call && s.actor !== step.actor);
+      path.steps.slice(index + 1, ends ?? path.steps.length).some((s) => s.call && s.actor !== step.actor);
     run.expectBlocked = leaveInFlight;
     run.timeoutMs =
       onlyBlocked || leaveInFlight
@@ -241,8 +246,8 @@ export async function replayPath(
         });
       }
       tracker.commit(pending);
-      inFlight.push(step.actor);
-      steps.push(report(true, 'in flight: the path has it return at no later step'));
+      inFlight.set(step.actor, ends);
+      steps.push(report(true, `in flight until ${ends === undefined ? 'the end' : `step ${ends + 1}`}`));
       continue;
     }
 
@@ -288,7 +293,8 @@ export async function replayPath(
     }
     tracker.commit(fitting);
     if (observed === 'BUG') bug = true;
-    if (adapter.observe && adapter.fits && obs.status === 'done') {
+    // (not while a call is in flight: its process is busy, and the kernel is mid-call)
+    if (adapter.observe && adapter.fits && obs.status === 'done' && inFlight.size === 0) {
       const seen = await adapter.observe(run);
       const predicted = tracker.values((c) => adapter.predict?.(c, seen) ?? {});
       ops.push(...run.ops.splice(0));
@@ -302,27 +308,55 @@ export async function replayPath(
     }
     steps.push(report(true));
   }
-  if (inFlight.length > 0) return settleInFlight(inFlight);
+  if (inFlight.size > 0) return settleInFlight([...inFlight.keys()]);
   return finish(bug ? 'kernel-bug' : 'match', { ...(bug && { restartTarget: true }) });
 
-  /** At the end: calls left in flight must still be blocked, in a state where the model has them stuck. */
+  /** The late result of a call left in flight; undefined when it still blocks. */
+  async function lateResult(actor: string): Promise<string | undefined> {
+    const late = await target
+      .actor(run.actorName(actor))
+      .settle?.(opts.settleMs ?? 5000)
+      .catch(() => undefined);
+    if (!late || late.status === 'blocked') return undefined;
+    const splat = splitLockdep(late.splat).other;
+    if (late.status === 'done') return normalErrno(late.errno);
+    return splat && BUG_SPLAT.test(splat) ? 'BUG' : 'TARGET_DEAD';
+  }
+
+  /** At the step that ends a call left in flight: a divergence report, or undefined when it fits. */
+  async function settleOne(actor: string, index: number): Promise<PathReport | undefined> {
+    inFlight.delete(actor);
+    const r = await lateResult(actor);
+    if (r === undefined) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight still blocks where the path has it return`,
+      });
+    }
+    if (tracker.keepReturned(actor, r) === 0) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight returned ${r}, which the model does not allow here`,
+      });
+    }
+    if (r === 'BUG') bug = true;
+    return undefined;
+  }
+
+  /** At the end: calls left in flight that still block must be stuck for good in the model. */
   async function settleInFlight(actors: readonly string[]): Promise<PathReport> {
     const last = steps.length - 1;
     const stuck: string[] = [];
     for (const a of actors) {
-      const late = await target
-        .actor(run.actorName(a))
-        .settle?.(opts.settleMs ?? 5000)
-        .catch(() => undefined);
-      if (!late || late.status !== 'done') {
+      const r = await lateResult(a);
+      if (r === undefined) {
         stuck.push(a);
         continue;
       }
-      const r = normalErrno(late.errno);
       if (tracker.keepReturned(a, r) === 0) {
         return finish('diverge', {
           failedStep: last,
-          reason: `the call of ${a} left in flight returned ${r} late; the model has it ${tracker.size ? 'stuck or returning otherwise' : 'stuck'}`,
+          reason: `the call of ${a} left in flight returned ${r} late, which the model does not allow`,
         });
       }
     }
@@ -348,6 +382,18 @@ function attachLockdep(steps: StepReport[], lines: readonly string[], logStart: 
     const step = steps.filter((s) => s.logAt !== undefined && s.logAt <= at).at(-1);
     if (step) step.lockdep = [...(step.lockdep ?? []), r.text];
   }
+}
+
+/** The later step of the same actor that ends the call at `index` (it shows a result), if any. */
+function completionStep(path: ConformancePath, index: number): number | undefined {
+  const actor = path.steps[index].actor;
+  for (let j = index + 1; j < path.steps.length; j++) {
+    const s = path.steps[j];
+    if (s.actor !== actor) continue;
+    if (s.call) return undefined;
+    if (s.result !== undefined && s.result !== 'blocked') return j;
+  }
+  return undefined;
 }
 
 /**

@@ -79,6 +79,36 @@ export interface Ctx extends Type1Ctx {
   readonly closing: boolean;
 }
 
+/**
+ * Every event type of the model, one place: the conformance adapter's exhaustive match is over
+ * this list (a test checks it is exactly the event types the machine handles).
+ */
+export const DEVICE_CLOSE_EVENT_TYPES = [
+  'VmmMapDma',
+  'VmmUnmapDma',
+  'VmmUnmapListLock',
+  'VmmUnmapCallback',
+  'VmmUnmapListUnlock',
+  'VmmUnmapRelock',
+  'VmmCloseDevice',
+  'VmmCloseDeviceReturn',
+  'UnmapperUnmapDma',
+  'UnmapperUnmapListLock',
+  'UnmapperUnmapCallback',
+  'UnmapperUnmapListUnlock',
+  'UnmapperUnmapRelock',
+  'MdevPinPages',
+  'MdevUnpinPages',
+  'ReleaseCloseDevice',
+  'ReleaseUnregisterLock',
+  'ReleaseUnregisterListLock',
+  'ReleaseFinish',
+  'VmmHalt',
+  'MdevHalt',
+  'ReleaseHalt',
+  'UnmapperHalt',
+] as const;
+
 export interface Ev {
   readonly type: string;
   readonly dma?: number;

@@ -307,7 +307,8 @@ static long run_cmd(struct mdev_state *s, struct vfio_mc_pin_cmd *c)
 /*
  * ops->dma_unmap: T1:vfio_notify_dma_unmap() calls it with device_list_lock held and
  * iommu->lock dropped, for a dma with pages in its pfn_list. The optional delay widens the
- * window in which another thread can take iommu->lock (U6).
+ * window in which another thread can take iommu->lock (U6), or the worker can unpin between
+ * the retries of a late driver.
  */
 static void pin_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 {
@@ -344,7 +345,13 @@ static int pin_open_device(struct vfio_device *vdev)
 static void pin_close_device(struct vfio_device *vdev)
 {
 	struct mdev_state *s = container_of(vdev, struct mdev_state, vdev);
+	unsigned int delay;
 
+	mutex_lock(&s->lock);
+	delay = s->delay_ms;
+	mutex_unlock(&s->lock);
+	if (delay)
+		msleep(delay);
 	mutex_lock(&s->lock);
 	s->open = false;
 	mutex_unlock(&s->lock);

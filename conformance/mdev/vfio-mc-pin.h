@@ -34,7 +34,10 @@ enum vfio_mc_pin_op {
 	VFIO_MC_PIN_OP_TRACK = 4,
 	/* what the dma_unmap callback and close_device do: data = enum vfio_mc_pin_mode */
 	VFIO_MC_PIN_OP_MODE = 5,
-	/* the dma_unmap callback sleeps `data` ms before it acts (at most 10000); 0: no delay */
+	/*
+	 * the dma_unmap callback and close_device sleep `data` ms before they act (at most 10000;
+	 * 0: no delay): a replay widens the window it needs another call to land in
+	 */
 	VFIO_MC_PIN_OP_DELAY = 6,
 	/* the late driver's worker: vfio_unpin_pages() of every queued page; result = pages */
 	VFIO_MC_PIN_OP_FLUSH = 7,

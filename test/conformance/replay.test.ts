@@ -424,6 +424,21 @@ describe('calls left in flight, deadlocks, BUG_ON and lockdep', () => {
     expect(r.status).not.toBe('match');
   });
 
+  it('a call in flight until the step that ends it: other calls run meanwhile, then its late result is checked', async () => {
+    const warn =
+      '[    3.0] ------------[ cut here ]------------\n[    3.0] WARNING: at vfio_assert_device_open';
+    const p = path2(['AGo', 'blocked'], ['DUnpin'], ['AFinish', '0']);
+    const ok = blockingTarget(new Set(['AGo']), { a: { errno: '0' } }, { unpin: warn });
+    const r = await replayPath(toy2, toy2Adapter, p, ok.target, { ...opts, settleMs: 1 });
+    expect(r.status).toBe('match');
+    expect(r.steps[0].note).toBe('in flight until step 3');
+    expect(ok.ops.slice(0, 2)).toEqual(['t-a AGo', 't-d unpin']);
+    const wrong = blockingTarget(new Set(['AGo']), { a: { errno: 'EINVAL' } }, { unpin: warn });
+    const bad = await replayPath(toy2, toy2Adapter, p, wrong.target, { ...opts, settleMs: 1 });
+    expect(bad.status).toBe('diverge');
+    expect(bad.reason).toContain('returned EINVAL, which the model does not allow here');
+  });
+
   it('a BUG_ON the model predicts: the killed caller never answers, the oops makes it BUG; the path is kernel-bug', async () => {
     const { target } = blockingTarget(
       new Set(['CBoom']),
