@@ -138,6 +138,8 @@ export interface CoverageReport {
 export interface ConformOptions {
   readonly failAt?: { readonly step: number; readonly nth: number };
   readonly callTimeoutMs?: number;
+  /** Every call must give the path's own prediction, not just a result the model allows. */
+  readonly strict?: boolean;
   readonly onPath?: (done: number, total: number, last: PathReport) => void;
 }
 
@@ -159,6 +161,7 @@ export async function runConformance(
       uuids: Array.from({ length: run.adapter.uuidsPerPath }, (_, k) => uuidFor(n, k)),
       ...(opts.failAt && { failAt: opts.failAt }),
       ...(opts.callTimeoutMs && { callTimeoutMs: opts.callTimeoutMs }),
+      ...(opts.strict && { strict: true }),
     });
     reports.push(r);
     opts.onPath?.(i + 1, run.paths.length, r);

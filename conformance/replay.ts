@@ -86,6 +86,11 @@ export interface ReplayOptions {
   readonly bugTimeoutMs?: number;
   /** How long the calls a path leaves in flight get to return late at its end. */
   readonly settleMs?: number;
+  /**
+   * Every call must give the path's own prediction (the interleaving it was made from, e.g.
+   * a deadlock counterexample), not just some result the model allows in another interleaving.
+   */
+  readonly strict?: boolean;
 }
 
 const BASE_EVENT = (type: string) => ({ type }) as { type: string } & Record<string, unknown>;
@@ -195,7 +200,7 @@ export async function replayPath(
       path.steps.slice(index + 1, ends ?? path.steps.length).some((s) => s.call && s.actor !== step.actor);
     run.expectBlocked = leaveInFlight;
     run.timeoutMs =
-      onlyBlocked || leaveInFlight
+      onlyBlocked || leaveInFlight || (opts.strict && base.predicted === 'blocked')
         ? (opts.blockedTimeoutMs ?? 3000)
         : allowed.has('BUG')
           ? (opts.bugTimeoutMs ?? 10_000)
@@ -234,6 +239,27 @@ export async function replayPath(
       ...(obs.splat && { splat: obs.splat }),
       ...(note && { note }),
     });
+    if (
+      opts.strict &&
+      base.predicted !== undefined &&
+      observed !== normalErrno(base.predicted) &&
+      !leaveInFlight
+    ) {
+      steps.push(report(false));
+      return finish('diverge', {
+        failedStep: index,
+        reason: `${step.event.type} by ${step.actor}: observed ${observed}, the path predicts ${base.predicted} (--strict)`,
+      });
+    }
+    if (leaveInFlight && observed !== 'blocked' && observed !== 'BUG') {
+      // The kernel did not take the path's interleaving (the call ended before the next one
+      // could start): whatever follows would test another interleaving than the path's.
+      steps.push(report(false));
+      return finish('unreplayable', {
+        failedStep: index,
+        reason: `${step.event.type} by ${step.actor} returned ${observed} before the path's next call could run while it is in flight`,
+      });
+    }
     if (leaveInFlight && observed === 'blocked') {
       // The path has this call return at no later step: it stays in flight while the path goes
       // on, in any model state where the caller has not returned (checked again at the end).
@@ -327,6 +353,13 @@ export async function replayPath(
   async function settleOne(actor: string, index: number): Promise<PathReport | undefined> {
     inFlight.delete(actor);
     const r = await lateResult(actor);
+    const want = path.steps[index].result;
+    if (opts.strict && want !== undefined && r !== normalErrno(want)) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight gave ${r ?? 'still blocked'}, the path predicts ${want} (--strict)`,
+      });
+    }
     if (r === undefined) {
       return finish('diverge', {
         failedStep: index,
@@ -352,6 +385,12 @@ export async function replayPath(
       if (r === undefined) {
         stuck.push(a);
         continue;
+      }
+      if (opts.strict) {
+        return finish('diverge', {
+          failedStep: last,
+          reason: `the call of ${a} the path leaves blocked returned ${r} late (--strict)`,
+        });
       }
       if (tracker.keepReturned(a, r) === 0) {
         return finish('diverge', {

@@ -39,11 +39,13 @@ const UNMAPPER = 'unmapper';
 const internal: Mapping = { kind: 'internal' };
 /**
  * The driver's delay (ms) when the path leaves a call in flight for other calls to land in:
- * an unmap, so that a late driver's worker can unpin between the retries (11 notifications
- * take 11 s; the runner reports the call blocked after 3 s); a close, so that the worker's pin
- * lands before close_device acts.
+ * an unmap of a late driver, so that its worker can unpin between the retries (11
+ * notifications take 11 s; the runner reports the call blocked after 3 s); a close, so that
+ * the worker's pin lands before close_device acts.
  */
-const IN_FLIGHT_CALLBACK_MS = 1000;
+const IN_FLIGHT_LATE_CALLBACK_MS = 1000;
+/** A compliant driver's callback (U6: the next call must come while device_list_lock is held). */
+const IN_FLIGHT_CALLBACK_MS = 6000;
 const IN_FLIGHT_CLOSE_MS = 6000;
 const delay = (r: PathRun, ms: number) =>
   r.must(MDEV, 'pin_worker', { uuid: r.uuids[0], line: `delay ${ms}` });
@@ -66,7 +68,8 @@ const unmap = (actor: string, e: Ev): Mapping => ({
   kind: 'call',
   compare: 'errno',
   run: async (r: PathRun) => {
-    if (r.expectBlocked) await delay(r, IN_FLIGHT_CALLBACK_MS);
+    if (r.expectBlocked)
+      await delay(r, r.sym.get('late') ? IN_FLIGHT_LATE_CALLBACK_MS : IN_FLIGHT_CALLBACK_MS);
     const all = e.range === 'all' || e.range === undefined;
     return r.call(actor, 'vfio_unmap_dma', {
       fd: r.get('container'),
@@ -167,6 +170,7 @@ export const deviceCloseAdapter: Adapter = {
     const dev = await r.must(VMM, 'vfio_group_get_device_fd', { fd: group, name: r.uuids[0] });
     r.sym.set('device', r.num(dev, 'device_fd'));
     await r.must(VMM, 'pin_cmd', { fd: r.get('device'), op: 'MODE', data: mode });
+    if (mode === 'LATE') r.sym.set('late', 1);
     const buf = await r.must(VMM, 'mmap', { length: DMAS * PAGE, flags: 'SHARED|ANONYMOUS' });
     r.sym.set('buf', r.num(buf, 'addr'));
     if (variant.startsWith('two-unmappers')) {
