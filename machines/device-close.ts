@@ -369,9 +369,47 @@ const BASE: Design = {
 /** The model factory the tests also use for mutants. */
 export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...over });
 
+/**
+ * Transitions a variant never fires, with the reason. With a compliant driver that does not
+ * re-pin, no notification is retried, so the BUG_ON never fires (the Halt steps follow only a
+ * BUG). With a late or non-compliant one the VMM, the only thread that unmaps, is the one that
+ * hits it; the release path runs inside its close(), so it cannot be in UNMAP_DMA then.
+ */
+const NO_BUG = {
+  '*.idle#*UnmapDma[0]':
+    'the BUG_ON in the first walk needs a pinned dma with no device to notify; the compliant close_device unpins before unregister',
+  '*.unmapRelock#*UnmapRelock[0]':
+    'the compliant driver unpins in the first callback, so no notification is retried up to the BUG_ON',
+  '*#*Halt': 'a Halt step follows a BUG_ON, which a compliant driver never lets happen',
+};
+const IN_CLOSE =
+  "the release path runs inside the VMM's close(), so the VMM cannot be in UNMAP_DMA to hit the BUG_ON then";
+const VMM_BUGS = {
+  'vmm.*#VmmHalt': 'the VMM is the thread that hits the BUG_ON (it ends in kernelBug, not halted)',
+  'release.unregister*#ReleaseHalt': IN_CLOSE,
+  'release.finish#ReleaseHalt': IN_CLOSE,
+};
+const REUSE_CLOSED =
+  'the compliant close_device has unpinned everything before these states, so no unmap retries its notification then';
+const NEVER_UNPINS = { 'mdev.idle#MdevUnpinPages[0]': 'a non-compliant driver never unpins' };
+
+const UNREACHABLE: Readonly<Record<DriverKind, Record<string, string>>> = {
+  compliant: NO_BUG,
+  late: VMM_BUGS,
+  'non-compliant': { ...VMM_BUGS, ...NEVER_UNPINS },
+};
+
 const cross = (notify: NotifyTrigger, driver: DriverKind, violated: string[], states: number) => ({
   description: `notify ${notify}, ${driver} driver`,
   machine: machineFor({ notify, driver }),
+  unreachable:
+    notify === 'if-pinned' && driver === 'non-compliant'
+      ? {
+          ...UNREACHABLE[driver],
+          'vmm.unmapRelock#VmmUnmapRelock[2]':
+            'a non-compliant driver never unpins: a notified dma stays pinned and the retries end in the BUG_ON',
+        }
+      : UNREACHABLE[driver],
   expect: { violated, states },
 });
 
@@ -413,23 +451,37 @@ export default defineModel<Ctx, Ev>({
     'notify-always-once-compliant': {
       description: "seed 002's patch as written: one `advised` flag per UNMAP call",
       machine: machineFor({ notify: 'always-once' }),
+      unreachable: NO_BUG,
       expect: { violated: ['driverViewConsistent'], states: 695 },
     },
     'repin-compliant': {
       description:
         'compliant driver whose guest keeps pinning a range while the VMM unmaps it (seed 004 re-pin race)',
       machine: machineFor({ notify: 'always', repin: true }),
+      unreachable: { 'vmm.idle#VmmUnmapDma[0]': NO_BUG['*.idle#*UnmapDma[0]'], ...VMM_BUGS },
       expect: { violated: ['driverViewConsistent', 'noKernelBug'], states: 6819 },
     },
     'two-unmappers': {
       description: 'two threads call UNMAP_DMA with a compliant driver (iommu->lock vs device_list_lock)',
       machine: machineFor({ twoUnmappers: true }),
+      unreachable: NO_BUG,
       expect: { violated: ['deadlock', 'driverViewConsistent'], states: 19_209 },
     },
     'two-unmappers-reuse': {
       description: "two UNMAP_DMA threads; a re-mapped dma reuses the freed one's address (dma_last ABA)",
       // maxRetries 2 keeps this one small (65,903 states); at 10 it takes 80 steps and 209,071 states.
       machine: machineFor({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
+      unreachable: {
+        '*.idle#*UnmapDma[0]': NO_BUG['*.idle#*UnmapDma[0]'],
+        'vmm.unmapRelock#VmmUnmapRelock[0]':
+          "only the VMM maps, so only the unmapper's dma_last can be fooled by a re-mapped dma at the freed one's address",
+        'vmm.unmapListLock#VmmHalt':
+          'the VMM holds iommu->lock here, so the unmapper cannot be in the walk that BUGs',
+        'release.unregister*#ReleaseHalt': REUSE_CLOSED,
+        'release.finish#ReleaseHalt': REUSE_CLOSED,
+        'unmapper.*#UnmapperHalt':
+          'the unmapper is the thread that hits the BUG_ON (it ends in kernelBug, not halted)',
+      },
       expect: {
         violated: ['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'],
         states: 65_903,
@@ -438,6 +490,7 @@ export default defineModel<Ctx, Ev>({
     'two-unmappers-fixed': {
       description: 'two UNMAP_DMA threads on a kernel with the U6 patch: no lock inversion left',
       machine: machineFor({ twoUnmappers: true, lockOrder: 'list-first' }),
+      unreachable: NO_BUG,
       expect: { violated: ['driverViewConsistent'], states: 55_970 },
     },
   },
