@@ -12,7 +12,8 @@ export default defineConfig({
       'conformance/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/*.kernel.test.ts'],
-    testTimeout: 120_000,
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     pool: 'forks',
     // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
     reporters: ['default', 'json'],

@@ -51,6 +51,8 @@ export interface PathFile {
   readonly format: typeof PATH_FORMAT;
   readonly model: string;
   readonly variant: string;
+  /** The model parameters the paths were chosen at (absent in files written before parameters existed). */
+  readonly params?: Readonly<Record<string, number>>;
   readonly bounds: { readonly depth: number; readonly maxStates: number };
   /** True when the search that chose the paths was complete. */
   readonly complete: boolean;
@@ -95,7 +97,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
   const store = new StateStore();
   const states: unknown[] = [engine.initial()];
   const pathEvents: EventObject[][] = [[]];
-  store.add(engine.fingerprint(states[0]), -1, -1, 0);
+  store.add(engine.fingerprint(states[0]), -1, -1);
   let complete = true;
   for (let i = 0; i < states.length; i++) {
     const s = states[i];
@@ -115,7 +117,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
         for (const k of fresh) covered.add(k);
         chosen.push({ events: [...pathEvents[i], event], covers: fresh });
       }
-      const index = store.add(engine.fingerprint(next), i, -1, pathEvents[i].length + 1);
+      const index = store.add(engine.fingerprint(next), i, -1);
       if (index < 0) continue;
       if (store.size > cfg.maxStates) {
         complete = false;
@@ -137,6 +139,7 @@ export function generatePaths(variant: ResolvedVariant, options: PathOptions = {
     format: PATH_FORMAT,
     model: variant.modelId,
     variant: variant.name,
+    params: variant.params,
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
     complete,
     coverage: {
@@ -247,6 +250,7 @@ export function pathFromTrace(
     format: PATH_FORMAT,
     model: variant.modelId,
     variant: variant.name,
+    params: variant.params,
     bounds: { depth: events.length, maxStates: events.length + 1 },
     complete: false,
     coverage: { transitions: { total: 0, covered: 0, uncovered: [] }, results: [] },
@@ -262,6 +266,12 @@ export function checkPathFile(data: unknown, file: string, variant: ResolvedVari
   if (f.model !== variant.modelId || f.variant !== variant.name) {
     throw new ModelError(
       `${file}: paths of ${f.model}/${f.variant}, not of ${variant.modelId}/${variant.name}`,
+    );
+  }
+  const at = (p: Readonly<Record<string, number>> | undefined) => JSON.stringify(p ?? {});
+  if (f.params !== undefined && at(f.params) !== at(variant.params)) {
+    throw new ModelError(
+      `${file}: paths chosen at ${at(f.params)}, replayed at ${at(variant.params)}: give the same --set`,
     );
   }
   if (!Array.isArray(f.paths)) throw new ModelError(`${file}: field 'paths' must be an array`);

@@ -9,9 +9,11 @@
  */
 import type { EventObject } from 'xstate';
 import { canonical } from './canonical.ts';
+import { type DecodeMemo, Words } from './codec.ts';
 import type { AnyEngine } from './engine.ts';
 import { callModel, ModelError, type ResolvedVariant, type StatePredicate } from './model.ts';
-import { StateStore } from './state-store.ts';
+import { Frontier } from './frontier.ts';
+import { StateStore, type StoredStates } from './state-store.ts';
 
 /** A state predicate with the name an error message gives it ("property 'everyCloseCompletes'"). */
 export interface NamedPredicate {
@@ -35,6 +37,10 @@ export interface SearchConfig {
   /** State predicates evaluated on every state and kept as one bit each (the temporal checks' p and q), named for errors. */
   readonly labels?: readonly NamedPredicate[];
   readonly onProgress?: (p: Progress) => void;
+  /** Freeze states as they are unpacked (checking mode: guards and assigns see frozen contexts). */
+  readonly freeze?: boolean;
+  /** Bytes the search may use (--memory); the frontier spills to disk past it. */
+  readonly memoryLimit?: number;
 }
 
 /** The explored graph's edges, as parallel columns (from, to, event id, mask of the actors that moved). */
@@ -44,6 +50,11 @@ export class EdgeList {
   event = new Int32Array(1024);
   actors = new Int32Array(1024);
   length = 0;
+
+  /** Bytes the edge columns hold (counted against --memory with the visited set). */
+  get bytes(): number {
+    return this.from.byteLength * 4;
+  }
 
   push(from: number, to: number, event: number, actors: number): void {
     if (this.length === this.from.length) this.grow();
@@ -68,11 +79,11 @@ export class EdgeList {
 }
 
 export interface SearchOutcome {
-  readonly store: StateStore;
+  readonly store: StoredStates;
   /** Interned events: the store's event ids index this list. */
   readonly events: readonly EventObject[];
   readonly complete: boolean;
-  readonly cutBy?: 'depth' | 'maxStates';
+  readonly cutBy?: 'depth' | 'maxStates' | 'memory';
   readonly transitions: number;
   readonly maxDepth: number;
   readonly seconds: number;
@@ -88,6 +99,10 @@ export interface SearchOutcome {
   readonly labels: readonly Uint8Array[];
   /** Event types the generator offered, and whether any of them was ever enabled. */
   readonly offered: ReadonlyMap<string, boolean>;
+  /** fired[k] is 1 when the machine's k-th transition (engine.transitionIds) fired. */
+  readonly fired: Uint8Array;
+  /** Bytes the frontier wrote to disk (--memory). */
+  readonly spilledBytes: number;
 }
 
 /** One growable bit column per label predicate. */
@@ -146,7 +161,11 @@ function searchFrom(
   const started = performance.now();
   const eventIds = new Map<string, number>();
   const offered = new Map<string, boolean>();
+  const byIdentity = new Map<EventObject, number>();
   const internEvent = (e: EventObject): number => {
+    // Generators usually hand out the same event objects: look them up by identity first.
+    const known = byIdentity.get(e);
+    if (known !== undefined) return known;
     const key = canonical(e, `event '${e.type}'`);
     let id = eventIds.get(key);
     if (id === undefined) {
@@ -154,6 +173,7 @@ function searchFrom(
       events.push(e);
       eventIds.set(key, id);
     }
+    if (byIdentity.size < 1 << 16) byIdentity.set(e, id);
     return id;
   };
   const invariants = Object.entries(variant.invariants);
@@ -164,7 +184,7 @@ function searchFrom(
   const actorBit = new Map(engine.actors.map((a, i) => [a, 1 << i]));
   let transitions = 0;
   let peakRss = process.memoryUsage().rss;
-  let cutBy: 'depth' | 'maxStates' | undefined;
+  let cutBy: 'depth' | 'maxStates' | 'memory' | undefined;
   let lastReport = started;
 
   const labels = new LabelColumns(cfg.labels ?? []);
@@ -181,22 +201,37 @@ function searchFrom(
   const candidates = (s: unknown) =>
     callModel('the event generator (events)', () => variant.events(engine.view(s)));
 
+  const memo: DecodeMemo = { source: new Int32Array(0), at: new Map() };
+  const packed = new Words();
+  const pack = (ns: unknown, from?: DecodeMemo) => {
+    packed.length = 0;
+    engine.pack(ns, packed, from);
+    return engine.packedFingerprint(packed.buf, 0, packed.length);
+  };
+  const budget = memoryBudget(dataBudget(cfg.memoryLimit), () => store.bytes + (edges?.bytes ?? 0));
+  let spilled = 0;
+
   const init = engine.initial();
-  store.add(engine.fingerprint(init), -1, -1, 0);
+  store.startLevel();
+  store.add(pack(init), -1, -1);
   check(init, 0);
-  let frontier: unknown[] = [init];
-  let frontierIds: number[] = [0];
+  let frontier = new Frontier(budget.frontier());
+  frontier.push(0, packed.buf, 0, packed.length);
   let depth = 0;
 
   levels: for (; frontier.length > 0; depth++) {
     const atBound = depth >= cfg.depth;
-    const next: unknown[] = [];
-    const nextIds: number[] = [];
-    for (let f = 0; f < frontier.length; f++) {
-      const s = frontier[f];
-      const from = frontierIds[f];
+    const next = new Frontier(budget.frontier());
+    if (!atBound) store.startLevel();
+    let f = 0;
+    const records = frontier[Symbol.iterator]();
+    for (let r = records.next(); !r.done; r = records.next(), f++) {
+      const { index: from, buf, start, end } = r.value;
       at.state = from;
       at.event = undefined;
+      memo.source = buf;
+      memo.at.clear();
+      const s = engine.unpack(buf, start, end, { memo, freeze: cfg.freeze });
       let enabled = 0;
       for (const event of candidates(s)) {
         at.state = from;
@@ -206,7 +241,7 @@ function searchFrom(
         if (ns === null) continue;
         enabled++;
         transitions++;
-        const fp = engine.fingerprint(ns);
+        const fp = pack(ns, memo);
         if (atBound) {
           // Generate but do not add: a new state here means the bound cut the search.
           const known = store.find(fp);
@@ -218,7 +253,7 @@ function searchFrom(
           }
           continue;
         }
-        const index = store.add(fp, from, -1, depth + 1);
+        const index = store.add(fp, from, -1);
         if (edges) {
           const to = index >= 0 ? index : store.find(fp);
           edges.push(from, to, internEvent(event), actorMask(engine, actorBit, s, event));
@@ -226,12 +261,14 @@ function searchFrom(
         if (index < 0) continue;
         store.setEvent(index, internEvent(event));
         check(ns, index);
-        next.push(ns);
-        nextIds.push(index);
-        if (store.size >= cfg.maxStates) {
-          cutBy = 'maxStates';
-          for (let g = f; g < frontier.length; g++) unexpanded.add(frontierIds[g]);
-          for (const id of nextIds) unexpanded.add(id);
+        next.push(index, packed.buf, 0, packed.length);
+        if (store.size >= cfg.maxStates || budget.exhausted()) {
+          cutBy = store.size >= cfg.maxStates ? 'maxStates' : 'memory';
+          unexpanded.add(from);
+          for (let rest = records.next(); !rest.done; rest = records.next()) unexpanded.add(rest.value.index);
+          for (const n of next) unexpanded.add(n.index);
+          spilled += next.spilledBytes;
+          next.dispose();
           break levels;
         }
       }
@@ -255,10 +292,16 @@ function searchFrom(
         }
       }
     }
-    if (atBound) break;
+    spilled += frontier.spilledBytes;
+    frontier.dispose();
+    if (atBound) {
+      next.dispose();
+      break;
+    }
     frontier = next;
-    frontierIds = nextIds;
   }
+  spilled += frontier.spilledBytes;
+  frontier.dispose();
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const maxDepth = store.depth(store.size - 1); // BFS numbers states in depth order
   return {
@@ -276,8 +319,33 @@ function searchFrom(
     terminal,
     labels: labels.columns,
     offered,
+    fired: engine.fired,
+    spilledBytes: spilled,
   };
 }
+
+/**
+ * The memory a search may use (--memory): the visited set must fit, and the
+ * frontier gets what is left (then spills to disk). The process's memory at
+ * the start (node, the model) and a margin for transient garbage are set
+ * aside first (dataBudget); a partition of a parallel search gets its share.
+ */
+export function memoryBudget(dataBytes: number | undefined, storeBytes: () => number) {
+  if (dataBytes === undefined) return { frontier: () => Number.POSITIVE_INFINITY, exhausted: () => false };
+  return {
+    /** What one frontier (of two: the level being read, the one being written) may hold in memory. */
+    frontier: () => Math.max(CHUNK_BYTES, (dataBytes - storeBytes()) / 2),
+    /** The visited set has grown past what the limit leaves: stop, with an honest partial result. */
+    exhausted: () => storeBytes() + 2 * CHUNK_BYTES > dataBytes,
+  };
+}
+
+/** The bytes of a --memory limit left for the search's data once the process as it is now is set aside. */
+export const dataBudget = (limit: number | undefined): number | undefined =>
+  limit === undefined ? undefined : limit - process.memoryUsage().rss - MEMORY_MARGIN;
+
+const MEMORY_MARGIN = 64 * 2 ** 20;
+const CHUNK_BYTES = 2 ** 20;
 
 function actorMask(engine: AnyEngine, bits: ReadonlyMap<string, number>, s: unknown, e: EventObject): number {
   let mask = 0;

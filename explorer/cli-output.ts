@@ -19,6 +19,8 @@ export const EXIT = {
   uncovered: 3,
   /** --require-complete: a bound cut the search off. */
   incomplete: 4,
+  /** Stopped by a signal (after writing its --checkpoint). */
+  interrupted: 130,
 } as const;
 
 let quietPipe = false;
@@ -91,9 +93,12 @@ export function toJson(r: ExploreResult) {
     seconds: r.seconds,
     statesPerSecond: r.statesPerSecond,
     peakMemoryMB: r.peakMemoryMB,
+    spilledMB: r.spilledMB,
     collisionProbability: r.collisionProbability,
     engine: r.engine,
     checking: r.checking,
+    reductions: r.reductions,
+    workers: r.workers,
     bounds: r.bounds,
     ...(r.cutBy && { cutBy: r.cutBy }),
     properties: r.properties,

@@ -9,6 +9,8 @@
 import { readFileSync, writeFileSync as writeFileSyncRaw } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import bytes from 'bytes';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { registerExport } from './cli-export.ts';
 import {
@@ -23,7 +25,7 @@ import {
 } from './cli-output.ts';
 import { unexplained } from './coverage.ts';
 import { createReferenceEngine } from './engine-reference.ts';
-import { explore } from './explore.ts';
+import { AUTO_PROBE_STATES, explore } from './explore.ts';
 import { initModelDir } from './init.ts';
 import { readJsonFile } from './json-file.ts';
 import {
@@ -40,6 +42,7 @@ import { formatMermaidDocument } from './report-mermaid.ts';
 import { formatEvent, formatReport, formatViolation, type TextOptions } from './report-text.ts';
 import type { ExploreResult } from './result.ts';
 import { formatTable, outputWidth, wrapCell } from './text-table.ts';
+import { readCheckpoint, StoppedAtCheckpoint } from './checkpoint.ts';
 import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
@@ -64,6 +67,20 @@ function integer(name: string) {
     if (!/^-?\d+$/.test(raw)) throw new InvalidArgumentError(`${name} must be an integer, got '${raw}'`);
     return Number(raw);
   };
+}
+
+/** A size such as 2G, 512M, 1.5GB, 4096 (bytes), for --memory. */
+function sizeOption(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$/i.exec(raw.trim());
+  const n = m ? bytes.parse(`${m[1]}${m[2] ? `${m[2]}B` : 'B'}`) : null;
+  if (n === null || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`--memory must be a size such as 2G, 512M or 1.5GB, got '${raw}'`);
+  }
+  return n;
+}
+
+function workersOption(raw: string): number | 'auto' {
+  return raw === 'auto' ? 'auto' : positiveInt('--workers')(raw);
 }
 
 /** `--set a=1,b=2`, repeatable: merged into one assignment. */
@@ -103,11 +120,52 @@ function exitOf(r: ExploreResult, o: Opts): number {
   return EXIT.ok;
 }
 
-async function cmdExplore(target: string, o: Opts): Promise<number> {
-  const { variant } = await variantOf(target, o);
+/** --resume: the checkpoint, and its variant (loaded from the model file it names). */
+async function resumeOf(target: string | undefined, o: Opts) {
+  const checkpoint = readCheckpoint(o.resume);
+  const model = await findModel(checkpoint.source.file);
+  if (target !== undefined && (await findModel(target)).id !== model.id)
+    throw new ModelError(`${o.resume} is a checkpoint of model '${model.id}', not '${target}'`);
+  const variant = model.variant(checkpoint.source.variant, checkpoint.source.params);
+  return { checkpoint, variant };
+}
+
+/** Ctrl-C and SIGTERM: with --checkpoint, finish the level and write it; a second signal quits at once. */
+function stopOnSignal(file: string | undefined): { requested: () => boolean; release: () => void } {
+  let requested = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (requested || file === undefined) {
+      process.stderr.write(
+        `\nvfio-mc: ${signal}: stopped${file ? '' : ' (run with --checkpoint FILE to keep the work)'}\n`,
+      );
+      process.exit(130);
+    }
+    requested = true;
+    process.stderr.write(
+      `\nvfio-mc: ${signal}: finishing this level, then writing ${file} (again to quit now)\n`,
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    requested: () => requested,
+    release: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+async function cmdExplore(target: string | undefined, o: Opts): Promise<number> {
+  if (target === undefined && o.resume === undefined)
+    throw new ModelError('explore needs a model (or --resume FILE)');
+  const resumed = o.resume ? await resumeOf(target, o) : undefined;
+  const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
   const progress = progressLine(`${variant.modelId}/${variant.name}`, o.progress && !o.json);
+  const signals = stopOnSignal(o.checkpoint);
   let result: ExploreResult;
   try {
     result = await explore(variant, {
@@ -115,19 +173,75 @@ async function cmdExplore(target: string, o: Opts): Promise<number> {
       maxStates: o.maxStates,
       engine: o.engine,
       check: o.check,
+      workers: o.workers,
+      ...(o.memory !== undefined && { memoryLimit: o.memory }),
+      ...(o.checkpoint && {
+        checkpoint: {
+          file: o.checkpoint,
+          everySeconds: o.checkpointEvery * 60,
+          stopRequested: signals.requested,
+        },
+      }),
+      ...(resumed && { resume: resumed.checkpoint }),
+      symmetry: o.symmetry === true,
       onProgress: (p) => progress.update(p),
     });
+  } catch (e) {
+    if (!(e instanceof StoppedAtCheckpoint)) throw e;
+    progress.stop();
+    process.stderr.write(`vfio-mc: ${e.message}\nresume it: vfio-mc explore --resume ${e.file}\n`);
+    return EXIT.interrupted;
   } finally {
     progress.stop();
+    signals.release();
   }
   if (trails) {
-    const file = isModelPath(target) ? target : undefined;
+    const file = target !== undefined && isModelPath(target) ? target : variant.source?.file;
     result = { ...result, violations: writeTrails(result.violations, variant, trails, file) };
   }
   const actors = createReferenceEngine(variant.machine).actors;
   if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
-  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors, textOptions(o)));
+  const comparison = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
+  print(
+    o.json
+      ? JSON.stringify({ ...toJson(result), ...(comparison && { comparison }) }, null, 2)
+      : formatReport(result, actors, textOptions(o)) +
+          (comparison ? `\n\n${formatComparison(comparison)}` : ''),
+  );
   return exitOf(result, o);
+}
+
+/** --compare-reductions: the same search without reductions, and both counts (and verdicts) side by side. */
+async function compareReductions(variant: ResolvedVariant, reduced: ExploreResult, o: Opts) {
+  if (reduced.reductions.length === 0)
+    throw new ModelError('--compare-reductions needs a reduction (--symmetry)');
+  const full = await explore(variant, {
+    depth: o.depth,
+    maxStates: o.maxStates,
+    check: o.check,
+    workers: o.workers,
+  });
+  const verdicts = (r: ExploreResult) =>
+    Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
+  const a = verdicts(full);
+  const b = verdicts(reduced);
+  return {
+    reductions: reduced.reductions,
+    states: { unreduced: full.states, reduced: reduced.states, factor: full.states / reduced.states },
+    seconds: { unreduced: full.seconds, reduced: reduced.seconds },
+    sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+  };
+}
+
+function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReductions>>>): string {
+  const n = (x: number) => x.toLocaleString('en');
+  return [
+    `reductions (${c.reductions.join(' + ')}): ${n(c.states.reduced)} states, ${n(c.states.unreduced)} without ` +
+      `(${c.states.factor.toFixed(1)}x fewer); ${c.seconds.reduced.toFixed(1)} s against ${c.seconds.unreduced.toFixed(1)} s`,
+    c.sameVerdicts
+      ? '  the same verdict for every property judged'
+      : '  VERDICTS DIFFER: a bug in the reduction, please report it',
+  ].join('\n');
 }
 
 function writeFileSyncChecked(path: string, text: string): void {
@@ -259,7 +373,7 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     );
     let row: VerdictRow;
     try {
-      row = await verdictRow(model, v, params(model), (p) => progress.update(p), o.check);
+      row = await verdictRow(model, v, params(model), (p) => progress.update(p), o.check, o.workers);
     } finally {
       progress.stop();
     }
@@ -420,7 +534,9 @@ function failNthOption(raw: string): { step: number; nth: number } {
 async function cmdConform(target: string, o: Opts): Promise<number> {
   const conform = await import('../conformance/conform.ts');
   const { openTarget } = await import('../conformance/target.ts');
-  const { model, variant } = await variantOf(target, o);
+  // A path file records the parameters its paths were chosen at: replay at those unless --set says otherwise.
+  const recorded = o.paths ? ((await readJsonFile(o.paths)) as { params?: Params })?.params : undefined;
+  const { model, variant } = await variantOf(target, { ...o, set: o.set ?? recorded });
   if (o.junit) checkWritableFile(o.junit, '--junit');
   if (o.kernel && o.target !== 'qemu') throw new ModelError('--kernel needs --target qemu');
   const { existsSync } = await import('node:fs');
@@ -506,7 +622,7 @@ export function buildProgram(): Command {
     program
       .command('explore')
       .description('explore every interleaving of a model within the bounds')
-      .argument('<model>', 'a registered model id, or a path to a model file')
+      .argument('[model]', 'a registered model id, or a path to a model file (optional with --resume)')
       .addOption(variantOption())
       .addOption(setOption())
       .option('--depth <n>', 'maximum depth (events from the initial state)', positiveInt('--depth'))
@@ -517,7 +633,31 @@ export function buildProgram(): Command {
           .default('auto'),
       )
       .option('--json', 'print one JSON object and nothing else')
-      .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)'),
+      .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+      .option(
+        '--workers <n|auto>',
+        `worker threads, each owning a share of the states; auto: one thread for a search of up to ${AUTO_PROBE_STATES.toLocaleString('en')} states, else the machine's ${availableParallelism()} cores`,
+        workersOption,
+        'auto',
+      )
+      .option(
+        '--memory <size>',
+        'bound the search: the frontier spills to disk, then the search stops (2G, 512M)',
+        sizeOption,
+      )
+      .option('--checkpoint <file>', 'write the search state there every few minutes and on Ctrl-C/SIGTERM')
+      .option(
+        '--checkpoint-every <minutes>',
+        'minutes between checkpoints',
+        positiveInt('--checkpoint-every'),
+        5,
+      )
+      .option(
+        '--resume <file>',
+        'continue a search from its checkpoint (same model, variant, workers, bounds)',
+      )
+      .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
+      .option('--compare-reductions', 'also explore without the reductions, and print both state counts'),
   )
     .addOption(checkOption())
     .option(
@@ -534,6 +674,7 @@ export function buildProgram(): Command {
     .option('--models <ids>', 'comma-separated model ids or model files')
     .addOption(setOption())
     .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
+    .option('--workers <n|auto>', 'worker threads for each search (as for explore)', workersOption, 'auto')
     .addOption(checkOption())
     .option('--json', 'machine-readable output')
     .addOption(wideOption())

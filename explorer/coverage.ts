@@ -32,6 +32,7 @@ export function coverageOf(
   engine: Pick<Engine, 'transitionIds' | 'fired'>,
   offered: ReadonlyMap<string, boolean>,
 ): Coverage {
+  // (engine.fired may come from another engine than engine.transitionIds: workers' bitmaps, merged.)
   const machineId = variant.machine.id;
   const names = engine.transitionIds.map((id) => transitionName(id, machineId));
   const neverFired = names.filter((_, k) => engine.fired[k] === 0);

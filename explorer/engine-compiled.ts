@@ -26,16 +26,9 @@ import {
   type StateValue,
 } from 'xstate';
 import { canonical } from './canonical.ts';
+import { Codec, Words } from './codec.ts';
 import { type Engine, machineTransitionIds, transitionId, transitionName } from './engine.ts';
 import { actorNodes } from './engine-reference.ts';
-import {
-  type DigestTree,
-  digest,
-  digestSortedEntries,
-  digestTree,
-  type Fingerprint,
-  stateFingerprintOf,
-} from './fingerprint.ts';
 import { ModelError, ModelFunctionError, type ModelSnapshot } from './model.ts';
 
 /** The machine uses a feature the compiled engine does not implement. */
@@ -47,12 +40,6 @@ export interface CompiledState {
   /** leaves[r]: index of actor r's active leaf state. */
   readonly leaves: readonly number[];
   readonly context: unknown;
-  /** The state value's digest, computed once and inherited by successors whose leaves did not change. */
-  valueDigest?: Fingerprint;
-  /** The context's digest tree once fingerprinted; successors reuse the parts they share. */
-  contextTree?: DigestTree;
-  /** The state this one was stepped from, until it is fingerprinted (then dropped, to keep no chains alive). */
-  parent?: CompiledState;
 }
 
 type Guard = (context: unknown, event: EventObject) => boolean;
@@ -78,7 +65,6 @@ interface Region {
   /** Leaf index -> its part of the state value, and that part canonically encoded. */
   readonly leafValues: StateValue[];
   readonly leafCodes: string[];
-  readonly leafDigests: Fingerprint[];
   readonly leafFinal: boolean[];
   /** Relative leaf path ('a.b') -> leaf index. */
   readonly leafIndex: Map<string, number>;
@@ -94,7 +80,7 @@ const BUILTIN_AND = checkOf(and([]));
 const BUILTIN_OR = checkOf(or([]));
 const BUILTIN_NOT = checkOf(not(() => true));
 
-export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledState> {
+export function createCompiledEngine(machine: AnyStateMachine, codec = new Codec()): Engine<CompiledState> {
   const parallel = machine.root.type === 'parallel';
   checkRoot(machine);
   const regions = actorNodes(machine).map(({ name, node }) => compileRegion(name, node, parallel));
@@ -104,6 +90,16 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
   const lastIdx: number[] = [];
   const initial = initialState(machine, regions, parallel);
   const sortedRegions = regions.map((r, i) => ({ r, i })).sort((a, b) => (a.r.name < b.r.name ? -1 : 1));
+  const valueInputs = stateValueHashInputs(codec, regions, sortedRegions, parallel);
+  const scratch = new Words();
+  /** Fingerprint of a packed state: the state value's words (as if encoded: control.ts), then the context's. */
+  const packedFingerprint = (words: Int32Array, start: number, end: number) => {
+    codec.begin();
+    codec.feedInputs(valueInputs.root);
+    for (const { i } of sortedRegions) codec.feedInputs(valueInputs.leaves[i][words[start + i] >> 3]);
+    codec.feed(words, start + regions.length, end);
+    return codec.finish();
+  };
   const terminated = (s: CompiledState) => regions.map((r, i) => r.leafFinal[s.leaves[i]]);
   const done = (s: CompiledState) => regions.every((r, i) => r.leafFinal[s.leaves[i]]);
   const selected: Transition[] = [];
@@ -159,35 +155,22 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
           (leaves as number[])[t.region] = t.target;
         }
       }
-      return leaves === s.leaves
-        ? { leaves, context, valueDigest: s.valueDigest, parent: s }
-        : { leaves, context, parent: s };
+      return { leaves, context };
     },
-    view(s): ModelSnapshot {
-      let value: StateValue | undefined;
-      return {
-        get value() {
-          value ??= stateValueOf(s);
-          return value;
-        },
-        context: s.context,
-        status: done(s) ? 'done' : 'active',
-        matches(v: StateValue) {
-          value ??= stateValueOf(s);
-          return matchesState(v, value);
-        },
-      };
+    view: (s) => new CompiledView(s, stateValueOf, done(s)),
+    codec,
+    pack(s, out, memo) {
+      codec.encodeState(out, s.leaves, s.context, memo);
     },
+    unpack(words, start, _end, options) {
+      const { leaves, context } = codec.decodeState(words, start, regions.length, options);
+      return { leaves, context };
+    },
+    packedFingerprint,
     fingerprint(s) {
-      s.valueDigest ??= parallel
-        ? digestSortedEntries(sortedRegions.map(({ r, i }) => [r.name, r.leafDigests[s.leaves[i]]] as const))
-        : regions[0].leafDigests[s.leaves[0]];
-      if (s.contextTree === undefined) {
-        s.contextTree = digestTree(s.context, s.parent?.contextTree);
-        s.parent = undefined;
-      }
-      const c = s.contextTree ?? { d: digest(s.context) }; // a primitive context has no tree
-      return stateFingerprintOf(s.valueDigest, c.d);
+      scratch.length = 0;
+      codec.encodeState(scratch, s.leaves, s.context);
+      return packedFingerprint(scratch.buf, 0, scratch.length);
     },
     encode(s) {
       let value: string;
@@ -217,6 +200,61 @@ export function createCompiledEngine(machine: AnyStateMachine): Engine<CompiledS
   };
 }
 
+/**
+ * The hash inputs of the state value's words, per leaf, so that a packed
+ * state (leaf indices, then the context) hashes exactly as the generic
+ * encoding of (state value, context) does, which is what the reference
+ * engine hashes: both engines give a state the same fingerprint.
+ */
+function stateValueHashInputs(
+  codec: Codec,
+  regions: readonly Region[],
+  sorted: readonly { r: Region; i: number }[],
+  parallel: boolean,
+): { root: Int32Array; leaves: Int32Array[][] } {
+  const w = new Words();
+  const inputsOf = (value: unknown) => {
+    w.length = 0;
+    codec.encode(w, value, 'state value');
+    return codec.hashInputs(w.buf, 0, w.length);
+  };
+  // A parallel machine's value is an object keyed by actor: its shape word comes first.
+  const root = parallel
+    ? (() => {
+        w.length = 0;
+        codec.encode(w, Object.fromEntries(sorted.map(({ r }) => [r.name, 0])), 'state value');
+        return codec.hashInputs(w.buf, 0, 1);
+      })()
+    : new Int32Array(0);
+  return { root, leaves: regions.map((r) => r.leafValues.map(inputsOf)) };
+}
+
+/**
+ * What properties and event generators see of a compiled state: the state
+ * value is built only if asked for. A class, so that making one (twice a
+ * state) allocates one small object and no closures.
+ */
+class CompiledView implements ModelSnapshot {
+  private built: StateValue | undefined;
+  readonly context: unknown;
+  readonly status: 'active' | 'done';
+  constructor(
+    private readonly s: CompiledState,
+    private readonly valueOf: (s: CompiledState) => StateValue,
+    done: boolean,
+  ) {
+    this.context = s.context;
+    this.status = done ? 'done' : 'active';
+  }
+  get value(): StateValue {
+    this.built ??= this.valueOf(this.s);
+    return this.built;
+  }
+  matches(v: StateValue): boolean {
+    return matchesState(v, this.value);
+  }
+}
+
 function checkRoot(machine: AnyStateMachine): void {
   const root = machine.root;
   if (root.type === 'parallel') {
@@ -242,7 +280,6 @@ function compileRegion(name: string, node: StateNode<any, any>, parallel: boolea
     node,
     leafValues: [],
     leafCodes: [],
-    leafDigests: [],
     leafFinal: [],
     leafIndex: new Map(),
   };
@@ -254,7 +291,6 @@ function compileRegion(name: string, node: StateNode<any, any>, parallel: boolea
       region.leafIndex.set(path.join('.'), region.leafValues.length);
       region.leafValues.push(value);
       region.leafCodes.push(canonical(value, 'state value'));
-      region.leafDigests.push(digest(value));
       region.leafFinal.push(n.type === 'final' && n.parent === node);
       return;
     }
@@ -406,7 +442,14 @@ function compileGuard(guard: unknown, impl: Implementations, where: string): Gua
   if (typeof guard === 'function') {
     const g = guard as any;
     if ('check' in g) return compileBuiltinGuard(g, impl, where);
-    return (context, event) => g({ context, event }, undefined);
+    // One argument object a guard, filled for each call: guards run for every candidate event of
+    // every state, and most say no; a guard does not keep its arguments beyond the call.
+    const args = { context: undefined as unknown, event: undefined as unknown };
+    return (context, event) => {
+      args.context = context;
+      args.event = event;
+      return g(args, undefined);
+    };
   }
   const name = typeof guard === 'string' ? guard : (guard as { type: string }).type;
   const resolved = impl.guards[name] as unknown;
@@ -418,7 +461,12 @@ function compileGuard(guard: unknown, impl: Implementations, where: string): Gua
   if (typeof params === 'function') {
     return (context, event) => fn({ context, event }, params({ context, event }));
   }
-  return (context, event) => fn({ context, event }, params);
+  const args = { context: undefined as unknown, event: undefined as unknown };
+  return (context, event) => {
+    args.context = context;
+    args.event = event;
+    return fn(args, params);
+  };
 }
 
 function compileBuiltinGuard(g: any, impl: Implementations, where: string): Guard {

@@ -8,11 +8,12 @@ import {
   type AnyStateMachine,
   getInitialSnapshot,
   type StateNode,
+  type StateValue,
   transition,
 } from 'xstate';
 import { canonical } from './canonical.ts';
 import { type Engine, machineTransitionIds, transitionId } from './engine.ts';
-import { digest, stateFingerprint } from './fingerprint.ts';
+import { Codec, Words } from './codec.ts';
 
 /** The actors of a machine: its top-level parallel regions, or the machine itself when its root is not parallel. */
 export function actorNodes(machine: AnyStateMachine): { name: string; node: StateNode<any, any> }[] {
@@ -33,13 +34,22 @@ function regionOf(node: StateNode<any, any>, root: StateNode<any, any>): StateNo
   return n;
 }
 
-export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachineSnapshot> {
+export function createReferenceEngine(
+  machine: AnyStateMachine,
+  codec = new Codec(),
+): Engine<AnyMachineSnapshot> {
   const actors = actorNodes(machine);
   const parallel = machine.root.type === 'parallel';
   const transitionIds = machineTransitionIds(machine);
   const index = new Map(transitionIds.map((id, i) => [id, i]));
   const fired = new Uint8Array(transitionIds.length);
   let last: number[] = [];
+  const scratch = new Words();
+  // A packed snapshot is its state value's words, then its context's: both plain data.
+  const pack = (s: AnyMachineSnapshot, out: Words) => {
+    codec.encode(out, s.value, 'state value');
+    codec.encode(out, s.context, 'context');
+  };
   const idsOf = (s: AnyMachineSnapshot, event: { type: string }) =>
     machine.getTransitionData(s, event).map((t) => {
       const defs = t.source.transitions.get(t.eventType) ?? [];
@@ -61,7 +71,20 @@ export function createReferenceEngine(machine: AnyStateMachine): Engine<AnyMachi
     },
     withContext: (s, context) => machine.resolveState({ value: s.value, context }) as AnyMachineSnapshot,
     view: (s) => s,
-    fingerprint: (s) => stateFingerprint(digest(s.value), s.context),
+    codec,
+    pack,
+    unpack(words, start, _end, options) {
+      // The codec decodes one value at a time: the state value, then the context after it.
+      const value = codec.decodeState(words, start, 0);
+      const { context } = codec.decodeState(words, value.end, 0, options);
+      return machine.resolveState({ value: value.context as StateValue, context }) as AnyMachineSnapshot;
+    },
+    packedFingerprint: (words, start, end) => codec.fingerprint(words, start, end),
+    fingerprint(s) {
+      scratch.length = 0;
+      pack(s, scratch);
+      return codec.fingerprint(scratch.buf, 0, scratch.length);
+    },
     encode: (s) => encodeState(s.value, s.context),
     terminated(s) {
       const value = s.value as Record<string, unknown> | string;

@@ -6,6 +6,7 @@
  * The search (bfs.ts) works through this interface only.
  */
 import type { AnyStateMachine, EventObject, StateNode } from 'xstate';
+import type { Codec, DecodeMemo, Words } from './codec.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import type { ModelSnapshot } from './model.ts';
 
@@ -20,6 +21,14 @@ export interface Engine<S = unknown> {
   view(s: S): ModelSnapshot;
   /** The 64-bit fingerprint of (state value, context); both engines compute the same one. */
   fingerprint(s: S): Fingerprint;
+  /** The codec that packs this engine's states (codec.ts); its dictionary is the engine's own. */
+  readonly codec: Codec;
+  /** Append the state's words to `out`; with the memo of the state it was stepped from, shared objects are copied. */
+  pack(s: S, out: Words, memo?: DecodeMemo): void;
+  /** The state packed at words[start, end); `memo` records where its objects came from, `freeze` freezes them. */
+  unpack(words: Int32Array, start: number, end: number, options?: { memo?: DecodeMemo; freeze?: boolean }): S;
+  /** The fingerprint of a packed state: fingerprint() of the state it packs. */
+  packedFingerprint(words: Int32Array, start: number, end: number): Fingerprint;
   /** Canonical encoding of (state value, context): equal states, equal strings (for tests and debugging). */
   encode(s: S): string;
   /** Per actor (same order as `actors`), whether it is in a final state. */

@@ -5,8 +5,11 @@
  * every violation is turned into a trace confirmed on the reference engine.
  */
 
+import { availableParallelism } from 'node:os';
 import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
+import type { Checkpoint, CheckpointPolicy } from './checkpoint.ts';
+import { parallelSearch } from './parallel-bfs.ts';
 import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
@@ -14,6 +17,7 @@ import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import { checkedEngine } from './model-checks.ts';
+import { concreteEvents, withSymmetry } from './symmetry.ts';
 import type { ExploreResult, PropertyVerdict, Violation, Waiting } from './result.ts';
 import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
@@ -27,6 +31,22 @@ export interface ExploreConfig {
   readonly engine: 'auto' | 'compiled' | 'reference';
   /** Checking mode (model-checks.ts): catch in-place changes, non-determinism, non-plain data. @default true */
   readonly check: boolean;
+  /** Bytes the search may use: past it the frontier spills to disk; a visited set that outgrows it ends the search. */
+  readonly memoryLimit?: number;
+  /**
+   * Worker threads (parallel-bfs.ts); 1: the one-thread search (bfs.ts).
+   * 'auto': the one-thread search if it finishes within AUTO_PROBE_STATES
+   * states, else the parallel one on every core (started afresh: small
+   * models do not pay for starting threads, large ones lose a second).
+   * @default 1
+   */
+  readonly workers: number | 'auto';
+  /** Write checkpoints (runs the parallel search, with one worker thread if `workers` is 1). */
+  readonly checkpoint?: CheckpointPolicy;
+  /** Continue a checkpointed search: its workers and bounds, on this variant (which must be the one it names). */
+  readonly resume?: Checkpoint;
+  /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
+  readonly symmetry: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
 }
@@ -34,17 +54,26 @@ export interface ExploreConfig {
 export type ExploreOptions = Partial<ExploreConfig>;
 
 export const DEFAULT_DEPTH = 100;
+/** With workers 'auto': the size a search must outgrow before it is run on threads. */
+export const AUTO_PROBE_STATES = 20_000;
 export const DEFAULT_MAX_STATES = 1_000_000;
 
 export function resolveExploreOptions(variant: ResolvedVariant, options: ExploreOptions = {}): ExploreConfig {
-  const depth = options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
-  const maxStates = options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
+  const depth = options.resume?.bounds.depth ?? options.depth ?? variant.bounds.depth ?? DEFAULT_DEPTH;
+  const maxStates =
+    options.resume?.bounds.maxStates ?? options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
   requirePositiveIntegers('bound', { depth, maxStates });
+  if (options.workers !== 'auto') requirePositiveIntegers('option', { workers: options.workers ?? 1 });
   return {
     depth,
     maxStates,
     engine: options.engine ?? 'auto',
-    check: options.check ?? true,
+    check: options.resume?.check ?? options.check ?? true,
+    memoryLimit: options.memoryLimit,
+    workers: options.resume?.workers ?? options.workers ?? 1,
+    checkpoint: options.checkpoint,
+    resume: options.resume,
+    symmetry: options.resume?.symmetry ?? options.symmetry ?? false,
     onProgress: options.onProgress,
   };
 }
@@ -53,12 +82,17 @@ export function chooseEngine(
   variant: ResolvedVariant,
   which: ExploreConfig['engine'],
   check = true,
+  symmetry = false,
 ): {
   engine: AnyEngine;
   note?: string;
 } {
   const chosen = pickEngine(variant, which);
-  return check ? { ...chosen, engine: checkedEngine(chosen.engine, variant.machine.id) } : chosen;
+  if (symmetry && variant.symmetry === undefined) {
+    throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
+  }
+  const engine = symmetry ? withSymmetry(chosen.engine, variant) : chosen.engine;
+  return { ...chosen, engine: check ? checkedEngine(engine, variant.machine.id) : engine };
 }
 
 function pickEngine(
@@ -79,24 +113,47 @@ function pickEngine(
   }
 }
 
-export async function explore(
-  variant: ResolvedVariant,
-  options: ExploreOptions = {},
-): Promise<ExploreResult> {
-  const cfg = resolveExploreOptions(variant, options);
-  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check);
-  const outcome = search(variant, engine, {
+export async function explore(full: ResolvedVariant, options: ExploreOptions = {}): Promise<ExploreResult> {
+  const cfg = resolveExploreOptions(full, options);
+  const { variant, skipped } = judged(full, cfg);
+  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry);
+  const searchConfig = {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
     recordEdges: hasTemporal(variant),
+    freeze: cfg.check,
+    memoryLimit: cfg.memoryLimit,
     labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
-  });
+  };
+  let workers = cfg.workers === 'auto' ? 1 : cfg.workers;
+  let outcome: SearchOutcome | undefined;
+  if (cfg.workers === 'auto') {
+    const cores = availableParallelism();
+    const probe = Math.min(cfg.maxStates, AUTO_PROBE_STATES);
+    outcome = search(variant, engine, {
+      ...searchConfig,
+      maxStates: cores > 1 && variant.source ? probe : cfg.maxStates,
+    });
+    if (outcome.cutBy === 'maxStates' && probe < cfg.maxStates && cores > 1 && variant.source) {
+      outcome = undefined;
+      workers = cores;
+    }
+  }
+  const parallel = workers > 1 || cfg.checkpoint !== undefined || cfg.resume !== undefined;
+  outcome ??= parallel
+    ? await searchInParallel(variant, {
+        ...searchConfig,
+        workers,
+        check: cfg.check,
+        symmetry: cfg.symmetry,
+        checkpoint: cfg.checkpoint,
+        resume: cfg.resume,
+      })
+    : search(variant, engine, searchConfig);
   const violations: Violation[] = [];
   const verdicts: PropertyVerdict[] = [];
-  const cut = outcome.complete
-    ? undefined
-    : `search cut off by --${outcome.cutBy === 'depth' ? 'depth' : 'max-states'}`;
+  const cut = outcome.complete ? undefined : `search cut off by ${boundName(outcome.cutBy)}`;
 
   for (const name of [...Object.keys(variant.invariants), 'deadlock']) {
     const at = outcome.firstViolation.get(name);
@@ -106,7 +163,7 @@ export async function explore(
       continue;
     }
     verdicts.push({ name, kind, status: 'violated' });
-    const trace = confirmedTrace(variant, outcome, at);
+    const trace = confirmedTrace(variant, outcome, at, undefined, cfg.symmetry);
     violations.push({
       property: name,
       kind,
@@ -115,10 +172,18 @@ export async function explore(
     });
   }
   const temporal = checkTemporal(variant, engine, outcome);
+  for (const [name, kind] of skipped) {
+    verdicts.push({
+      name,
+      kind,
+      status: 'not checked',
+      note: 'not under --symmetry (run without it to judge)',
+    });
+  }
   for (const t of temporal) {
     verdicts.push(t.verdict);
     if (t.violation) {
-      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path);
+      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path, cfg.symmetry);
       const stutters = t.violation.kind === 'liveness' && t.violation.cycleStart === trace.length;
       violations.push({
         property: t.verdict.name,
@@ -139,6 +204,8 @@ export async function explore(
     engine: engine.kind,
     ...(note && { engineNote: note }),
     checking: cfg.check,
+    reductions: cfg.symmetry ? ['symmetry'] : [],
+    workers,
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
@@ -148,10 +215,15 @@ export async function explore(
     seconds: outcome.seconds,
     statesPerSecond: outcome.seconds > 0 ? states / outcome.seconds : states,
     peakMemoryMB: Math.round(outcome.peakRss / 2 ** 20),
+    spilledMB: Math.round((outcome.spilledBytes / 2 ** 20) * 10) / 10,
     collisionProbability: collisionProbability(states, outcome.transitions + 1),
     properties: verdicts,
     violations,
-    coverage: coverageOf(variant, engine, outcome.offered),
+    coverage: coverageOf(
+      variant,
+      { transitionIds: engine.transitionIds, fired: outcome.fired },
+      outcome.offered,
+    ),
   };
 }
 
@@ -175,7 +247,8 @@ function confirmedTrace(
   variant: ResolvedVariant,
   outcome: SearchOutcome,
   at: number,
-  path?: readonly { state: number; event: number }[],
+  path: readonly { state: number; event: number }[] | undefined,
+  symmetry: boolean,
 ): Pick<Violation, 'initial' | 'trace'> & { last: AnyMachineSnapshot } {
   const { store, events } = outcome;
   const steps =
@@ -184,10 +257,54 @@ function confirmedTrace(
       .pathTo(at)
       .slice(1)
       .map((i) => ({ state: i, event: store.event(i) }));
-  const r = replay(
-    variant,
-    steps.map((s) => events[s.event]),
-    [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))],
-  );
+  const fingerprints = [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))];
+  // Under symmetry the stored states are orbit representatives: find the concrete run through them.
+  const r = symmetry
+    ? replay(variant, concreteEvents(variant, fingerprints))
+    : replay(
+        variant,
+        steps.map((s) => events[s.event]),
+        fingerprints,
+      );
   return { initial: r.snapshots[0].value, trace: r.steps, last: r.snapshots[r.snapshots.length - 1] };
+}
+
+/** How a report names the bound that cut a search. */
+export function boundName(cutBy: 'depth' | 'maxStates' | 'memory' | undefined): string {
+  return cutBy === 'depth' ? '--depth' : cutBy === 'memory' ? '--memory' : '--max-states';
+}
+
+/**
+ * The parallel search; a model error in a worker is reported as the
+ * one-thread search reports it (with the trace to the state), by running
+ * that search again: model errors are rare, and their traces cross partitions.
+ */
+async function searchInParallel(
+  variant: ResolvedVariant,
+  cfg: Parameters<typeof parallelSearch>[1],
+): Promise<SearchOutcome> {
+  try {
+    return await parallelSearch(variant, cfg);
+  } catch (e) {
+    if (!(e instanceof ModelError) || e.message.includes('--workers needs') || cfg.resume) throw e;
+    const { engine } = chooseEngine(variant, 'auto', cfg.check);
+    search(variant, engine, cfg);
+    throw e;
+  }
+}
+
+/**
+ * The variant as the search judges it, and the properties it does not judge:
+ * under symmetry, temporal properties other than `sometimes` (as in TLC).
+ */
+export function judged(
+  variant: ResolvedVariant,
+  cfg: Pick<ExploreConfig, 'symmetry'>,
+): { variant: ResolvedVariant; skipped: [string, PropertyVerdict['kind']][] } {
+  if (!cfg.symmetry) return { variant, skipped: [] };
+  const kept = Object.entries(variant.properties).filter(([, p]) => p.kind === 'sometimes');
+  const skipped = Object.entries(variant.properties)
+    .filter(([, p]) => p.kind !== 'sometimes')
+    .map(([name, p]) => [name, p.kind] as [string, PropertyVerdict['kind']]);
+  return { variant: { ...variant, properties: Object.fromEntries(kept) }, skipped };
 }

@@ -123,10 +123,12 @@ export function checkedEngine<S>(engine: Engine<S>, machineId: string): Engine<S
 /** A state value as the reports write it: `vmm.idle, mdev.pinning`. */
 export function describeValue(v: StateValue): string {
   if (typeof v === 'string') return v;
-  const parts = Object.entries(v).map(([k, sub]) => {
-    const inner = describeValue(sub as StateValue);
-    return inner === '' ? k : `${k}.${inner}`;
-  });
+  const parts = Object.entries(v)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, sub]) => {
+      const inner = describeValue(sub as StateValue);
+      return inner === '' ? k : `${k}.${inner}`;
+    });
   return parts.length > 1 ? `{${parts.join(', ')}}` : (parts[0] ?? '');
 }
 

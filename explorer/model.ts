@@ -125,6 +125,41 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly waitingFor?: WaitingFor<TContext>;
   /** Merged over the model's list. */
   readonly unreachable?: Unreachable;
+  /** Interchangeable ids (`--symmetry`): see Symmetry. */
+  readonly symmetry?: Symmetry<TContext>;
+}
+
+/**
+ * Ids a variant treats alike (TLC's SYMMETRY sets): dma0 and dma1 are
+ * interchangeable when every guard, assign and property treats them the
+ * same way. With `--symmetry` the explorer stores one representative of each
+ * set of states that differ only by a renaming of those ids (symmetry.ts),
+ * after checking on sampled states that the renaming maps invariants and
+ * steps onto themselves.
+ */
+export interface Symmetry<TContext = any> {
+  /** Each set of interchangeable ids and its size: ids 0..size-1 (e.g. `{ dma: params.dmas }`). */
+  readonly sets: Readonly<Record<string, number>>;
+  /**
+   * The context with the ids renamed: id i of set k becomes `perm[k][i]`
+   * everywhere it appears (array positions, fields, lists). Returns new
+   * objects (the context it gets is frozen). The state value is given for
+   * models whose context refers to it; actors themselves are not renamed.
+   */
+  readonly permute: (
+    context: TContext,
+    perm: Readonly<Record<string, readonly number[]>>,
+    value: StateValue,
+  ) => TContext;
+  /**
+   * Optional: a sortable summary of what belongs to one id (its dma record,
+   * say), the same for an id and its renamed copy. The representative is then
+   * sought only among the renamings that sort the ids by key (trying every
+   * order of ids with equal keys), not among all n! of them. A key that is not
+   * a function of the id's own data costs reduction, never soundness: the
+   * representative is still in the state's orbit.
+   */
+  readonly key?: (context: TContext, set: string, id: number) => string | number;
 }
 
 /**
@@ -188,9 +223,18 @@ export interface ParameterisedModelSpec<TContext = any, TEvent extends EventObje
 }
 
 /** One variant with everything inherited filled in: what the explorer runs. */
+/** Where a variant can be built again (by a worker thread or process): its model file, variant and parameters. */
+export interface VariantSource {
+  readonly file: string;
+  readonly variant: string;
+  readonly params: Params;
+}
+
 export interface ResolvedVariant<TContext = any, TEvent extends EventObject = any> {
   readonly modelId: string;
   readonly name: string;
+  /** How to load this very variant elsewhere; absent for a model not loaded from a file. */
+  readonly source?: VariantSource;
   /** The parameter values this variant was built with (empty for a model without parameters). */
   readonly params: Params;
   readonly description: string;
@@ -205,6 +249,7 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = an
   readonly label: EventLabel<TContext, TEvent> | undefined;
   readonly waitingFor: WaitingFor<TContext> | undefined;
   readonly unreachable: Unreachable;
+  readonly symmetry: Symmetry<TContext> | undefined;
   readonly result: (
     before: ModelSnapshot<TContext>,
     after: ModelSnapshot<TContext>,
@@ -223,6 +268,8 @@ export interface Model<TContext = any, TEvent extends EventObject = any> {
   readonly defaultVariant: string;
   /** A variant at the given parameter values (each defaults to its declared default). */
   variant(name?: string, params?: Params): ResolvedVariant<TContext, TEvent>;
+  /** The file the model was loaded from (set by the registry), so workers can load it too. */
+  origin?: string;
 }
 
 const MODEL_ID = /^[a-z][a-z0-9-]*$/;
@@ -265,7 +312,7 @@ export function defineModel<TContext, TEvent extends EventObject>(
   if (!names.includes(defaultVariant)) {
     throw new ModelError(`model '${spec.id}': defaultVariant '${defaultVariant}' is not a variant`);
   }
-  return {
+  const model: Model<TContext, TEvent> = {
     kind: 'vfio-mc/model',
     id: spec.id,
     description: spec.description ?? '',
@@ -281,9 +328,13 @@ export function defineModel<TContext, TEvent extends EventObject>(
           `model '${spec.id}' has no variant '${name}' (variants: ${Object.keys(variants).join(', ')})`,
         );
       }
-      return resolveVariant(spec.id, spec.description, body, name, variants[name], values);
+      const resolved = resolveVariant(spec.id, spec.description, body, name, variants[name], values);
+      return model.origin
+        ? { ...resolved, source: { file: model.origin, variant: name, params: values } }
+        : resolved;
     },
   };
+  return model;
 }
 
 function checkBody(id: string, body: ModelBody<any, any>): void {
@@ -317,6 +368,7 @@ function resolveVariant<TContext, TEvent extends EventObject>(
     label: v.label ?? spec.label,
     waitingFor: v.waitingFor ?? spec.waitingFor,
     unreachable: { ...spec.unreachable, ...v.unreachable },
+    symmetry: v.symmetry ?? spec.symmetry,
     result: spec.result
       ? (_before, after, actor, event) => spec.result?.(after, actor, event)
       : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),

@@ -4,7 +4,7 @@
  * there and nothing else. A path to any other file loads a user's own model.
  */
 import { readdirSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isModel, type Model, ModelError } from './model.ts';
 import { importUserModule } from './model-loader.ts';
@@ -19,6 +19,7 @@ export async function loadModelFile(path: string): Promise<Model> {
   if (!isModel(mod.default)) {
     throw new ModelError(`${path}: the default export is not a model made with defineModel()`);
   }
+  mod.default.origin ??= resolve(path);
   return mod.default;
 }
 
@@ -31,7 +32,10 @@ export async function registeredModels(dir = MACHINES_DIR): Promise<Model[]> {
   const models: Model[] = [];
   for (const f of files) {
     const mod = await import(pathToFileURL(f).href);
-    if (isModel(mod.default)) models.push(mod.default);
+    if (isModel(mod.default)) {
+      mod.default.origin ??= f;
+      models.push(mod.default);
+    }
   }
   const seen = new Set<string>();
   for (const m of models) {

@@ -30,7 +30,8 @@ function stepLines(step: TraceStep): string[] {
     return lines;
   }
   const over = actors.length > 1 ? `${actors[0]},${actors[actors.length - 1]}` : actors[0];
-  const result = step.result === undefined ? '' : ` → ${esc(step.result)}`;
+  const result =
+    step.result === undefined ? '' : step.result === 'blocked' ? ' blocks' : ` → ${esc(step.result)}`;
   return [`  Note over ${over}: ${label}${result}${changed ? `<br/>${changed}` : ''}`];
 }
 

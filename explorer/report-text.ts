@@ -76,15 +76,16 @@ export function formatChanges(
 export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const scope = r.complete
     ? 'complete: every reachable state explored'
-    : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : `state bound (${r.bounds.maxStates})`}`;
+    : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
-    `${r.model} / ${r.variant}  (${r.engine} engine${r.checking ? '' : ', model checks off'})`,
+    `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'}${r.reductions.length ? `, ${r.reductions.join(' + ')}` : ''})`,
     `  ${scope}`,
     `  ${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ` +
       `${r.seconds.toFixed(2)} s, ${Math.round(r.statesPerSecond).toLocaleString('en')} states/s, peak ${r.peakMemoryMB} MB`,
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
+  if (r.spilledMB > 0) lines.push(`  the frontier spilled ${r.spilledMB} MB to disk (--memory)`);
   if (Object.keys(r.params).length > 0)
     lines.splice(
       1,
@@ -103,6 +104,10 @@ export function formatProperties(r: ExploreResult, o: TextOptions = DEFAULT): st
     .join('\n');
 }
 
+/** `text` wrapped to the width with every line indented (wrapping trims leading spaces), continuations by 2 more. */
+const indented = (text: string, indent: number, width: number): string[] =>
+  wrapCell(text, width - indent - 2).map((l, i) => `${' '.repeat(i === 0 ? indent : indent + 2)}${l}`);
+
 /** "N of M transitions never fired" with their names, and the offered events that were never enabled. */
 export function formatCoverage(r: ExploreResult, o: TextOptions = DEFAULT): string {
   const c = r.coverage;
@@ -114,8 +119,8 @@ export function formatCoverage(r: ExploreResult, o: TextOptions = DEFAULT): stri
     lines.push(`  coverage: all ${c.transitions} transitions fired`);
   } else {
     lines.push(`  coverage: ${c.neverFired.length} of ${c.transitions} transitions never fired`);
-    for (const t of unexplained) lines.push(...wrapCell(`    ${t}`, o.width));
-    for (const t of known) lines.push(...wrapCell(`    ${t} (known: ${c.unreachable[t]})`, o.width));
+    for (const t of unexplained) lines.push(...indented(t, 4, o.width));
+    for (const t of known) lines.push(...indented(`${t} (known: ${c.unreachable[t]})`, 4, o.width));
   }
   for (const t of c.staleUnreachable)
     lines.push(...wrapCell(`  listed as unreachable but fired: ${t}`, o.width));

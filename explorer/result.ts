@@ -74,6 +74,8 @@ export interface ExploreStats {
   readonly seconds: number;
   readonly statesPerSecond: number;
   readonly peakMemoryMB: number;
+  /** Megabytes of frontier written to disk because of --memory (0 when it all fit). */
+  readonly spilledMB: number;
   /** TLC's optimistic estimate of a fingerprint collision: n * (t - n) / 2^64. */
   readonly collisionProbability: number;
 }
@@ -88,12 +90,16 @@ export interface ExploreResult extends ExploreStats {
   readonly engineNote?: string;
   /** Whether checking mode was on (model-checks.ts). */
   readonly checking: boolean;
+  /** State-space reductions applied ('symmetry'): the states counted are orbit representatives. */
+  readonly reductions: readonly string[];
+  /** Worker threads the search ran on (1: the one-thread search). */
+  readonly workers: number;
   /** Which transitions fired, which never did, and the event types never enabled. */
   readonly coverage: Coverage;
   /** True when every reachable state was explored (no bound cut the search). */
   readonly complete: boolean;
-  /** Which bound cut the search, when one did. */
-  readonly cutBy?: 'depth' | 'maxStates';
+  /** Which bound cut the search, when one did ('memory': the visited set outgrew --memory). */
+  readonly cutBy?: 'depth' | 'maxStates' | 'memory';
   readonly bounds: { readonly depth: number; readonly maxStates: number };
   readonly properties: readonly PropertyVerdict[];
   readonly violations: readonly Violation[];

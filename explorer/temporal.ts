@@ -75,7 +75,7 @@ export function checkTemporal(v: ResolvedVariant, engine: AnyEngine, o: SearchOu
   const fairMask = fairnessMask(v, engine);
   const cut = o.complete
     ? undefined
-    : `cannot be judged: the search was cut off by --${o.cutBy === 'depth' ? 'depth' : 'max-states'}`;
+    : `cannot be judged: the search was cut off by ${o.cutBy === 'depth' ? '--depth' : o.cutBy === 'memory' ? '--memory' : '--max-states'}`;
   const findings: TemporalFinding[] = [];
   let label = 0;
   for (const [name, prop] of Object.entries(v.properties)) {

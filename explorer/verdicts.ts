@@ -31,9 +31,10 @@ export async function verdictRow(
   params: Params = {},
   onProgress?: (p: Progress) => void,
   check = true,
+  workers: number | 'auto' = 'auto',
 ): Promise<VerdictRow> {
   const variant = model.variant(variantName, params);
-  const result = await explore(variant, { ...(onProgress && { onProgress }), check });
+  const result = await explore(variant, { ...(onProgress && { onProgress }), check, workers });
   const violated = result.properties.filter((p) => p.status === 'violated').map((p) => p.name);
   const unknown = result.properties
     .filter((p) => p.status !== 'holds' && p.status !== 'violated')

@@ -30,7 +30,13 @@
  * One factory (`buildMachine`) makes every variant from a `Design`.
  */
 import { setup } from 'xstate';
-import { defineModel, leadsTo, type StatePredicate } from '../explorer/model.ts';
+import {
+  defineModel,
+  leadsTo,
+  type ModelSnapshot,
+  type StatePredicate,
+  sometimes,
+} from '../explorer/model.ts';
 import {
   accountingConserved,
   noKernelBug,
@@ -93,6 +99,21 @@ import {
   waitResult,
   wakeAll,
 } from './kernel/type1-wait.ts';
+import {
+  closeDeviceWait,
+  closingDeviceWait,
+  dmaName,
+  haltLabel,
+  heldBy,
+  IOMMU_LOCK,
+  LIST_LOCK,
+  lockPairWait,
+  mdevIdleWait,
+  sharedLabel,
+  stateOf,
+  unmapPathWait,
+  unregisterWait,
+} from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 
 export const DMAS = 2;
@@ -699,48 +720,189 @@ const SHOWN = new Set([
 const closeRequested: StatePredicate<Ctx> = (s) => s.context.closing;
 const closeCompleted: StatePredicate<Ctx> = (s) => !s.context.closing;
 
+// ---------------------------------------------------------------- in the thread's words
+
+/** The events only this model has: the live-update calls (include/uapi/linux/vfio.h) and its kernel steps. */
+const OWN_LABELS: Partial<Record<EvType, (e: Ev, c: Ctx) => string>> = {
+  VmmUnmapVaddr: (e) =>
+    `ioctl(container, VFIO_IOMMU_UNMAP_DMA, ${e.range === 'all' ? 'VADDR|ALL' : `VADDR, ${dmaName(e.range)}`})`,
+  VmmMapVaddr: (e) => `ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, ${dmaName(e.dma)})`,
+  VmmExec: () => 'execve(vmm)',
+  VmmExit: () => 'exit(vmm)',
+  VmmCloseContainer: () => 'close(container fd)',
+  VmmDetachGroup: () => 'ioctl(mdev group, VFIO_GROUP_UNSET_CONTAINER)',
+  VmmAttachGroup: () => 'ioctl(mdev group, VFIO_GROUP_SET_CONTAINER)',
+  VmmOpenDevice: () => 'ioctl(mdev group, VFIO_GROUP_GET_DEVICE_FD)',
+  MdevPinWake: (_e, c) => `mdev: vfio_pin_pages(${dmaName(c.drv.inflight)}): woken in vfio_wait`,
+  MdevDone: () => 'mdev: worker ends (VMM gone, device released)',
+  ReleaseNotifyClose: () => 'release: vfio_device_fops_release → set close_flag, wake waiters',
+  ReleaseDone: () => 'release: ends (VMM gone, nothing to release)',
+  HotplugOpenDevice: () => 'ioctl(dev2 group, VFIO_GROUP_GET_DEVICE_FD)',
+  HotplugRegisterListLock: () => `hotplug: register_device: mutex_lock(${LIST_LOCK})`,
+  HotplugCloseDevice: () => 'close(dev2 fd)',
+  HotplugUnregisterListLock: () => `hotplug: unregister_device: mutex_lock(${LIST_LOCK})`,
+  HotplugDone: () => 'hotplug: thread ends (VMM gone)',
+  HotplugHalt: () => haltLabel('hotplug'),
+};
+
+/** How each event reads in seed 000's thread (the reports append the result). */
+export function containerLabel(e: Ev, s: ModelSnapshot<Ctx>): string {
+  const shared = sharedLabel(e, s.context, { Vmm: 'vmm' });
+  if (shared !== undefined) return shared;
+  const own = OWN_LABELS[e.type];
+  if (own === undefined) throw new Error(`no label for ${e.type}`);
+  return own(e, s.context);
+}
+
+/** The mdev's dma_unmap callback for `dma` takes iommu->lock (vfio_unpin_pages) when it has a page there. */
+const callbackLocks = (c: Ctx) => (dev: string, dma: number) =>
+  dev === MDEV && callbackNeedsLock('compliant', kstate(c), dma);
+
+function vmmWait(state: string, c: Ctx): string | undefined {
+  if (state === 'closingDevice') return closingDeviceWait(c.closing);
+  if (state !== 'idle') return unmapPathWait(state, 'vmm', c, callbackLocks(c));
+  // A live VMM can always exit; after exit, exit_files() closes the container fd under iommu->lock.
+  if (alive(c) || c.vmm.deviceFd || !c.vmm.containerFd) return undefined;
+  const on = heldBy(c.t1.lock, 'vmm', IOMMU_LOCK);
+  return on && `in exit(), closing the container fd: ${on}`;
+}
+
+function mdevWait(state: string, c: Ctx): string | undefined {
+  if (state === 'idle') {
+    const k = kstate(c);
+    return mdevIdleWait(
+      c,
+      (i) => wantsPin(c.drv, k, i, false),
+      (i) => wantsUnpin('compliant', c.drv, k, i),
+    );
+  }
+  if (state !== 'waiting') return undefined;
+  if (waiterOf(c.wait, 'mdev')?.woken === false) {
+    return `in vfio_wait() for ${dmaName(c.drv.inflight)}'s vaddr (vfio_pin_pages)`;
+  }
+  const on = heldBy(c.t1.lock, 'mdev', IOMMU_LOCK);
+  return on && `in vfio_wait(), woken, to retake ${IOMMU_LOCK}: ${on}`;
+}
+
+function releaseWait(d: Design, state: string, c: Ctx): string | undefined {
+  const closeDev = () => closeDeviceWait(c, closeNeedsLock('compliant', kstate(c)));
+  switch (state) {
+    case 'idle': {
+      if (!c.closing) return undefined;
+      if (d.closeFlag === 'none') return closeDev();
+      // The proposal's hook runs under iommu->lock.
+      const on = heldBy(c.t1.lock, 'release', IOMMU_LOCK);
+      return on && `in vfio_device_fops_release, to set close_flag: ${on}`;
+    }
+    case 'closeDevice':
+      return closeDev();
+    case 'finish': {
+      // With the container fd closed, the group file's last reference goes and the mdev group detaches.
+      const on = c.vmm.containerFd ? undefined : heldBy(c.t1.lock, 'release', IOMMU_LOCK);
+      return on && `in vfio_df_close, detaching the mdev group: ${on}`;
+    }
+    default:
+      return unregisterWait(state, c);
+  }
+}
+
+function hotplugWait(state: string, c: Ctx): string | undefined {
+  switch (state) {
+    case 'closed':
+      return alive(c) ? lockPairWait('GET_DEVICE_FD → register_device', true, 'hotplug', c) : undefined;
+    case 'registering':
+      return lockPairWait('register_device', false, 'hotplug', c);
+    case 'open':
+      return lockPairWait('close(dev2 fd) → unregister_device', true, 'hotplug', c);
+    case 'unregistering':
+      return lockPairWait('unregister_device', false, 'hotplug', c);
+    default:
+      return undefined;
+  }
+}
+
+/** What a blocked actor waits for, from its state and the locks and waiters in the context. */
+export const containerWaits =
+  (d: Design) =>
+  (s: ModelSnapshot<Ctx>, actor: string): string | undefined => {
+    const c = s.context;
+    if (c.kernelBug) return undefined; // every actor has its Halt step
+    const state = stateOf(s.value, actor);
+    if (actor === 'vmm') return vmmWait(state, c);
+    if (actor === 'mdev') return mdevWait(state, c);
+    if (actor === 'release') return releaseWait(d, state, c);
+    if (actor === 'hotplug') return hotplugWait(state, c);
+    return undefined;
+  };
+
+// ---------------------------------------------------------------- coverage
+
+/**
+ * Transitions that never fire in any variant, with the reason. Both BUG_ON
+ * branches of the unmap walk, and so every halt step after a BUG: the model's
+ * driver is compliant, and vfio_pin_pages() needs the mdev on device_list.
+ */
+const UNREACHABLE = {
+  'vmm.idle#VmmUnmapDma[0]':
+    'a fresh walk notifies at the first pinned dma; it spins into BUG_ON(++retries > 10) only with ' +
+    'device_list empty, and then nothing is pinned: vfio_pin_pages is EINVAL without a device, and ' +
+    'close_device unpins all before unregister_device',
+  'vmm.unmapRelock#VmmUnmapRelock[0]':
+    'the compliant dma_unmap callback unpins the dma and drops it from its view, and only the VMM, ' +
+    'inside this UNMAP, could teach it again: no dma is notified twice, BUG_ON(++retries > 10) cannot fire',
+  '*#*Halt': 'no kernel BUG in this model (the two entries above): the halt steps follow BUG_ON only',
+};
+
+/** 7.3 variants: vfio_pin_pages never sleeps. */
+const NO_VFIO_WAIT = {
+  'mdev.idle#MdevPinPages[0]':
+    "7.3's vfio_iommu_type1_pin_pages never sleeps: vfio_wait is gone (reverted in 6.2), a pin " +
+    'while any vaddr is invalid is EBUSY',
+  'mdev.waiting#MdevPinWake': 'no pin ever sleeps in vfio_wait on 7.3, so none wakes',
+};
+
 const BASE: Design = { kernel: '7.3', closeFlag: 'none', hotplug: false, maxRetries: 10 };
 
 /** The model factory the tests also use for mutants. */
 export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...over });
 
-/**
- * Transitions no variant of this model fires, with the reason. The container's driver is
- * compliant: its dma_unmap callback unpins, so vfio_dma_do_unmap() never retries a
- * notification and its BUG_ON never fires (the Halt steps follow only a BUG).
- */
-const NO_BUG = {
-  'vmm.idle#VmmUnmapDma[0]':
-    'the BUG_ON in the first walk needs a pinned dma with no device to notify; the compliant close_device unpins before unregister',
-  'vmm.unmapRelock#VmmUnmapRelock[0]':
-    'the compliant driver unpins in the first callback, so no notification is retried up to the BUG_ON',
-  '*#*Halt': 'a Halt step follows a BUG_ON, which no variant of this model reaches',
+/** A variant's machine and its waits, from one design. */
+const designed = (over: Partial<Design>) => ({
+  machine: machineFor(over),
+  waitingFor: containerWaits({ ...BASE, ...over }),
+});
+
+/** Witnesses that the verdicts are not vacuous: the driver pins, the unmap notifies it, a close finishes. */
+const WITNESSES = {
+  mdevPins: sometimes<Ctx>((s) => s.context.t1.dmas.some((x) => x.pin !== null)),
+  unmapNotifiesTheDriver: sometimes<Ctx>((s) => (s.context.walk.vmm?.target ?? null) !== null),
+  closeCompletes: sometimes<Ctx>((s) => !s.context.drv.vfioOpen && !s.context.closing),
 };
-/** 7.3's vfio_pin_pages() never sleeps: EBUSY while a vaddr is invalid (T1:vfio_iommu_type1_pin_pages). */
-const NO_SLEEP_73 = {
-  'mdev.idle#MdevPinPages[0]': "a 7.3 pin never sleeps in vfio_wait() (v6.1's, reverted in 6.2)",
-  'mdev.waiting#*': "only a pin sleeping in v6.1's vfio_wait() gets here",
-};
+
+/** v6.1 variants: a pin does sleep in vfio_wait. */
+const SLEEPS = { pinSleeps: sometimes<Ctx>((s) => s.context.wait.waiters.length > 0) };
 
 export default defineModel<Ctx, Ev>({
   id: 'container',
   description:
     'VFIO type1 container live update (VADDR unmap/map, exec) with a pinning mdev and device close',
-  machine: machineFor({}),
+  ...designed({}),
   events: () => EVENTS,
   calls: CALLS,
+  label: containerLabel,
   result: (after, actor, event) =>
     SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
   invariants: { noPinWithoutPageProvider, unmapLeavesNoPins, accountingConserved, noKernelBug },
-  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted) },
+  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
   fairness: { weak: 'all' },
+  unreachable: UNREACHABLE,
   defaultVariant: 'current',
   variants: {
     'vfio-wait': {
       description:
         'v6.1 (seed 000): pins sleep in vfio_wait while their vaddr is invalid; pages follow the task',
-      machine: machineFor({ kernel: '6.1' }),
-      unreachable: NO_BUG,
+      ...designed({ kernel: '6.1' }),
+      properties: SLEEPS,
       expect: {
         violated: ['deadlock', 'everyCloseCompletes', 'noPinWithoutPageProvider', 'accountingConserved'],
         states: 54_695,
@@ -749,8 +911,8 @@ export default defineModel<Ctx, Ev>({
     'close-flag': {
       description:
         "seed 000's fix as proposed: device close sets close_flag on the mdev's waiters and wakes them",
-      machine: machineFor({ kernel: '6.1', closeFlag: 'per-waiter' }),
-      unreachable: NO_BUG,
+      ...designed({ kernel: '6.1', closeFlag: 'per-waiter' }),
+      properties: SLEEPS,
       expect: {
         violated: ['deadlock', 'everyCloseCompletes', 'noPinWithoutPageProvider', 'accountingConserved'],
         states: 71_232,
@@ -758,30 +920,30 @@ export default defineModel<Ctx, Ev>({
     },
     'close-flag-sticky': {
       description: 'the close flag kept on the device until the close completes, so later pins fail too',
-      machine: machineFor({ kernel: '6.1', closeFlag: 'sticky' }),
-      unreachable: NO_BUG,
+      ...designed({ kernel: '6.1', closeFlag: 'sticky' }),
+      properties: SLEEPS,
       expect: { violated: ['noPinWithoutPageProvider', 'accountingConserved'], states: 70_342 },
     },
     current: {
       description: '7.3: pins EBUSY while any vaddr is invalid; VADDR unmap EBUSY with an mdev; attach EBUSY',
-      machine: machineFor({}),
+      ...designed({}),
       invariants: { vaddrInvalidExcludesMdev },
-      unreachable: { ...NO_BUG, ...NO_SLEEP_73 },
+      unreachable: NO_VFIO_WAIT,
       expect: { violated: [], states: 19_158 },
     },
     'current-hotplug': {
       description: '7.3 with a second VMM thread opening a second emulated device (U6 lock order)',
-      machine: machineFor({ hotplug: true }),
+      ...designed({ hotplug: true }),
       invariants: { vaddrInvalidExcludesMdev },
-      unreachable: { ...NO_BUG, ...NO_SLEEP_73 },
+      unreachable: NO_VFIO_WAIT,
       expect: { violated: ['deadlock'], states: 96_904 },
     },
     'current-hotplug-fixed': {
       description:
         '7.3 with the U6 patch (device_list_lock before iommu->lock everywhere) and the hotplug thread',
-      machine: machineFor({ hotplug: true, lockOrder: 'list-first' }),
+      ...designed({ hotplug: true, lockOrder: 'list-first' }),
       invariants: { vaddrInvalidExcludesMdev },
-      unreachable: { ...NO_BUG, ...NO_SLEEP_73 },
+      unreachable: NO_VFIO_WAIT,
       expect: { violated: [], states: 100_197 },
     },
   },

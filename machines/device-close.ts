@@ -24,7 +24,13 @@
  * One factory (`buildMachine`) makes every variant from a `Design`.
  */
 import { setup } from 'xstate';
-import { defineModel, leadsTo, type StatePredicate } from '../explorer/model.ts';
+import {
+  defineModel,
+  leadsTo,
+  type ModelSnapshot,
+  type StatePredicate,
+  sometimes,
+} from '../explorer/model.ts';
 import {
   accountingConserved,
   driverViewConsistent,
@@ -66,6 +72,15 @@ import {
   unmapPath,
   unregisterDevice,
 } from './kernel/type1-notify.ts';
+import {
+  closeDeviceWait,
+  closingDeviceWait,
+  mdevIdleWait,
+  sharedLabel,
+  stateOf,
+  unmapPathWait,
+  unregisterWait,
+} from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 
 export const DMAS = 2;
@@ -369,56 +384,117 @@ const BASE: Design = {
 /** The model factory the tests also use for mutants. */
 export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...over });
 
-/**
- * Transitions a variant never fires, with the reason. With a compliant driver that does not
- * re-pin, no notification is retried, so the BUG_ON never fires (the Halt steps follow only a
- * BUG). With a late or non-compliant one the VMM, the only thread that unmaps, is the one that
- * hits it; the release path runs inside its close(), so it cannot be in UNMAP_DMA then.
- */
+// ---------------------------------------------------------------- in the thread's words
+
+const UNMAPPERS = { Vmm: 'vmm', Unmapper: 'unmapper' };
+
+/** How each event reads in seeds 002 and 004 (the reports append the result). */
+export function deviceCloseLabel(e: Ev, s: ModelSnapshot<Ctx>): string {
+  const label = sharedLabel(e, s.context, UNMAPPERS);
+  if (label === undefined) throw new Error(`no label for ${e.type}`);
+  return label;
+}
+
+/** What a blocked actor waits for, from its state and the locks in the context. */
+export const deviceCloseWaits =
+  (d: Design) =>
+  (s: ModelSnapshot<Ctx>, actor: string): string | undefined => {
+    const c = s.context;
+    if (c.kernelBug) return undefined; // every actor has its Halt step
+    const state = stateOf(s.value, actor);
+    const k = kstate(c);
+    switch (actor) {
+      case 'vmm':
+      case 'unmapper':
+        if (state === 'closingDevice') return closingDeviceWait(c.closing);
+        return unmapPathWait(state, actor, c, (_dev, i) => callbackNeedsLock(d.driver, k, i));
+      case 'mdev':
+        return mdevIdleWait(
+          c,
+          (i) => wantsPin(c.drv, k, i, d.repin),
+          (i) => wantsUnpin(d.driver, c.drv, k, i),
+        );
+      case 'release':
+        if (state === 'idle') return c.closing ? closeDeviceWait(c, closeNeedsLock(d.driver, k)) : undefined;
+        return unregisterWait(state, c);
+      default:
+        return undefined;
+    }
+  };
+
+// ---------------------------------------------------------------- coverage
+
+/** Why a transition never fires, by the variants' common situations. */
 const NO_BUG = {
+  '*#*Halt': 'no kernel BUG in this variant (noKernelBug holds): the halt steps follow BUG_ON only',
+};
+
+/** BUG_ON at the call: a compliant close_device leaves no page pinned once device_list is empty. */
+const NO_BUG_AT_CALL = {
   '*.idle#*UnmapDma[0]':
-    'the BUG_ON in the first walk needs a pinned dma with no device to notify; the compliant close_device unpins before unregister',
-  '*.unmapRelock#*UnmapRelock[0]':
-    'the compliant driver unpins in the first callback, so no notification is retried up to the BUG_ON',
-  '*#*Halt': 'a Halt step follows a BUG_ON, which a compliant driver never lets happen',
-};
-const IN_CLOSE =
-  "the release path runs inside the VMM's close(), so the VMM cannot be in UNMAP_DMA to hit the BUG_ON then";
-const VMM_BUGS = {
-  'vmm.*#VmmHalt': 'the VMM is the thread that hits the BUG_ON (it ends in kernelBug, not halted)',
-  'release.unregister*#ReleaseHalt': IN_CLOSE,
-  'release.finish#ReleaseHalt': IN_CLOSE,
-};
-const REUSE_CLOSED =
-  'the compliant close_device has unpinned everything before these states, so no unmap retries its notification then';
-const NEVER_UNPINS = { 'mdev.idle#MdevUnpinPages[0]': 'a non-compliant driver never unpins' };
-
-const UNREACHABLE: Readonly<Record<DriverKind, Record<string, string>>> = {
-  compliant: NO_BUG,
-  late: VMM_BUGS,
-  'non-compliant': { ...VMM_BUGS, ...NEVER_UNPINS },
+    'a fresh walk notifies at the first pinned dma; it spins into BUG_ON(++retries > 10) only with ' +
+    'device_list empty, and then nothing is pinned: vfio_pin_pages is EINVAL without a device, and ' +
+    'the compliant close_device unpins all before unregister_device',
 };
 
-const cross = (notify: NotifyTrigger, driver: DriverKind, violated: string[], states: number) => ({
+/** BUG_ON after the relock, one UNMAP thread, a compliant driver that does not re-pin. */
+const NO_BUG_AT_RELOCK = {
+  'vmm.unmapRelock#VmmUnmapRelock[0]':
+    'the compliant dma_unmap callback unpins the dma and drops it from its view, and only the VMM, ' +
+    'inside this UNMAP, could teach it again: no dma is notified twice, BUG_ON(++retries > 10) cannot fire',
+};
+
+/** The VMM is the only thread that unmaps: it is the one that BUGs, and it closes the device. */
+const ONE_UNMAPPER = {
+  'vmm.*#VmmHalt':
+    'the vmm is the only thread that unmaps, so every BUG is its own: it ends in kernelBug, it never ' +
+    "halts after another thread's BUG",
+  'release.unregister*#ReleaseHalt':
+    'the release path is past close_device only while the vmm, the only thread that unmaps, waits in ' +
+    'close(): no walk runs to BUG',
+  'release.finish#ReleaseHalt': 'as for release.unregister: the vmm waits in close() meanwhile',
+};
+
+/** A non-compliant driver never unpins. */
+const NEVER_UNPINS = {
+  'mdev.idle#MdevUnpinPages':
+    'a non-compliant driver never calls vfio_unpin_pages (not in dma_unmap, close_device or its worker)',
+};
+
+/** A variant's machine and its waits, from one design. */
+const designed = (over: Partial<Design>) => ({
+  machine: machineFor(over),
+  waitingFor: deviceCloseWaits({ ...BASE, ...over }),
+});
+
+const cross = (
+  notify: NotifyTrigger,
+  driver: DriverKind,
+  violated: string[],
+  states: number,
+  unreachable: Readonly<Record<string, string>>,
+) => ({
   description: `notify ${notify}, ${driver} driver`,
-  machine: machineFor({ notify, driver }),
-  unreachable:
-    notify === 'if-pinned' && driver === 'non-compliant'
-      ? {
-          ...UNREACHABLE[driver],
-          'vmm.unmapRelock#VmmUnmapRelock[2]':
-            'a non-compliant driver never unpins: a notified dma stays pinned and the retries end in the BUG_ON',
-        }
-      : UNREACHABLE[driver],
+  ...designed({ notify, driver }),
+  unreachable,
   expect: { violated, states },
 });
+
+/** Witnesses that the verdicts are not vacuous: the driver pins, an unmap notifies it and returns, a close finishes. */
+const WITNESSES = {
+  mdevPins: sometimes<Ctx>((s) => s.context.t1.dmas.some((x) => x.pin !== null)),
+  unmapNotifiesTheDriver: sometimes<Ctx>((s) => (s.context.walk.vmm?.target ?? null) !== null),
+  unmapReturns: sometimes<Ctx>((s) => s.context.lastUnmap.vmm !== null),
+  closeCompletes: sometimes<Ctx>((s) => !s.context.drv.vfioOpen && !s.context.closing),
+};
 
 export default defineModel<Ctx, Ev>({
   id: 'device-close',
   description: 'DMA-unmap notification to an mdev driver (seeds 002, 004) and the device close path',
-  machine: machineFor({}),
+  ...designed({}),
   events: () => EVENTS,
   calls: CALLS,
+  label: deviceCloseLabel,
   result: (after, actor, event) =>
     SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
   invariants: {
@@ -428,59 +504,93 @@ export default defineModel<Ctx, Ev>({
     noKernelBug,
     driverViewConsistent,
   },
-  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted) },
+  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
   fairness: { weak: 'all' },
   defaultVariant: 'notify-if-pinned-compliant',
   variants: {
-    'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640),
-    'notify-if-pinned-late': cross('if-pinned', 'late', ['driverViewConsistent', 'noKernelBug'], 4556),
+    'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {
+      ...NO_BUG,
+      ...NO_BUG_AT_CALL,
+      ...NO_BUG_AT_RELOCK,
+    }),
+    'notify-if-pinned-late': cross(
+      'if-pinned',
+      'late',
+      ['driverViewConsistent', 'noKernelBug'],
+      4556,
+      ONE_UNMAPPER,
+    ),
     'notify-if-pinned-non-compliant': cross(
       'if-pinned',
       'non-compliant',
       ['driverViewConsistent', 'noKernelBug'],
       2693,
+      {
+        ...ONE_UNMAPPER,
+        ...NEVER_UNPINS,
+        'vmm.unmapRelock#VmmUnmapRelock[2]':
+          'only a pinned dma is notified (if-pinned) and a non-compliant driver never unpins: every ' +
+          'relock meets the same pinned dma again, and notifies or BUGs instead of returning',
+      },
     ),
-    'notify-always-compliant': cross('always', 'compliant', [], 465),
-    'notify-always-late': cross('always', 'late', ['noKernelBug'], 2817),
+    'notify-always-compliant': cross('always', 'compliant', [], 465, {
+      ...NO_BUG,
+      ...NO_BUG_AT_CALL,
+      ...NO_BUG_AT_RELOCK,
+    }),
+    'notify-always-late': cross('always', 'late', ['noKernelBug'], 2817, ONE_UNMAPPER),
     'notify-always-non-compliant': cross(
       'always',
       'non-compliant',
       ['driverViewConsistent', 'noKernelBug'],
       3032,
+      { ...ONE_UNMAPPER, ...NEVER_UNPINS },
     ),
     'notify-always-once-compliant': {
       description: "seed 002's patch as written: one `advised` flag per UNMAP call",
-      machine: machineFor({ notify: 'always-once' }),
-      unreachable: NO_BUG,
+      ...designed({ notify: 'always-once' }),
+      unreachable: { ...NO_BUG, ...NO_BUG_AT_CALL, ...NO_BUG_AT_RELOCK },
       expect: { violated: ['driverViewConsistent'], states: 695 },
     },
     'repin-compliant': {
       description:
         'compliant driver whose guest keeps pinning a range while the VMM unmaps it (seed 004 re-pin race)',
-      machine: machineFor({ notify: 'always', repin: true }),
-      unreachable: { 'vmm.idle#VmmUnmapDma[0]': NO_BUG['*.idle#*UnmapDma[0]'], ...VMM_BUGS },
+      ...designed({ notify: 'always', repin: true }),
+      unreachable: { ...ONE_UNMAPPER, ...NO_BUG_AT_CALL },
       expect: { violated: ['driverViewConsistent', 'noKernelBug'], states: 6819 },
     },
     'two-unmappers': {
       description: 'two threads call UNMAP_DMA with a compliant driver (iommu->lock vs device_list_lock)',
-      machine: machineFor({ twoUnmappers: true }),
-      unreachable: NO_BUG,
+      ...designed({ twoUnmappers: true }),
+      unreachable: {
+        ...NO_BUG,
+        ...NO_BUG_AT_CALL,
+        '*.unmapRelock#*UnmapRelock[0]':
+          'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
+          'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
+          'twice, BUG_ON(++retries > 10) cannot fire',
+      },
       expect: { violated: ['deadlock', 'driverViewConsistent'], states: 19_209 },
     },
     'two-unmappers-reuse': {
       description: "two UNMAP_DMA threads; a re-mapped dma reuses the freed one's address (dma_last ABA)",
       // maxRetries 2 keeps this one small (65,903 states); at 10 it takes 80 steps and 209,071 states.
-      machine: machineFor({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
+      ...designed({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
       unreachable: {
-        '*.idle#*UnmapDma[0]': NO_BUG['*.idle#*UnmapDma[0]'],
+        ...NO_BUG_AT_CALL,
         'vmm.unmapRelock#VmmUnmapRelock[0]':
-          "only the VMM maps, so only the unmapper's dma_last can be fooled by a re-mapped dma at the freed one's address",
-        'vmm.unmapListLock#VmmHalt':
-          'the VMM holds iommu->lock here, so the unmapper cannot be in the walk that BUGs',
-        'release.unregister*#ReleaseHalt': REUSE_CLOSED,
-        'release.finish#ReleaseHalt': REUSE_CLOSED,
+          "only the unmapper's walk can meet a dma freed and mapped again at the same address: that " +
+          'takes another thread that maps, and only the vmm maps (never while inside its own UNMAP)',
         'unmapper.*#UnmapperHalt':
-          'the unmapper is the thread that hits the BUG_ON (it ends in kernelBug, not halted)',
+          "the BUG is always the unmapper's own (the vmm's walk cannot BUG, above): it ends in " +
+          "kernelBug, it never halts after another thread's BUG",
+        'vmm.unmapListLock#VmmHalt':
+          'the vmm holds iommu->lock in unmapListLock (device_list_lock is taken before iommu->lock is ' +
+          "dropped), and the unmapper's BUG_ON runs in its walk, under iommu->lock",
+        'release.unregister*#ReleaseHalt':
+          'the compliant close_device has unpinned every page and closed the driver (no new pins) before ' +
+          'the release leaves idle: no walk has a pinned dma left to retry on',
+        'release.finish#ReleaseHalt': 'as for release.unregister: nothing is pinned after close_device',
       },
       expect: {
         violated: ['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'],
@@ -489,8 +599,15 @@ export default defineModel<Ctx, Ev>({
     },
     'two-unmappers-fixed': {
       description: 'two UNMAP_DMA threads on a kernel with the U6 patch: no lock inversion left',
-      machine: machineFor({ twoUnmappers: true, lockOrder: 'list-first' }),
-      unreachable: NO_BUG,
+      ...designed({ twoUnmappers: true, lockOrder: 'list-first' }),
+      unreachable: {
+        ...NO_BUG,
+        ...NO_BUG_AT_CALL,
+        '*.unmapRelock#*UnmapRelock[0]':
+          'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
+          'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
+          'twice, BUG_ON(++retries > 10) cannot fire',
+      },
       expect: { violated: ['driverViewConsistent'], states: 55_970 },
     },
   },

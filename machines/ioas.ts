@@ -11,7 +11,7 @@
  * attached to IOAS 1). Every variant is one design of the same factory.
  */
 import { setup } from 'xstate';
-import { defineModel, type ModelSnapshot } from '../explorer/model.ts';
+import { defineModel, type ModelSnapshot, sometimes, type TemporalProperty } from '../explorer/model.ts';
 import * as inv from '../invariants/ioas.ts';
 import { type ChangeImpl, changeProcessBody } from './kernel/iommufd-change-process.ts';
 import {
@@ -32,7 +32,7 @@ import {
 import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
 import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
-import { downWrite, RWSEM_FREE, upWrite } from './kernel/locks.ts';
+import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
 
 export type Actor = 'vmm' | 'child' | 'access';
 type Cpu = 'vmm' | 'child';
@@ -52,8 +52,6 @@ export interface Op {
 export interface IoasCtx {
   readonly ret: Readonly<Record<Actor, string | null>>;
   readonly k: Iommufd;
-  /** No type1 container in this model (the owner views also read type1 dmas). */
-  readonly dmas: readonly [];
   readonly op: Readonly<Record<Cpu, Op | null>>;
   readonly log: OwnerLog | null;
   /** MAP/MAP_FILE/COPY calls left, when the design bounds them. */
@@ -204,7 +202,6 @@ export function initialContext(d: IoasDesign): IoasCtx {
       access,
       ...(d.fixes && d.fixes.length > 0 && { fixes: d.fixes }),
     },
-    dmas: [],
     op: { vmm: null, child: null },
     log: null,
     ...(d.mapBudget !== undefined && { budget: d.mapBudget }),
@@ -739,6 +736,204 @@ export const VARIANT_DESIGNS = {
   'change-process-none-fixed': { ...CHANGE_PROCESS, cap: true, mapBudget: 3, fixes: PATCHED },
 } satisfies Record<string, Partial<IoasDesign>>;
 
+// ---------------------------------------------------------------- in the thread's words
+
+const at = (ioas?: number, slot?: number) => `ioas${ioas} slot${slot}`;
+const cpuOf = (type: string): Cpu => (type.startsWith('Child') ? 'child' : 'vmm');
+
+/** The uAPI calls (include/uapi/linux/iommufd.h), as the VMM or the child writes them. */
+const CALL_LABELS: Readonly<Record<string, (e: IoasEv) => string>> = {
+  VmmIoasAlloc: () => 'ioctl(iommufd, IOMMU_IOAS_ALLOC)',
+  VmmIoasDestroy: (e) => `ioctl(iommufd, IOMMU_DESTROY, ioas${e.ioas})`,
+  VmmIoasMap: (e) => `ioctl(iommufd, IOMMU_IOAS_MAP, ${at(e.ioas, e.slot)})`,
+  VmmIoasMapFile: (e) => `ioctl(iommufd, IOMMU_IOAS_MAP_FILE, ${at(e.ioas, e.slot)})`,
+  VmmIoasCopy: (e) => `ioctl(iommufd, IOMMU_IOAS_COPY, ${at(e.srcIoas, e.srcSlot)} → ${at(e.ioas, e.slot)})`,
+  VmmIoasUnmap: (e) => `ioctl(iommufd, IOMMU_IOAS_UNMAP, ${at(e.ioas, e.slot)})`,
+  VmmIoasChangeProcess: () => 'ioctl(iommufd, IOMMU_IOAS_CHANGE_PROCESS)',
+  ChildIoasChangeProcess: () => 'ioctl(iommufd, IOMMU_IOAS_CHANGE_PROCESS)',
+  VmmExec: () => 'execve(vmm)',
+  ChildExit: () => 'exit(child)',
+};
+
+/** The kernel steps of the multi-step calls (drivers/iommu/iommufd/), named for the function and the step. */
+const stepLabels = (d: IoasDesign): Readonly<Record<string, (e: IoasEv, c: IoasCtx) => string>> => ({
+  VmmIoasFinalize: () => 'vmm: iommufd_ioas_alloc_ioctl: iommufd_object_finalize',
+  VmmMapInsert: (_e, c) => {
+    const op = c.op.vmm;
+    if (!op) return 'vmm: iopt_alloc_area_pages';
+    const area = `iopt_alloc_area_pages(${at(op.ioas, op.slot)})`;
+    return op.kind === 'copy'
+      ? `vmm: iopt_get_pages(${at(op.srcIoas, op.srcSlot)}), ${area}`
+      : `vmm: ${area}`;
+  },
+  VmmMapFill: () => 'vmm: iopt_map_pages: iopt_fill_domains_pages',
+  VmmUnmapScan: () => 'vmm: iopt_unmap_iova_range: down_write(iova_rwsem)',
+  VmmUnmapNotify: () => 'vmm: iommufd_access_notify_unmap → access->ops->unmap',
+  VmmUnmapUnfill: () => 'vmm: iopt_unmap_iova_range: iopt_area_unfill_domains',
+  CpTakeCreation: (e) => `${cpuOf(e.type)}: iommufd_take_all_iova_rwsem: down_write(ioas_creation_lock)`,
+  CpTakeIoas: (e, c) => {
+    const cpu = cpuOf(e.type);
+    const id = nextIoas(c, c.op[cpu]?.held ?? [], descendingFor(cpu, d));
+    return `${cpu}: iommufd_take_all_iova_rwsem: down_write(ioas${id}'s iova_rwsem)`;
+  },
+  CpApply: (e) => `${cpuOf(e.type)}: iommufd_ioas_change_process: move the owner, unlock`,
+  AccessPin: (e) => `access: iommufd_access_pin_pages(${at(1, e.slot)})`,
+  AccessUnpin: (e) => `access: iommufd_access_unpin_pages(${at(1, e.slot)})`,
+  AccessDestroy: () => 'access: iommufd_access_destroy',
+});
+
+/** How each event reads in the thread (the reports append the result). */
+export function ioasLabel(d: IoasDesign) {
+  const steps = stepLabels(d);
+  return (e: IoasEv, s: ModelSnapshot<IoasCtx>): string => {
+    const call = CALL_LABELS[e.type];
+    if (call) return call(e);
+    const step = steps[e.type] ?? steps[e.type.replace(/^(Vmm|Child)/, '')];
+    if (!step) throw new Error(`no label for ${e.type}`);
+    return step(e, s.context);
+  };
+}
+
+const holder = (r: RwSem): string => r.writer ?? r.readers.join(', ');
+
+/** `on ioas1's iova_rwsem, held by child` when another actor holds it for write. */
+function iovaHeld(c: IoasCtx, ioas: number | undefined, me: string): string | undefined {
+  if (ioas === undefined || iovaFreeFor(c.k, ioas, me)) return undefined;
+  const i = c.k.ioas.find((x) => x.id === ioas);
+  return `on ioas${ioas}'s iova_rwsem, held by ${i ? holder(i.iova) : '?'}`;
+}
+
+/** The locks a CHANGE_PROCESS in progress holds, for "holding ..." */
+function cpHolds(c: IoasCtx, cpu: Cpu): string {
+  const held = [
+    ...(c.k.creation.writer === cpu ? ['ioas_creation_lock'] : []),
+    ...(c.op[cpu]?.held ?? []).map((id) => `ioas${id}'s iova_rwsem`),
+  ];
+  return held.length ? ` (holding ${held.join(', ')})` : '';
+}
+
+function cpuWait(d: IoasDesign, c: IoasCtx, cpu: Cpu, state: string): string | undefined {
+  const op = c.op[cpu];
+  const inFn = (fn: string, on: string | undefined) => on && `in ${fn}: ${on}`;
+  switch (state) {
+    case 'allocFinalize': {
+      const w = c.k.creation.writer;
+      return w === null ? undefined : `in IOMMU_IOAS_ALLOC: down_read(ioas_creation_lock), held by ${w}`;
+    }
+    case 'mapInsert':
+      return inFn(
+        'iopt_alloc_area_pages',
+        iovaHeld(c, op?.ioas, cpu) ?? (op?.kind === 'copy' ? iovaHeld(c, op.srcIoas, cpu) : undefined),
+      );
+    case 'mapFill':
+      return inFn('iopt_map_pages, to publish area->pages', iovaHeld(c, op?.ioas, cpu));
+    case 'unmapScan':
+      return inFn('iopt_unmap_iova_range', iovaHeld(c, op?.ioas, cpu));
+    case 'unmapNotify':
+      return inFn("the access's unmap callback (iommufd_access_unpin_pages)", iovaHeld(c, op?.ioas, cpu));
+    case 'cpCreation': {
+      const r = c.k.creation;
+      if (r.writer === null && r.readers.length === 0) return undefined;
+      return `in iommufd_take_all_iova_rwsem: down_write(ioas_creation_lock), held by ${holder(r)}`;
+    }
+    case 'cpIoas': {
+      const id = nextIoas(c, op?.held ?? [], descendingFor(cpu, d));
+      const on = id === undefined ? undefined : iovaHeld(c, id, cpu);
+      return on && `in iommufd_take_all_iova_rwsem${cpHolds(c, cpu)}: ${on}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** What a blocked actor waits for: a lock another actor holds across steps (only CHANGE_PROCESS does). */
+export const ioasWaits =
+  (d: IoasDesign) =>
+  (s: ModelSnapshot<IoasCtx>, actor: string): string | undefined => {
+    const c = s.context;
+    const state = (s.value as Record<string, string>)[actor];
+    if (actor === 'access') {
+      const on = state === 'attached' ? iovaHeld(c, c.k.access?.ioas ?? undefined, 'access') : undefined;
+      return on && `in its next pin, unpin or destroy: ${on}`;
+    }
+    return cpuWait(d, c, actor as Cpu, state);
+  };
+
+// ---------------------------------------------------------------- coverage
+
+const CP_SKIP =
+  'only the cpNoCreationLock test mutant skips ioas_creation_lock (iommufd_take_all_iova_rwsem always takes it first)';
+
+/**
+ * The transitions a design never fires, with the reason, derived from the
+ * design itself: the calls it does not make, and the branches its IOASes,
+ * maps and access cannot take. Every variant's list is checked by `npm start`.
+ */
+export function ioasUnreachable(d: IoasDesign): Record<string, string> {
+  const out: Record<string, string> = {};
+  const ioas1Stays = d.lifecycle
+    ? "IOAS 1 never goes away (IOMMU_DESTROY of it is EBUSY: the domain's HWPT holds a users reference)"
+    : 'IOAS 1 never goes away (this variant makes no IOMMU_DESTROY)';
+  if (!d.lifecycle) {
+    const why = 'this variant makes no IOMMU_IOAS_ALLOC or IOMMU_DESTROY (its IOAS exists from the start)';
+    out['vmm.idle#VmmIoasAlloc'] = why;
+    out['vmm.idle#VmmIoasDestroy'] = why;
+    out['vmm.allocFinalize#VmmIoasFinalize'] = why;
+  }
+  for (const [type, kind, name] of [
+    ['VmmIoasMap', 'user', 'IOMMU_IOAS_MAP of a user VA'],
+    ['VmmIoasMapFile', 'file', 'IOMMU_IOAS_MAP_FILE'],
+  ] as const) {
+    const maps = d.maps.filter((m) => m.kind === kind);
+    if (maps.length === 0) out[`vmm.idle#${type}`] = `this variant makes no ${name}`;
+    else if (maps.every((m) => m.ioas === 1))
+      out[`vmm.idle#${type}[0]`] = `iommufd_get_ioas is ENOENT only for a missing IOAS, and ${ioas1Stays}`;
+  }
+  if (d.copies.length === 0) out['vmm.idle#VmmIoasCopy'] = 'this variant makes no IOMMU_IOAS_COPY';
+  else if (d.copies.every((c) => c.src[0] === 1))
+    out['vmm.idle#VmmIoasCopy[0]'] = `every COPY is from IOAS 1, and ${ioas1Stays}`;
+  if ([...d.maps.map((m) => m.ioas), ...d.copies.map((c) => c.dst[0])].every((id) => id === 1))
+    out['vmm.idle#VmmIoasUnmap[0]'] = `every UNMAP is of IOAS 1, and ${ioas1Stays}`;
+  if (!d.vmmChangeProcess) {
+    const why = 'the VMM makes no IOMMU_IOAS_CHANGE_PROCESS in this variant';
+    out['vmm.idle#VmmIoasChangeProcess'] = why;
+    out['vmm.cp*'] = why;
+  } else out['vmm.idle#VmmIoasChangeProcess[1]'] = CP_SKIP;
+  if (d.child) out['child.idle#ChildIoasChangeProcess[1]'] = CP_SKIP;
+  if (!d.exec) out['vmm.idle#VmmExec'] = 'no exec in this variant';
+  if (d.access === 'none') {
+    const why = 'no access is attached: num_accesses is 0, iopt_unmap_iova_range never notifies';
+    out['vmm.unmapScan#VmmUnmapScan[1]'] = why;
+    out['vmm.unmapNotify#VmmUnmapNotify'] = why;
+  } else if (d.access === 'compliant') {
+    out['vmm.unmapNotify#VmmUnmapNotify[0]'] =
+      'a compliant access unpins at the first notification, and prevent_access makes later pins of the ' +
+      'area EINVAL: the retry bound is never passed, no EDEADLOCK';
+  }
+  return out;
+}
+
+/** Witnesses that a design's verdicts are not vacuous: its maps, accesses, copies and CHANGE_PROCESS happen. */
+export function ioasWitnesses(d: IoasDesign): Record<string, TemporalProperty<IoasCtx>> {
+  const out: Record<string, TemporalProperty<IoasCtx>> = {
+    mapCompletes: sometimes((s) => s.context.k.areas.some((a) => !a.busy)),
+  };
+  if (d.access !== 'none') out.accessPins = sometimes((s) => (s.context.k.access?.pins.length ?? 0) > 0);
+  if (d.access !== 'none')
+    out.unmapNotifiesTheAccess = sometimes((s) => s.context.k.areas.some((a) => a.prevent));
+  if (d.copies.length > 0) {
+    out.copySharesPages = sometimes(
+      (s) => new Set(s.context.k.areas.map((a) => a.pages)).size < s.context.k.areas.length,
+    );
+  }
+  if (d.vmmChangeProcess || d.child) {
+    out.changeProcessSucceeds = sometimes(
+      (s) => s.context.log?.call === 'IOMMU_IOAS_CHANGE_PROCESS' && s.context.log.ret === '0',
+    );
+  }
+  return out;
+}
+
 const variant = (
   name: keyof typeof VARIANT_DESIGNS,
   description: string,
@@ -746,7 +941,16 @@ const variant = (
   states: number,
 ) => {
   const d = ioasDesign(name);
-  return { description, machine: createIoasMachine(d), events: ioasEvents(d), expect: { violated, states } };
+  return {
+    description,
+    machine: createIoasMachine(d),
+    events: ioasEvents(d),
+    label: ioasLabel(d),
+    waitingFor: ioasWaits(d),
+    unreachable: ioasUnreachable(d),
+    properties: ioasWitnesses(d),
+    expect: { violated, states },
+  };
 };
 
 export default defineModel<IoasCtx, IoasEv>({
@@ -754,6 +958,8 @@ export default defineModel<IoasCtx, IoasEv>({
   description: 'iommufd IOAS: map, copy, unmap with access notification, accounting, CHANGE_PROCESS',
   machine: createIoasMachine(ioasDesign('access-unmap')),
   events: ioasEvents(ioasDesign('access-unmap')),
+  label: ioasLabel(ioasDesign('access-unmap')),
+  waitingFor: ioasWaits(ioasDesign('access-unmap')),
   invariants: inv.ioasInvariants,
   calls: IOAS_CALLS,
   variants: {
@@ -777,7 +983,7 @@ export default defineModel<IoasCtx, IoasEv>({
     ),
     'change-process': variant(
       'change-process',
-      'USER accounting: MAP_FILE, a user-VA MAP and a COPY; the VMM may exec, a child may CHANGE_PROCESS and exit',
+      'USER accounting: MAP_FILE and a user-VA MAP; the VMM may exec, a child may CHANGE_PROCESS and exit',
       ['alwaysPageProvider', 'pinnableHasProvider'],
       44106,
     ),

@@ -86,12 +86,16 @@ export interface BuildOptions {
 
 /**
  * `modules` with no `=m` option builds nothing but runs modpost over vmlinux, which writes the
- * Module.symvers an out-of-tree module (conformance/mdev/) is linked against.
+ * Module.symvers an out-of-tree module (conformance/mdev/) is linked against; a fragment without
+ * CONFIG_MODULES (the compat flavour) builds the bzImage only.
  */
-const MAKE_TARGETS = ['bzImage', 'modules'];
+const makeTargets = (dir: string) =>
+  /^CONFIG_MODULES=y$/m.test(readFileSync(join(dir, '.config'), 'utf8'))
+    ? ['bzImage', 'modules']
+    : ['bzImage'];
 
 /** `make O=dir -jN bzImage modules`, as argv; `wrap` runs it inside another command (unshare). */
-export const makeArgs = (dir: string, jobs: number) => [`O=${dir}`, `-j${jobs}`, ...MAKE_TARGETS];
+export const makeArgs = (dir: string, jobs: number) => [`O=${dir}`, `-j${jobs}`, ...makeTargets(dir)];
 
 export async function makeWithProgress(
   command: { cmd: string; args: string[]; cwd: string },
@@ -145,7 +149,7 @@ export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild
   if (opts.force) rmSync(dir, { recursive: true, force: true });
   const jobs = opts.jobs ?? 2;
   configureBuild(source.dir, dir, fragment, log);
-  log(`make -j${jobs} ${MAKE_TARGETS.join(' ')}`);
+  log(`make -j${jobs} ${makeTargets(dir).join(' ')}`);
   const made = await makeWithProgress(
     { cmd: 'make', args: makeArgs(dir, jobs), cwd: source.dir },
     Number(process.env.VFIO_MC_BUILD_LINES) || DEFAULT_BUILD_LINES,

@@ -24,7 +24,7 @@ FIXTURE(vfio_mc_exec_handoff)
 	uint64_t fd;
 	uint64_t hwpt_id_4;
 	uint64_t idev_id_5;
-	uint64_t ioas_id_2;
+	uint64_t ioas;
 	uint64_t memfd;
 	uint64_t stdev_id_3;
 };
@@ -37,11 +37,11 @@ FIXTURE_SETUP(vfio_mc_exec_handoff)
 	ASSERT_EQ(0, vmc_drop_cap(0));
 	ASSERT_EQ(0, vmc_rlimit_mode_mm(0, self->fd));
 	ASSERT_EQ(0, vmc_setrlimit_memlock(0, 0x4000));
-	ASSERT_EQ(0, vmc_ioas_alloc(0, self->fd, &self->ioas_id_2));
-	ASSERT_EQ(0, vmc_mock_domain(0, self->fd, self->ioas_id_2));
+	ASSERT_EQ(0, vmc_ioas_alloc(0, self->fd, &self->ioas));
+	ASSERT_EQ(0, vmc_mock_domain(0, self->fd, self->ioas));
 	ASSERT_EQ(0, vmc_memfd(0, 0x2000, &self->memfd));
-	ASSERT_EQ(0, vmc_ioas_map_file(0, self->fd, self->ioas_id_2, self->memfd, 0x1000000, 0x1000, 0));
-	ASSERT_EQ(0, vmc_ioas_map_file(0, self->fd, self->ioas_id_2, self->memfd, 0x1001000, 0x1000, 0x1000));
+	ASSERT_EQ(0, vmc_ioas_map_file(0, self->fd, self->ioas, self->memfd, 0x1000000, 0x1000, 0));
+	ASSERT_EQ(0, vmc_ioas_map_file(0, self->fd, self->ioas, self->memfd, 0x1001000, 0x1000, 0x1000));
 }
 
 FIXTURE_TEARDOWN(vfio_mc_exec_handoff)
@@ -60,7 +60,7 @@ TEST_F(vfio_mc_exec_handoff, change_process_after_exec)
 	ASSERT_EQ(0, vmc_setrlimit_memlock(0, 0x4000));
 	ASSERT_EQ(0, vmc_vm_pin_kb(0)); /* VmPin of vmm */
 	ASSERT_EQ(0, vmc_vm_lck_kb(0)); /* VmLck of vmm */
-	/* step 2, image: ImageMmap, the model predicts success */
+	/* step 2, image: ImageMmap(va=B), the model predicts success */
 	ASSERT_EQ(0, vmc_mmap(0, 0x2000, self->memfd, &self->addr_6));
 	ASSERT_EQ(0, vmc_vm_pin_kb(0)); /* VmPin of vmm */
 	ASSERT_EQ(0, vmc_vm_lck_kb(0)); /* VmLck of vmm */

@@ -3,7 +3,7 @@
 // driver rebuilds only the module (seconds), never the kernel.
 //
 //   npx tsx conformance/mdev/build.ts      prints the path of the module, building it if needed
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { cacheDir, conformanceDir, hashFiles } from '../cache.ts';
 import { cachedKernel, type KernelBuild } from '../kernel/build.ts';
@@ -16,6 +16,13 @@ export const MDEV_HEADER = join(mdevSrc, 'vfio-mc-pin.h');
 
 export function mdevSources(): string[] {
   return ['vfio-mc-pin.c', 'vfio-mc-pin.h', 'Kbuild'].map((f) => join(mdevSrc, f));
+}
+
+/** The module for this build, or undefined for a kernel built without CONFIG_MODULES (the compat flavour). */
+export function mdevModuleIfAny(kernel: Pick<KernelBuild, 'dir' | 'source'>): string | undefined {
+  const config = join(kernel.dir, '.config');
+  if (existsSync(config) && !/^CONFIG_MODULES=y$/m.test(readFileSync(config, 'utf8'))) return undefined;
+  return ensureMdevModule(kernel);
 }
 
 /** Path of vfio-mc-pin.ko for this kernel build, building it when the driver or the build changed. */

@@ -26,3 +26,11 @@ export function naiveBfs(variant: ResolvedVariant): { states: number; seconds: n
   }
   return { states: seen.size, seconds: (performance.now() - started) / 1000 };
 }
+
+// Run on its own (by bench.ts, as a whole process): tsx naive-bfs.ts REGIONS
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { default: model } = await import('./dma-regions.ts');
+  const regions = Number(process.argv[2] ?? 5);
+  const r = naiveBfs(model.variant(undefined, { regions, pins: 2 }));
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}

@@ -30,15 +30,15 @@ describe('the correct model', () => {
 });
 
 describe('a context changed in place', () => {
-  it('without checking mode explores the wrong graph and says "holds"', async () => {
-    const r = await explore(regionCache('in-place').variant(), { check: false });
-    expect(r.states).toBeLessThan(21);
-    expect(r.violations).toEqual([]);
+  it('without checking mode the search goes wrong, and only the replay notices, without saying where', async () => {
+    await expect(explore(regionCache('in-place').variant(), { check: false })).rejects.toThrow(
+      /does not replay on xstate's transition\(\) at step 1/,
+    );
   });
 
   it.each(engines)('%s: a model error naming the event, the state and the field', async (engine) => {
     const e = await error('in-place', engine);
-    expect(e.message).toMatch(/changes the context in place when 'Remap' is fired in state \{vmm, mdev\}/);
+    expect(e.message).toMatch(/changes the context in place when 'Remap' is fired in state \{mdev, vmm\}/);
     expect(e.message).toContain('context.cache[0]');
     expect(e.trace?.map((x) => x.type)).toEqual(['Remap']);
   });

@@ -10,7 +10,14 @@ const code = readme.match(/```ts\n([\s\S]*?)```/)?.[1] ?? '';
 
 describe('the README example model', () => {
   it('is the starting model `vfio-mc init` writes', () => {
-    expect(code).toBe(readFileSync(join(import.meta.dirname, '../../explorer/init/model.ts'), 'utf8'));
+    // (Prettier lays the code out for 80 columns in Markdown, 110 in .ts files: compare the tokens.)
+    const tokens = (s: string) =>
+      s
+        .replace(/\s+/g, ' ')
+        .replace(/\s*([(){}|;,:=])\s*/g, '$1')
+        .replace(/=\|/g, '=');
+    const file = readFileSync(join(import.meta.dirname, '../../explorer/init/model.ts'), 'utf8');
+    expect(tokens(code)).toBe(tokens(file));
   });
 
   it('loads from a file importing the package by name, and finds seed 002 in two steps', async () => {

@@ -6,10 +6,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type AnyStateMachine, createActor } from 'xstate';
+import { unexplained } from '../../explorer/coverage.ts';
 import { explore } from '../../explorer/explore.ts';
-import type { ResolvedVariant } from '../../explorer/model.ts';
+import type { ModelSnapshot, ResolvedVariant } from '../../explorer/model.ts';
+import { formatStepLabel, formatViolation } from '../../explorer/report-text.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
-import model, { type Ctx, type Design, type Ev, machineFor } from '../../machines/container.ts';
+import model, {
+  CONTAINER_EVENT_TYPES,
+  type Ctx,
+  containerLabel,
+  type Design,
+  type Ev,
+  machineFor,
+} from '../../machines/container.ts';
 import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
 
 const traceOf = (r: ExploreResult, property: string) =>
@@ -42,6 +51,15 @@ describe('container verdicts at the default bounds', () => {
     expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
     if (variant.expect?.states !== undefined) expect(r.states).toBe(variant.expect.states);
   });
+
+  it.each(model.variantNames)(
+    '%s: every transition fires or is listed as unreachable, and every listed one never fires',
+    async (name) => {
+      const r = await run(name);
+      expect(unexplained(r.coverage)).toEqual([]);
+      expect(r.coverage.staleUnreachable).toEqual([]);
+    },
+  );
 });
 
 describe('seed 000 and U6: the deadlocks, shortest first', () => {
@@ -98,6 +116,109 @@ describe('U6 with the patch (conformance/kernel/patches/0003): device_list_lock 
   it('current-hotplug-fixed holds every property, current-hotplug deadlocks', async () => {
     expect(violated(await run('current-hotplug-fixed'))).toEqual([]);
     expect(violated(await run('current-hotplug'))).toEqual(['deadlock']);
+  });
+});
+
+/** What each still-running actor waits for at the end of a counterexample. */
+const waitsOf = (r: ExploreResult, property: string) =>
+  Object.fromEntries(
+    (r.violations.find((v) => v.property === property)?.waiting ?? []).map((w) => [w.actor, w.for]),
+  );
+
+const labelsOf = (r: ExploreResult, property: string) => traceOfSteps(r, property, (s) => formatStepLabel(s));
+
+describe("the deadlocks in the thread's words (issue 11)", () => {
+  it('vfio-wait: the ioctls by name, and what each blocked actor waits for', async () => {
+    const r = await run('vfio-wait');
+    const t = labelsOf(r, 'deadlock');
+    expect(t.slice(0, 2)).toEqual([
+      'ioctl(container, VFIO_IOMMU_MAP_DMA, dma0) = 0',
+      'ioctl(container, VFIO_IOMMU_UNMAP_DMA, VADDR, dma0) = 0',
+    ]);
+    expect([...t.slice(2)].sort()).toEqual([
+      'close(device fd) … blocks',
+      'mdev: vfio_pin_pages(dma0) … blocks',
+    ]);
+    expect(waitsOf(r, 'deadlock')).toEqual({
+      vmm: 'in close(device fd): the last close waits for the release path (vfio_device_fops_release)',
+      mdev: "in vfio_wait() for dma0's vaddr (vfio_pin_pages)",
+      release: 'in ops->close_device: the driver waits for its vfio_pin_pages(dma0) to return',
+    });
+    // The liveness lasso that stays in the same state says the same.
+    expect(waitsOf(r, 'everyCloseCompletes')).toEqual(waitsOf(r, 'deadlock'));
+  });
+
+  it('vfio-wait: the report fits 100 columns and names the ioctls and the waits', async () => {
+    const r = await run('vfio-wait');
+    const v = r.violations.find((x) => x.property === 'deadlock');
+    const text = formatViolation(v!, ['vmm', 'mdev', 'release'], { width: 100 });
+    expect(Math.max(...text.split('\n').map((l) => l.length))).toBeLessThanOrEqual(100);
+    expect(text).toContain('VFIO_IOMMU_UNMAP_DMA, VADDR,');
+    expect(text).toContain("mdev     in vfio_wait() for dma0's vaddr (vfio_pin_pages)");
+    expect(text).toContain('release  in ops->close_device: the driver waits for its vfio_pin_pages(dma0)');
+  });
+
+  it('close-flag: the release path sets the flag before the pin that then waits without it', async () => {
+    const r = await run('close-flag');
+    expect(labelsOf(r, 'deadlock').slice(3)).toEqual([
+      'release: vfio_device_fops_release → set close_flag, wake waiters',
+      'mdev: vfio_pin_pages(dma0) … blocks',
+    ]);
+    expect(waitsOf(r, 'deadlock').mdev).toBe("in vfio_wait() for dma0's vaddr (vfio_pin_pages)");
+  });
+
+  it('current-hotplug: each side of the ABBA waits on the lock the other holds', async () => {
+    const r = await run('current-hotplug');
+    expect(labelsOf(r, 'deadlock').slice(2)).toEqual([
+      'ioctl(container, VFIO_IOMMU_UNMAP_DMA, dma0) … blocks',
+      'vmm: vfio_notify_dma_unmap: mutex_lock(device_list_lock)',
+      'ioctl(dev2 group, VFIO_GROUP_GET_DEVICE_FD) … blocks',
+    ]);
+    expect(waitsOf(r, 'deadlock')).toEqual({
+      vmm:
+        "in mdev's dma_unmap callback (holding device_list_lock): vfio_unpin_pages(dma0) on " +
+        'iommu->lock, held by hotplug',
+      mdev: 'in vfio_unpin_pages(dma0): on iommu->lock, held by hotplug',
+      release: 'not blocked',
+      hotplug: 'in register_device (holding iommu->lock): on device_list_lock, held by vmm',
+    });
+  });
+
+  it('every event type has a label, without a result in it', () => {
+    const s = { context: model.variant().machine.config.context, value: {} } as unknown as ModelSnapshot<Ctx>;
+    for (const type of CONTAINER_EVENT_TYPES) {
+      const label = containerLabel({ type, dma: 0, range: 0 }, s);
+      expect(label, type).toMatch(
+        /^(ioctl\(|close\(|execve\(|exit\(|… close\(|(vmm|mdev|release|hotplug): )/,
+      );
+      expect(label, type).not.toMatch(/undefined| = /);
+    }
+  });
+});
+
+describe('the unreachable transitions are so for the reason given', () => {
+  it('no dma is notified twice: even BUG_ON(++retries > 0) never fires in current', async () => {
+    const r = await explore({ ...model.variant('current'), machine: machineFor({ maxRetries: 0 }) });
+    expect(r.complete).toBe(true);
+    expect(r.properties.find((p) => p.name === 'noKernelBug')?.status).toBe('holds');
+  });
+
+  it('a listed transition that fires is reported: the 7.3 list on the v6.1 machine', async () => {
+    const r = await explore(
+      { ...model.variant('current'), machine: machineFor({ kernel: '6.1' }) },
+      { depth: 5 },
+    );
+    expect(r.coverage.staleUnreachable).toContain('mdev.idle#MdevPinPages[0] (fired)');
+  });
+
+  it('the witnesses fail where the driver never pins (complete search)', async () => {
+    const v = model.variant('current');
+    const r = await explore({ ...v, events: (s) => v.events(s).filter((e) => e.type !== 'MdevPinPages') });
+    const status = (name: string) => r.properties.find((p) => p.name === name)?.status;
+    expect(r.complete).toBe(true);
+    expect(status('mdevPins')).toBe('violated');
+    expect(status('unmapNotifiesTheDriver')).toBe('violated');
+    expect(status('closeCompletes')).toBe('holds');
   });
 });
 

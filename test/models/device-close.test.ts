@@ -6,8 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type AnyStateMachine, createActor } from 'xstate';
+import { unexplained } from '../../explorer/coverage.ts';
 import { explore } from '../../explorer/explore.ts';
 import type { ResolvedVariant } from '../../explorer/model.ts';
+import { formatStepLabel } from '../../explorer/report-text.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, { type Ctx, type Design, type Ev, machineFor } from '../../machines/device-close.ts';
 import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
@@ -48,6 +50,78 @@ describe('device-close verdicts at the default bounds', () => {
     expect(r.complete).toBe(true);
     expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
     if (variant.expect?.states !== undefined) expect(r.states).toBe(variant.expect.states);
+  });
+
+  it.each(model.variantNames)(
+    '%s: every transition fires or is listed as unreachable, and every listed one never fires',
+    async (name) => {
+      const r = await run(name);
+      expect(unexplained(r.coverage)).toEqual([]);
+      expect(r.coverage.staleUnreachable).toEqual([]);
+    },
+  );
+});
+
+const labelsOf = (r: ExploreResult, property: string) => traceOfSteps(r, property, (s) => formatStepLabel(s));
+
+const waitsOf = (r: ExploreResult, property: string) =>
+  Object.fromEntries(
+    (r.violations.find((v) => v.property === property)?.waiting ?? []).map((w) => [w.actor, w.for]),
+  );
+
+describe("in the thread's words (issue 11)", () => {
+  it('two-unmappers: the ioctls, the lock step, and each side of the inversion waiting for the other', async () => {
+    const r = await run('two-unmappers');
+    expect(labelsOf(r, 'deadlock')).toEqual([
+      'ioctl(container, VFIO_IOMMU_MAP_DMA, dma0) = 0',
+      'mdev: vfio_pin_pages(dma0) = 0',
+      'ioctl(container, VFIO_IOMMU_UNMAP_DMA, dma0) … blocks',
+      'vmm: vfio_notify_dma_unmap: mutex_lock(device_list_lock)',
+      'ioctl(container, VFIO_IOMMU_UNMAP_DMA, dma0) … blocks',
+    ]);
+    expect(waitsOf(r, 'deadlock')).toEqual({
+      vmm:
+        "in mdev's dma_unmap callback (holding device_list_lock): vfio_unpin_pages(dma0) on " +
+        'iommu->lock, held by unmapper',
+      mdev: 'in vfio_unpin_pages(dma0): on iommu->lock, held by unmapper',
+      release: 'not blocked',
+      unmapper: 'in vfio_notify_dma_unmap (holding iommu->lock): on device_list_lock, held by vmm',
+    });
+  });
+
+  it('the BUG is the relock of the walk, and the close path reads as the kernel calls it', async () => {
+    const bug = labelsOf(await run('repin-compliant'), 'noKernelBug');
+    expect(bug.at(-1)).toBe('vmm: vfio_notify_dma_unmap: mutex_lock(iommu->lock), goto again = BUG');
+    expect(labelsOf(await run('notify-if-pinned-late'), 'noKernelBug')).toEqual([
+      'ioctl(container, VFIO_IOMMU_MAP_DMA, dma0) = 0',
+      'close(device fd) … blocks',
+      'mdev: vfio_pin_pages(dma0) = 0',
+      'release: vfio_device_fops_release → ops->close_device',
+      'release: unregister_device: mutex_lock(iommu->lock)',
+      'release: unregister_device: mutex_lock(device_list_lock)',
+      'release: vfio_df_close: open_count--',
+      '… close(device fd) = 0',
+      'ioctl(container, VFIO_IOMMU_UNMAP_DMA, dma0) = BUG',
+    ]);
+  });
+
+  it('no dma is notified twice with a compliant driver: even BUG_ON(++retries > 0) never fires', async () => {
+    for (const over of [{}, { notify: 'always-once' as const }]) {
+      const r = await explore({ ...model.variant(), machine: machineFor({ ...over, maxRetries: 0 }) });
+      expect(r.complete).toBe(true);
+      expect(r.properties.find((p) => p.name === 'noKernelBug')?.status).toBe('holds');
+    }
+  });
+
+  it('the witnesses fail where the driver never pins (complete search)', async () => {
+    const v = model.variant();
+    const r = await explore({ ...v, events: (s) => v.events(s).filter((e) => e.type !== 'MdevPinPages') });
+    const status = (name: string) => r.properties.find((p) => p.name === name)?.status;
+    expect(r.complete).toBe(true);
+    expect(status('mdevPins')).toBe('violated');
+    expect(status('unmapNotifiesTheDriver')).toBe('violated');
+    expect(status('unmapReturns')).toBe('holds');
+    expect(status('closeCompletes')).toBe('holds');
   });
 });
 

@@ -7,16 +7,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type AnyMachineSnapshot, getInitialSnapshot, transition } from 'xstate';
+import { unexplained } from '../../explorer/coverage.ts';
 import { explore } from '../../explorer/explore.ts';
-import type { ResolvedVariant } from '../../explorer/model.ts';
+import type { ModelSnapshot, ResolvedVariant } from '../../explorer/model.ts';
+import { formatStepLabel } from '../../explorer/report-text.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, {
   createIoasMachine,
+  IOAS_EVENT_TYPES,
   type IoasCtx,
   type IoasDesign,
   type IoasEv,
   ioasDesign,
   ioasEvents,
+  ioasLabel,
+  ioasWaits,
 } from '../../machines/ioas.ts';
 import { WARN } from '../../machines/kernel/iommufd-pages.ts';
 import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
@@ -34,7 +39,13 @@ const run = exploreOnce(model);
 const runDesign = (name: Parameters<typeof ioasDesign>[0], over: Partial<IoasDesign>, depth?: number) => {
   const d = ioasDesign(name, over);
   return explore(
-    { ...model.variant(name), machine: createIoasMachine(d), events: ioasEvents(d) } as ResolvedVariant,
+    {
+      ...model.variant(name),
+      machine: createIoasMachine(d),
+      events: ioasEvents(d),
+      label: ioasLabel(d),
+      waitingFor: ioasWaits(d),
+    } as ResolvedVariant,
     {
       ...(depth && { depth }),
     },
@@ -49,6 +60,15 @@ describe('ioas verdicts at the default bounds', () => {
     expect(violated(r)).toEqual([...(variant.expect?.violated ?? [])].sort());
     expect(r.states).toBe(variant.expect?.states);
   });
+
+  it.each(model.variantNames)(
+    '%s: every transition fires or is listed as unreachable, and every listed one never fires',
+    async (name) => {
+      const r = await run(name);
+      expect(unexplained(r.coverage)).toEqual([]);
+      expect(r.coverage.staleUnreachable).toEqual([]);
+    },
+  );
 });
 
 describe('the designs with the F1/F2 patches', () => {
@@ -143,6 +163,73 @@ describe('each invariant fires, shortest counterexample first', () => {
       'ChildIoasChangeProcess',
       'ChildCpTakeIoas',
     ]);
+    const v = r.violations.find((x) => x.property === 'deadlock');
+    expect(v?.trace.map((step) => formatStepLabel(step))).toEqual([
+      'ioctl(iommufd, IOMMU_IOAS_ALLOC)',
+      'vmm: iommufd_ioas_alloc_ioctl: iommufd_object_finalize = 0',
+      'ioctl(iommufd, IOMMU_IOAS_CHANGE_PROCESS)',
+      'vmm: iommufd_take_all_iova_rwsem: down_write(ioas_creation_lock)',
+      "vmm: iommufd_take_all_iova_rwsem: down_write(ioas1's iova_rwsem)",
+      'ioctl(iommufd, IOMMU_IOAS_CHANGE_PROCESS)',
+      "child: iommufd_take_all_iova_rwsem: down_write(ioas2's iova_rwsem)",
+    ]);
+    expect(Object.fromEntries((v?.waiting ?? []).map((w) => [w.actor, w.for]))).toEqual({
+      vmm:
+        "in iommufd_take_all_iova_rwsem (holding ioas_creation_lock, ioas1's iova_rwsem): " +
+        "on ioas2's iova_rwsem, held by child",
+      child:
+        "in iommufd_take_all_iova_rwsem (holding ioas2's iova_rwsem): on ioas1's iova_rwsem, held by vmm",
+    });
+  });
+});
+
+describe("in the thread's words (issue 11)", () => {
+  it('the retries of an UNMAP that a non-compliant access ignores', async () => {
+    const r = await run('access-unmap-noncompliant');
+    const v = r.violations.find((x) => x.property === 'noUnmapRetryWarn');
+    expect(v?.trace.slice(-2).map((step) => formatStepLabel(step))).toEqual([
+      'vmm: iopt_unmap_iova_range: down_write(iova_rwsem)',
+      'vmm: iommufd_access_notify_unmap → access->ops->unmap = EDEADLOCK',
+    ]);
+  });
+
+  it('what waits for a CHANGE_PROCESS that holds the iova_rwsem: a map and the access', () => {
+    const d = ioasDesign('access-unmap', { child: true });
+    const f = fixture('access-unmap', { child: true });
+    f.send('ChildIoasChangeProcess');
+    f.send('ChildCpTakeCreation');
+    f.send('ChildCpTakeIoas');
+    f.send('VmmIoasMap', { ioas: 1, slot: 0 });
+    const waits = ioasWaits(d);
+    const at = f.snapshot();
+    expect(waits(at, 'vmm')).toBe("in iopt_alloc_area_pages: on ioas1's iova_rwsem, held by child");
+    expect(waits(at, 'access')).toBe(
+      "in its next pin, unpin or destroy: on ioas1's iova_rwsem, held by child",
+    );
+    expect(waits(at, 'child')).toBeUndefined(); // its CpApply is enabled
+    expect(ioasLabel(d)({ type: 'ChildCpApply' }, at)).toBe(
+      'child: iommufd_ioas_change_process: move the owner, unlock',
+    );
+  });
+
+  it('the witnesses fail where the access never pins (complete search)', async () => {
+    const v = model.variant('access-unmap');
+    const r = await explore({ ...v, events: (s) => v.events(s).filter((e) => e.type !== 'AccessPin') });
+    const status = (name: string) => r.properties.find((p) => p.name === name)?.status;
+    expect(r.complete).toBe(true);
+    expect(status('accessPins')).toBe('violated');
+    expect(status('unmapNotifiesTheAccess')).toBe('violated');
+    expect(status('mapCompletes')).toBe('holds');
+  });
+
+  it('every event type has a label', () => {
+    const d = ioasDesign('copy-lifecycle');
+    const s = getInitialSnapshot(createIoasMachine(d)) as unknown as ModelSnapshot<IoasCtx>;
+    for (const type of IOAS_EVENT_TYPES) {
+      const label = ioasLabel(d)({ type, ioas: 1, slot: 0, srcIoas: 1, srcSlot: 0 }, s);
+      expect(label, type).toMatch(/^(ioctl\(iommufd, IOMMU_|execve\(|exit\(|(vmm|child|access): )/);
+      expect(label, type).not.toMatch(/undefined/);
+    }
   });
 });
 
@@ -185,7 +272,8 @@ function fixture(name: Parameters<typeof ioasDesign>[0], over: Partial<IoasDesig
     return ctx().ret[actor];
   };
   const mm = (name: string) => ctx().k.mms[name];
-  return { send, can, call, ctx, mm };
+  const snapshot = () => s as unknown as ModelSnapshot<IoasCtx>;
+  return { send, can, call, ctx, mm, snapshot };
 }
 
 describe('selftest change_process fixture (UAPI-FACTS §3.3), account_user', () => {

@@ -11,7 +11,7 @@
  * model has (3 + 2 * maxPins)^k states: 7^6 = 117,649 at the default size.
  */
 import { assign, setup } from 'xstate';
-import { defineModel } from '../model.ts';
+import { defineModel, type Params } from '../model.ts';
 
 interface Region {
   readonly mapped: boolean;
@@ -41,7 +41,7 @@ const update = (f: (g: Region) => Region) =>
 const region = ({ context, event }: Args) => context.regions[event.r];
 const when = (p: (g: Region) => boolean) => (a: Args) => p(region(a));
 
-export function dmaRegionsModel(k: number, maxPins: number) {
+function body(k: number, maxPins: number) {
   const machine = setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
     id: 'dma-regions',
     type: 'parallel',
@@ -97,14 +97,40 @@ export function dmaRegionsModel(k: number, maxPins: number) {
     'MdevUnpinPages',
   ] as const;
   const events = types.flatMap((type) => Array.from({ length: k }, (_, r) => ({ type, r }) as Ev));
-  return defineModel<Ctx, Ev>({
-    id: 'dma-regions',
+  return {
     machine,
     events: () => events,
-    invariants: {
-      noPinWhileVaddrInvalid: (s) => s.context.regions.every((g) => g.vaddrValid || g.pins === 0 || g.mapped),
+    // Regions are interchangeable: region i becomes region perm[i].
+    symmetry: {
+      sets: { region: k },
+      permute: (c: Ctx, perm: Readonly<Record<string, readonly number[]>>) => {
+        const regions = new Array<Region>(k);
+        c.regions.forEach((g, i) => {
+          regions[perm.region[i]] = g;
+        });
+        return { regions };
+      },
+      // A region's own record: the representative is sought among the orders that sort them.
+      key: (c: Ctx, _set: string, i: number) => {
+        const g = c.regions[i];
+        return (g.mapped ? 4 : 0) + (g.vaddrValid ? 2 : 0) + g.pins * 8;
+      },
     },
-  });
+    invariants: {
+      noPinWhileVaddrInvalid: (s: { context: Ctx }) =>
+        s.context.regions.every((g) => g.vaddrValid || g.pins === 0 || g.mapped),
+    },
+  };
 }
+
+export default defineModel<Ctx, Ev>({
+  id: 'dma-regions',
+  description: 'benchmark: k DMA regions mapped, unmapped, invalidated and pinned (7^k states at 2 pins)',
+  params: {
+    regions: { default: 6, min: 1, max: 12, description: 'DMA regions in the container' },
+    pins: { default: 2, min: 1, max: 8, description: 'pins the mdev may hold on a region' },
+  },
+  build: (p: Params) => body(p.regions, p.pins),
+});
 
 export const expectedStates = (k: number, maxPins: number) => (3 + 2 * maxPins) ** k;
