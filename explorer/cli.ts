@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import bytes from 'bytes';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { registerExport } from './cli-export.ts';
 import {
   checkWritableDir,
   checkWritableFile,
@@ -576,6 +577,7 @@ async function cmdConform(target: string, o: Opts): Promise<number> {
   try {
     report = await conform.runConformance(run, t, {
       ...(o.failNth && { failAt: o.failNth }),
+      ...(o.strict && { strict: true }),
       onPath: (done, total, last) => {
         if (showProgress) process.stderr.write(`\r[${done}/${total}] ${last.id}: ${last.status}        `);
       },
@@ -740,6 +742,7 @@ export function buildProgram(): Command {
     .option('--kernel <bzImage>', 'kernel image for the qemu target (default: the cached build)')
     .option('--paths <file>', 'a path file (paths --out); default: the coverage set at the model bounds')
     .option('--path <id>', 'replay only this path')
+    .option('--strict', 'every call must give the path’s own prediction (a counterexample’s interleaving)')
     .option(
       '--fail-nth <step:n>',
       'inject a fault: fail-nth n on the call at path step (1-based)',
@@ -778,6 +781,7 @@ export function buildProgram(): Command {
     .action(async (target, o) =>
       setExit(await (await import('../view/server/serve.ts')).serveCommand(target, o)),
     );
+  registerExport(program, setExit);
   return program;
 }
 

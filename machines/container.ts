@@ -57,6 +57,7 @@ import {
   pinPage,
   type Type1Design,
   type Type1Kernel,
+  type LockOrder,
   type Type1Mutation,
   unmapVaddr,
 } from './kernel/type1.ts';
@@ -192,6 +193,8 @@ export interface Design {
   readonly hotplug: boolean;
   /** BUG_ON(++retries > maxRetries) in vfio_dma_do_unmap (the kernel's is 10). */
   readonly maxRetries: number;
+  /** iommu->lock / device_list_lock order: 7.3.4, or with the U6 patch (Type1Design.lockOrder). */
+  readonly lockOrder?: LockOrder;
   readonly mutate?: Type1Mutation;
 }
 
@@ -199,6 +202,7 @@ const t1Design = (d: Design): Type1Design => ({
   kernel: d.kernel,
   notify: 'if-pinned',
   maxRetries: d.maxRetries,
+  ...(d.lockOrder && { lockOrder: d.lockOrder }),
   ...(d.mutate && { mutate: d.mutate }),
 });
 
@@ -517,6 +521,7 @@ function releaseActor(d: Design): States<Ctx, Ev> {
     next: 'finish',
     when: () => true,
     apply: unregisterDevice<Ctx>(MDEV),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   const notify: States<Ctx, Ev> =
     d.closeFlag === 'none'
@@ -564,7 +569,7 @@ function releaseActor(d: Design): States<Ctx, Ev> {
   };
 }
 
-function hotplugActor(): States<Ctx, Ev> {
+function hotplugActor(d: Design): States<Ctx, Ev> {
   const done = (c: Ctx) => ({ ret: ok(c, 'hotplug', '0') });
   const open = lockPair<Ctx, Ev>({
     actor: 'hotplug',
@@ -575,6 +580,7 @@ function hotplugActor(): States<Ctx, Ev> {
     when: alive,
     start: (c) => ({ ret: ok(c, 'hotplug', 'blocked') }),
     apply: (c) => ({ ...registerDevice<Ctx>(DEV2)(c), ...done(c) }),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   const close = lockPair<Ctx, Ev>({
     actor: 'hotplug',
@@ -585,6 +591,7 @@ function hotplugActor(): States<Ctx, Ev> {
     when: () => true,
     start: (c) => ({ ret: ok(c, 'hotplug', 'blocked') }),
     apply: (c) => ({ ...unregisterDevice<Ctx>(DEV2)(c), ...done(c) }),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   return {
     closed: { HotplugOpenDevice: open.first, HotplugDone: doneWhenGone(() => true) },
@@ -613,7 +620,7 @@ export function buildMachine(d: Design) {
     vmm: region('Vmm', 'idle', vmmActor(d)),
     mdev: region('Mdev', 'idle', mdevActor(d)),
     release: region('Release', 'idle', releaseActor(d)),
-    ...(d.hotplug && { hotplug: region('Hotplug', 'closed', hotplugActor()) }),
+    ...(d.hotplug && { hotplug: region('Hotplug', 'closed', hotplugActor(d)) }),
   };
   return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
     id: 'container',
@@ -930,6 +937,14 @@ export default defineModel<Ctx, Ev>({
       invariants: { vaddrInvalidExcludesMdev },
       unreachable: NO_VFIO_WAIT,
       expect: { violated: ['deadlock'], states: 96_904 },
+    },
+    'current-hotplug-fixed': {
+      description:
+        '7.3 with the U6 patch (device_list_lock before iommu->lock everywhere) and the hotplug thread',
+      ...designed({ hotplug: true, lockOrder: 'list-first' }),
+      invariants: { vaddrInvalidExcludesMdev },
+      unreachable: NO_VFIO_WAIT,
+      expect: { violated: [], states: 100_197 },
     },
   },
   bounds: { depth: 200, maxStates: 400_000 },

@@ -122,6 +122,12 @@ export const DESIGNS = {
   'iommufd-change-process-noholder': { ...iommufd, holder: false },
   'iommufd-change-process-noholder-setrlimit': { ...iommufd, holder: false, setrlimit: true },
   'iommufd-change-process-noholder-mm': { ...iommufd, holder: false, ctxMode: 'mm' },
+  'iommufd-change-process-noholder-mm-fixed': {
+    ...iommufd,
+    holder: false,
+    ctxMode: 'mm',
+    fixes: ['F1', 'F2'],
+  },
   'iommufd-change-process-noholder-mm-setrlimit': {
     ...iommufd,
     holder: false,
@@ -324,6 +330,13 @@ const VARIANTS: Record<DesignName, { description: string; violated: string[]; st
       'kernel 7.3, MM accounting, no holder (U1): the old owner is dead when the image calls CHANGE_PROCESS',
     violated: ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn', 'recoverable'],
     states: 8,
+  },
+  // With the F1 patch only what the USER no-holder design violates is left.
+  'iommufd-change-process-noholder-mm-fixed': {
+    description:
+      'iommufd-change-process-noholder-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec succeeds',
+    violated: ['recoverable'],
+    states: 7,
   },
   'iommufd-change-process-noholder-mm-setrlimit': {
     description: 'noholder-mm, and the image may raise its RLIMIT_MEMLOCK after exec',

@@ -30,7 +30,7 @@ import {
   update,
 } from './kernel/iommufd-ioas.ts';
 import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
-import { allocPages, type Errno, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
+import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
 
@@ -132,6 +132,8 @@ export interface IoasDesign {
   /** Unmap notifications before EDEADLOCK: the kernel allows 100 retries (tries > 100); the model far fewer. */
   readonly maxTries: number;
   readonly impl: ChangeImpl;
+  /** The patched kernel's fixes (conformance/kernel/patches/); absent: 7.3.4 as released. */
+  readonly fixes?: readonly KernelFix[];
   /**
    * At most this many MAP/MAP_FILE/COPY calls in a run (unbounded when
    * absent). Designs whose counters drift on every map/change/unmap cycle
@@ -198,6 +200,7 @@ export function initialContext(d: IoasDesign): IoasCtx {
       areas: [],
       creation: RWSEM_FREE,
       access,
+      ...(d.fixes && d.fixes.length > 0 && { fixes: d.fixes }),
     },
     op: { vmm: null, child: null },
     log: null,
@@ -678,6 +681,9 @@ export function ioasDesign(
   return { ...BASE_DESIGN, ...VARIANT_DESIGNS[variant], ...over };
 }
 
+/** The fixes of conformance/kernel/patches/ (spec/findings/F1-*.md, F2-*.md). */
+const PATCHED: readonly KernelFix[] = ['F1', 'F2'];
+
 const CHANGE_PROCESS: Partial<IoasDesign> = {
   maps: [
     { ioas: 1, slot: 0, kind: 'file' },
@@ -726,6 +732,8 @@ export const VARIANT_DESIGNS = {
   },
   'change-process-mm': { ...CHANGE_PROCESS, ctxMode: 'mm', mapBudget: 3 },
   'change-process-none': { ...CHANGE_PROCESS, cap: true, mapBudget: 3 },
+  'change-process-mm-fixed': { ...CHANGE_PROCESS, ctxMode: 'mm', mapBudget: 3, fixes: PATCHED },
+  'change-process-none-fixed': { ...CHANGE_PROCESS, cap: true, mapBudget: 3, fixes: PATCHED },
 } satisfies Record<string, Partial<IoasDesign>>;
 
 // ---------------------------------------------------------------- in the thread's words
@@ -1005,6 +1013,20 @@ export default defineModel<IoasCtx, IoasEv>({
       'the VMM keeps CAP_IPC_LOCK, pages are NONE (U2): CHANGE_PROCESS moves the owner but not pinned_vm',
       ['alwaysPageProvider', 'pinnableHasProvider', 'accountingConserved', 'accountingNonNegative'],
       101340,
+    ),
+    // The fixed designs violate only what `change-process` (USER accounting, no finding) does:
+    // the owner of a user-VA map may exit while the pages stay pinned (spec/ioas.md).
+    'change-process-mm-fixed': variant(
+      'change-process-mm-fixed',
+      'change-process-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec moves the charge and succeeds',
+      ['alwaysPageProvider', 'pinnableHasProvider'],
+      96_697,
+    ),
+    'change-process-none-fixed': variant(
+      'change-process-none-fixed',
+      'change-process-none on a kernel with the F1 and F2 patches: pinned_vm of NONE pages moves with the owner',
+      ['alwaysPageProvider', 'pinnableHasProvider'],
+      55_865,
     ),
   },
   bounds: { maxStates: 400_000 },

@@ -63,6 +63,8 @@
 #include <linux/vfio.h>
 
 #include "iommufd_test.h"
+/* the pinning test mdev's interface (conformance/mdev/) */
+#include "vfio-mc-pin.h"
 
 #define MAX_ARGS 24
 #define LINE_MAX_LEN 4096
@@ -273,6 +275,15 @@ static const struct flagname option_ids[] = {
 	F(IOMMU_OPTION_, RLIMIT_MODE), F(IOMMU_OPTION_, HUGE_PAGES), { 0 }
 };
 static const struct flagname option_ops[] = { F(IOMMU_OPTION_OP_, SET), F(IOMMU_OPTION_OP_, GET), { 0 } };
+static const struct flagname pin_ops[] = {
+	F(VFIO_MC_PIN_OP_, PIN), F(VFIO_MC_PIN_OP_, UNPIN), F(VFIO_MC_PIN_OP_, RW), F(VFIO_MC_PIN_OP_, TRACK),
+	F(VFIO_MC_PIN_OP_, MODE), F(VFIO_MC_PIN_OP_, DELAY), F(VFIO_MC_PIN_OP_, FLUSH), F(VFIO_MC_PIN_OP_, QUERY),
+	{ 0 }
+};
+static const struct flagname pin_data[] = {
+	F(VFIO_MC_PIN_, COMPLIANT), F(VFIO_MC_PIN_, LATE), F(VFIO_MC_PIN_, IGNORE), { 0 }
+};
+static const struct flagname pin_flags[] = { F(VFIO_MC_PIN_RW_, WRITE), { 0 } };
 static const struct flagname access_create_flags[] = { F(MOCK_FLAGS_ACCESS_CREATE_, NEEDS_PIN_PAGES), { 0 } };
 static const struct flagname access_pages_flags[] = {
 	F(MOCK_FLAGS_ACCESS_, WRITE), F(MOCK_FLAGS_ACCESS_, SYZ), { 0 }
@@ -1039,6 +1050,45 @@ static long op_mtty_remove(void *p, struct reply *rp)
 	return xwrite_file(path, "1");
 }
 
+/* conformance/mdev/vfio-mc-pin.c: an instance of the pinning test mdev's type. */
+static long op_pin_create(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	long rc = xwrite_file("/sys/devices/virtual/" VFIO_MC_PIN_NAME "/" VFIO_MC_PIN_NAME
+			      "/mdev_supported_types/" VFIO_MC_PIN_TYPE "/create", a->s);
+
+	if (rc < 0)
+		return rc;
+	add_mdev_nodes(a->s, rp);
+	return 0;
+}
+
+static long op_pin_remove(void *p, struct reply *rp)
+{
+	const struct mtty_args a = { .uuid = ((const struct text_args *)p)->s };
+
+	return op_mtty_remove((void *)&a, rp);
+}
+
+struct pin_line_args {
+	const char *uuid;
+	const char *line;
+};
+
+/*
+ * The pinning mdev's worker: one command line to its sysfs node (vfio-mc-pin.h), so the
+ * caller needs no device fd; the write's errno is the kernel API's result.
+ */
+static long op_pin_worker(void *p, struct reply *rp)
+{
+	const struct pin_line_args *a = p;
+	char path[PATH_MAX];
+
+	(void)rp;
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/" VFIO_MC_PIN_NAME "/cmd", a->uuid);
+	return xwrite_file(path, a->line);
+}
+
 /* Where an allowed PCI device is: its group node and its driver (read from sysfs; nothing is written). */
 static long op_pci_group(void *p, struct reply *rp)
 {
@@ -1514,6 +1564,18 @@ static const struct op ops[] = {
 #undef S
 #define S text_args
 	{ CALL(pci_group), .args = { TEXT(bdf, s, A_PCI, 1) } },
+	{ CALL(pin_create), .args = { TEXT(uuid, s, A_MDEV, 1) } },
+	{ CALL(pin_remove), .args = { TEXT(uuid, s, A_MDEV, 1) } },
+#undef S
+#define S pin_line_args
+	{ CALL(pin_worker), .args = { TEXT(uuid, uuid, A_MDEV, 1), TEXT(line, line, A_STR, 1) } },
+#undef S
+	/* the pinning mdev's device-specific ioctl on its device fd (vfio-mc-pin.h) */
+#define S vfio_mc_pin_cmd
+	{ IOCTL_PTR(pin_cmd, VFIO_MC_PIN_CMD),
+	  .args = { SET(argsz, sizeof(struct vfio_mc_pin_cmd)), ON_FD, NAMES(op, op, pin_ops), OPT(iova, iova, 0),
+		    OPT(length, length, 0), FLAGS(data, data, 0, pin_data), FLAGS(flags, flags, 0, pin_flags) },
+	  .outs = { OUT_DEC(result, result) } },
 #undef S
 
 	/* ---- iommufd (include/uapi/linux/iommufd.h) */

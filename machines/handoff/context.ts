@@ -9,7 +9,7 @@
 import type { ChangeImpl, DraftFlaws } from '../kernel/iommufd-change-process.ts';
 import { type Iommufd, insertArea, update } from '../kernel/iommufd-ioas.ts';
 import { mappings, type OwnerLog, ownerLog } from '../kernel/iommufd-owners.ts';
-import { type AccountMode, allocPages, pinAll } from '../kernel/iommufd-pages.ts';
+import { type AccountMode, allocPages, type KernelFix, pinAll } from '../kernel/iommufd-pages.ts';
 import { RWSEM_FREE } from '../kernel/locks.ts';
 import type { AddressSpaces } from '../kernel/mm.ts';
 import {
@@ -69,6 +69,8 @@ export interface HandoffDesign {
   readonly cap?: boolean;
   /** iommufd designs: MAP_FILE of a memfd, or MAP of a user VA (the draft predates MAP_FILE). */
   readonly mapKind?: 'user' | 'file';
+  /** iommufd designs: the patched kernel's fixes (conformance/kernel/patches/, spec/findings/). */
+  readonly fixes?: readonly KernelFix[];
   /** staged and array designs: how VFIO_CHANGE_DMA_OWNER is read (kernel/type1.ts DmaOwnerReading). */
   readonly reading?: DmaOwnerReading;
   /** Assumption: the image may raise its RLIMIT_MEMLOCK after exec (setrlimit, or its manager's prlimit). */
@@ -163,6 +165,7 @@ export function initialContext(d: HandoffDesign): HandoffCtx {
     areas: [],
     creation: RWSEM_FREE,
     access: null,
+    ...(d.fixes && d.fixes.length > 0 && { fixes: d.fixes }),
     mmRefs: { mm0: { users: 1, count: 0 }, ...(transfer && { mmB: { users: 1, count: 0 } }) },
   };
   const base = {

@@ -12,6 +12,7 @@ import {
   type AccountMode,
   type Acct,
   type Errno,
+  hasFix,
   mmRef,
   type Pages,
   type Proc,
@@ -41,11 +42,14 @@ export interface DraftFlaws {
   readonly literalIoasTest?: boolean;
 }
 
-/** ioas.c:need_charge_update (7.3): USER also moves when only the mm changes, "because it also accounts in mm->pinned_vm". */
-function needCharge73(p: Pages, caller: Proc): boolean {
+/**
+ * ioas.c:need_charge_update (7.3): USER also moves when only the mm changes, "because it also
+ * accounts in mm->pinned_vm"; NONE never does, unless the kernel has fix F2 (pinned_vm too).
+ */
+function needCharge73(p: Pages, caller: Proc, f2: boolean): boolean {
   switch (p.mode) {
     case 'none':
-      return false;
+      return f2 && p.mm !== caller.mm;
     case 'mm':
       return p.mm !== caller.mm;
     case 'user':
@@ -134,7 +138,7 @@ function changeProcess73(k: Iommufd, held: readonly number[], pid: string): Errn
   const pages = visits as Pages[];
   const all: Record<AccountMode, number> = { none: 0, user: 0, mm: 0 };
   for (const p of pages) {
-    if (!needCharge73(p, caller)) continue;
+    if (!needCharge73(p, caller, hasFix(k, 'F2'))) continue;
     all[p.mode] += p.lastNpinned;
     p.lastNpinned = 0; // dedup of pages shared by several areas (COPY)
   }
@@ -145,7 +149,7 @@ function changeProcess73(k: Iommufd, held: readonly number[], pid: string): Errn
   }
   let rc: Errno | null = null;
   for (const p of pages) {
-    if (needCharge73(p, caller)) {
+    if (needCharge73(p, caller, hasFix(k, 'F2'))) {
       // Uncharge the old owner (also restores last_npinned); a dead remote mm in MM mode fails here.
       const r = updatePinned(k, p, p.npinned, false, caller.mm, false);
       if (r) {

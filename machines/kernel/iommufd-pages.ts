@@ -55,6 +55,8 @@ export interface Acct {
   pages: (Pages | null)[];
   /** Kernel WARN_ON sites reached so far (sorted, unique): a reached WARN is a broken kernel assumption. */
   warn: string[];
+  /** The patched kernel's fixes (absent: 7.3.4 as released). Constant for a design. */
+  readonly fixes?: readonly KernelFix[];
   /**
    * mm_users and mm_count per mm, for the models that check them
    * (exec-handoff); absent elsewhere, and then the reference operations below
@@ -62,6 +64,17 @@ export interface Acct {
    */
   mmRefs?: Record<string, MmRefs>;
 }
+
+export const hasFix = (a: Pick<Acct, 'fixes'>, f: KernelFix): boolean => a.fixes?.includes(f) ?? false;
+
+/**
+ * Kernel patches a design runs with (conformance/kernel/patches/, spec/findings/):
+ * - 'F1': pages.c:update_mm_locked_vm() treats the uncharge of a dead mm as done (its locked_vm
+ *   went with it), so CHANGE_PROCESS after exec cannot fail half way and last_npinned follows;
+ * - 'F2': ioas.c:need_charge_update() moves NONE pages when the mm changes, so their
+ *   pinned_vm moves with source_mm.
+ */
+export type KernelFix = 'F1' | 'F2';
 
 export type Errno = 'ENOMEM' | 'EINVAL' | 'EFAULT' | 'EBUSY' | 'ENOENT' | 'EEXIST' | 'EDEADLOCK' | 'ENXIO';
 
@@ -86,7 +99,8 @@ export const mmOf = (a: Acct, pid: string | null): string | null => (pid === nul
  * when a pfn_reader_user is passed (the pin paths): then update_mm_locked_vm()
  * already holds the mm (or pins a file) and skips mmget_not_zero(); with
  * user == NULL (unpin, CHANGE_PROCESS) a remote source_mm that is dead gives
- * EINVAL and nothing changes, last_npinned included.
+ * EINVAL and nothing changes, last_npinned included; with fix F1 an uncharge of a
+ * dead mm skips only the locked_vm update (the mm's counters went with it).
  */
 export function updatePinned(
   a: Acct,
@@ -110,14 +124,17 @@ export function updatePinned(
   } else if (p.mode === 'mm') {
     const m = a.mms[p.mm];
     // update_mm_locked_vm: mmget_not_zero() only for a remote mm without a reader.
-    if (!reader && p.mm !== current && !m.alive) return 'EINVAL';
-    if (inc) {
+    const dead = !reader && p.mm !== current && !m.alive;
+    if (dead && (inc || !hasFix(a, 'F1'))) return 'EINVAL';
+    if (dead) {
+      // F1: `return inc ? -EINVAL : 0;` nothing to uncharge.
+    } else if (inc) {
       // __account_locked_vm(..., bypass_rlim=false): the rlimit applies even with CAP_IPC_LOCK.
       if (m.lockedVm + npages > a.procs[p.task].rlimit) return 'ENOMEM';
     } else if (npages > m.lockedVm) {
       warn(a, WARN.mmUnderflow); // the kernel's unsigned counter wraps; the model goes negative
     }
-    a.mms = { ...a.mms, [p.mm]: { ...m, lockedVm: m.lockedVm + (inc ? npages : -npages) } };
+    if (!dead) a.mms = { ...a.mms, [p.mm]: { ...m, lockedVm: m.lockedVm + (inc ? npages : -npages) } };
   }
   p.lastNpinned = p.npinned;
   // atomic64_add/sub(npages, &pages->source_mm->pinned_vm): every mode, no liveness check.

@@ -78,8 +78,19 @@ export interface Type1Design {
    * hands the new vfio_dma the old address and the pointer compares equal.
    */
   readonly dmaAddressReuse?: boolean;
+  /**
+   * The order of iommu->lock and device_list_lock. 'notify-nests' is 7.3.4:
+   * vfio_notify_dma_unmap() and register/unregister_device take device_list_lock
+   * inside iommu->lock, while a compliant driver's callback takes iommu->lock inside
+   * device_list_lock (U6). 'list-first' is the patch of
+   * conformance/kernel/patches/0003: notify drops iommu->lock before it takes
+   * device_list_lock, register/unregister take device_list_lock first.
+   */
+  readonly lockOrder?: LockOrder;
   readonly mutate?: Type1Mutation;
 }
+
+export type LockOrder = 'notify-nests' | 'list-first';
 
 /** A page pinned by vfio_pin_pages(), with where it came from (for noPinWithoutPageProvider). */
 export interface Pin {

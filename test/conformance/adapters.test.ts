@@ -168,13 +168,13 @@ describe('bar-mmap adapter', () => {
 });
 
 describe('container adapter', () => {
-  it('builds the model’s initial state: container, the mtty group, type1v2, the vfio-pci group, the device fd, guest memory', async () => {
+  it('builds the model’s initial state: container, the pinning mdev’s group, type1v2, the vfio-pci group, the device fd, guest memory', async () => {
     const { target, ops } = recordingTarget();
     const run = new PathRun(target, 'c1', [uuidFor(1, 0)]);
     await ADAPTERS.container.setup(run, 'current');
     expect(ops.map((o) => o.op)).toEqual([
       'open',
-      'mtty_create',
+      'pin_create',
       'open',
       'vfio_group_set_container',
       'vfio_set_iommu',
@@ -203,10 +203,39 @@ describe('container adapter', () => {
     expect(() => checkAllow(['pci:0000:00:10.0;reboot'])).toThrow(/pci:<DDDD:BB:DD.F>/);
   });
 
-  it('declares the mdev driver’s pins absent (mtty pins nothing) and the lock windows internal', () => {
-    const absent = absentTypes(ADAPTERS.container, 'current');
-    expect([...absent].sort()).toEqual(['MdevPinPages', 'MdevPinWake', 'MdevUnpinPages']);
+  it('replays the driver’s pins through the pinning mdev’s sysfs node from a process without the device fd', async () => {
+    expect([...absentTypes(ADAPTERS.container, 'current')]).toEqual([]);
     expect(ADAPTERS.container.map({ type: 'VmmUnmapListLock' }, 'vmm', 'current').kind).toBe('internal');
+    const { target, ops } = recordingTarget();
+    const run = new PathRun(target, 'c', [uuidFor(1, 0), uuidFor(1, 1)]);
+    await ADAPTERS.container.setup(run, 'current');
+    const n = ops.length;
+    for (const type of ['MdevPinPages', 'MdevUnpinPages']) {
+      const m = ADAPTERS.container.map({ type, dma: 1 }, 'mdev', 'current', run);
+      if (m.kind === 'call') await m.run(run);
+    }
+    expect(ops.slice(n).map((o) => `${o.actor} ${o.op} ${String(o.args.line)}`)).toEqual([
+      'c-mdev pin_worker pin 0x101000 0x1000',
+      'c-mdev pin_worker unpin 0x101000 0x1000',
+    ]);
+  });
+
+  it('with the hotplug thread: a second instance in the container, its device opened by a forked process that keeps only its group', async () => {
+    const { target, ops } = recordingTarget();
+    const run = new PathRun(target, 'h', [uuidFor(2, 0), uuidFor(2, 1)]);
+    await ADAPTERS.container.setup(run, 'current-hotplug');
+    const forked = ops.findIndex((o) => o.op === 'fork');
+    expect(ops[forked - 3]).toMatchObject({ op: 'pin_create', args: { uuid: uuidFor(2, 1) } });
+    expect(ops.slice(forked + 1).map((o) => `${o.actor} ${o.op}`)).toEqual(
+      Array.from({ length: 5 }, () => 'h-hotplug close'),
+    );
+    const m = ADAPTERS.container.map({ type: 'HotplugOpenDevice' }, 'hotplug', 'current-hotplug', run);
+    if (m.kind === 'call') await m.run(run);
+    expect(ops.at(-1)).toMatchObject({
+      actor: 'h-hotplug',
+      op: 'vfio_group_get_device_fd',
+      args: { name: uuidFor(2, 1) },
+    });
   });
 
   it('UNMAP_DMA of a dma, and of everything with VFIO_DMA_UNMAP_FLAG_ALL', async () => {

@@ -578,6 +578,23 @@ describe('one handoff a scenario', () => {
     expect(f.call('ImageIoasChangeProcess')).toBe('0'); // a retry finds nothing to move
   });
 
+  it('F1 fixed (conformance/kernel/patches/0001): the image takes the charge and CHANGE_PROCESS returns 0', () => {
+    const f = fixture(DESIGNS['iommufd-change-process-noholder-mm-fixed']);
+    expect(f.call('VmmExec', { rlimit: 'ok' })).toBe('0');
+    expect(f.call('ImageMmap')).toBe('0');
+    expect(f.call('ImageIoasChangeProcess')).toBe('0');
+    expect(f.owners()).toEqual(['mm1', 'mm1']);
+    expect(f.ctx().k.warn).toEqual([]);
+    expect(f.ctx().k.pages.map((p) => p?.lastNpinned)).toEqual([1, 1]);
+    expect(f.ctx().k.mms.mm1).toMatchObject({ lockedVm: 2, pinnedVm: 2 });
+  });
+
+  it('F1 fixed: the design violates only what the USER no-holder design does (recoverable)', async () => {
+    expect(violated(await run('iommufd-change-process-noholder-mm-fixed'))).toEqual(
+      violated(await run('iommufd-change-process-noholder')),
+    );
+  });
+
   it('the draft with MM mode and a dead old mm ignores the failed uncharge and returns 0', () => {
     const f = fixture({ ...DESIGNS['iommufd-draft-mm'], holder: false });
     expect(f.call('VmmExec', { rlimit: 'ok' })).toBe('0');
