@@ -45,6 +45,7 @@ import { readCheckpoint, StoppedAtCheckpoint } from './checkpoint.ts';
 import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
+import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './cli-distributed.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -59,6 +60,10 @@ function positiveInt(name: string) {
     }
     return n;
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (raw: string): number => (raw === '0' ? 0 : positiveInt(name)(raw));
 }
 
 function integer(name: string) {
@@ -160,6 +165,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     throw new ModelError('explore needs a model (or --resume FILE)');
   const resumed = o.resume ? await resumeOf(target, o) : undefined;
   const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
+  const broker = brokerTargetOf(o, variant);
+  if (broker && broker.node > 0) return serveNode(variant, broker, o.memory);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
@@ -182,11 +189,14 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
         },
       }),
       ...(resumed && { resume: resumed.checkpoint }),
+      ...(broker && { broker: { ...broker, log: brokerLog } }),
       onProgress: (p) => progress.update(p),
     });
   } catch (e) {
-    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     progress.stop();
+    const fault = faultExit(e, o.json);
+    if (fault !== undefined) return fault;
+    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     process.stderr.write(`vfio-mc: ${e.message}\nresume it: vfio-mc explore --resume ${e.file}\n`);
     return EXIT.interrupted;
   } finally {
@@ -606,14 +616,17 @@ export function buildProgram(): Command {
       .option('--checkpoint <file>', 'write the search state there every few minutes and on Ctrl-C/SIGTERM')
       .option(
         '--checkpoint-every <minutes>',
-        'minutes between checkpoints',
-        positiveInt('--checkpoint-every'),
+        'minutes between checkpoints (0: after every level)',
+        nonNegativeInt('--checkpoint-every'),
         5,
       )
       .option(
         '--resume <file>',
         'continue a search from its checkpoint (same model, variant, workers, bounds)',
-      ),
+      )
+      .option('--broker <url>', 'run distributed over this Redis server (redis://HOST:PORT), with --node')
+      .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
+      .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)'),
   )
     .addOption(checkOption())
     .option(
