@@ -140,6 +140,11 @@ export class BrokerLink {
     }
   }
 
+  /** Wait until both connections are up (after a broker restart, they come back by themselves). */
+  async ready(): Promise<void> {
+    while (!this.cmd.isReady || !this.blocking.isReady) await new Promise((r) => setTimeout(r, 50));
+  }
+
   close(): void {
     this.cmd.destroy();
     this.blocking.destroy();

@@ -134,6 +134,8 @@ class Coordinator {
   /** A new session: every node (re)joins it with a fresh partition thread; what the last one held is dropped. */
   async newSession(): Promise<void> {
     const { cmd, keys } = this.link;
+    // After a broker restart: once both connections are back, a drop is a new fault.
+    await this.link.ready();
     this.session = randomBytes(6).toString('hex');
     this.fault = undefined;
     this.running = false;
@@ -196,9 +198,16 @@ class Coordinator {
     const answer = new Promise<T>((resolve, reject) =>
       this.pending.set(`${node}:${id}`, { resolve, reject }),
     );
+    answer.catch(() => {}); // a fault may reject it while its command is still being pushed
     const key = this.link.keys.in(this.session, node);
     return (async () => {
-      for (const p of partsOf(Kind.command, COORDINATOR, id, c)) await this.link.pushBounded(key, p);
+      try {
+        for (const p of partsOf(Kind.command, COORDINATOR, id, c)) await this.link.pushBounded(key, p);
+      } catch (e) {
+        // a command the broker did not take: the connection dropped (reported by the link too)
+        this.failWith(new NodeFault(undefined, `the broker did not take a command: ${(e as Error).message}`));
+        throw this.fault;
+      }
       const r = await answer;
       if (c.cmd === 'seed' || c.cmd === 'drain') this.note(node, r as LevelReport, c.cmd === 'seed');
       return r;
@@ -348,9 +357,9 @@ export async function distributedSearch(
   let fault: string | undefined;
   try {
     for (;;) {
-      await coord.newSession();
-      await coord.waitForNodes(cfg.joinSeconds ?? 600);
       try {
+        await coord.newSession();
+        await coord.waitForNodes(cfg.joinSeconds ?? 600);
         const run = { ...cfg, workers: nodes, resume, onProgress };
         const remotes = Array.from({ length: nodes }, (_, i) => coord.remote(i));
         const partitionCfg = { check: cfg.check, recordEdges: cfg.recordEdges };
