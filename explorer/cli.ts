@@ -46,6 +46,7 @@ import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
 import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './cli-distributed.ts';
+import { budgetOption, cmdMerge, cmdSwarm, shardOption } from './cli-swarm.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -667,6 +668,28 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .addOption(wideOption())
     .action(async (target, o) => setExit(await cmdWalk(target, o)));
+  program
+    .command('swarm')
+    .description('one shard of a swarm: seeded random walks and random-order bounded DFS, a JSON report')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(setOption())
+    .requiredOption('--shard <i/n>', 'this is shard i of n (0-based)', shardOption)
+    .option('--seed <n>', 'the swarm’s seed; each shard mixes in its index', integer('--seed'), 1)
+    .option('--budget <limit>', 'time (1s, 2m) or states visited (10000states); default 10s', budgetOption, {
+      seconds: 10,
+    })
+    .option('--depth <n>', 'the longest walk, the deepest DFS', positiveInt('--depth'), 200)
+    .option('--out <file>', 'write the report there (default: standard output)')
+    .addOption(checkOption())
+    .action(async (target, o) => setExit(await cmdSwarm(target, (await variantOf(target, o)).variant, o)));
+  program
+    .command('merge')
+    .description('combine swarm shard reports: coverage, first and shortest violations, totals')
+    .argument('<reports...>', 'the shards’ JSON reports')
+    .option('--trail-dir <dir>', 'write the shortest trail of each violation there')
+    .option('--json', 'machine-readable output')
+    .action(async (files, o) => setExit(await cmdMerge(files, o)));
   program
     .command('paths')
     .description('conformance paths covering every uAPI transition and predicted errno within the bounds')
