@@ -106,9 +106,11 @@ export class BrokerLink {
     try {
       await Promise.all([cmd.connect(), blocking.connect()]);
     } catch (e) {
-      cmd.destroy();
-      blocking.destroy();
-      throw new ModelError(`cannot reach the broker at ${target.url}: ${(e as Error).message}`);
+      for (const c of [cmd, blocking]) if (c.isOpen) c.destroy();
+      const why = (e as Error).message;
+      throw new ModelError(
+        why.startsWith('cannot reach') ? `${why} (tried for 30 s)` : `the broker at ${target.url}: ${why}`,
+      );
     }
     return new BrokerLink(new Keys(`vfio-mc:${target.run}`), cmd, blocking);
   }
@@ -146,7 +148,6 @@ export class BrokerLink {
   }
 
   close(): void {
-    this.cmd.destroy();
-    this.blocking.destroy();
+    for (const c of [this.cmd, this.blocking]) if (c.isOpen) c.destroy();
   }
 }
