@@ -7,9 +7,11 @@
  * naming it, never a verdict. `npm run test:distributed` runs every
  * registered variant, and the resumes (distributed-all.slow.ts).
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type Server } from '../../explorer/broker-server.ts';
-import { DistributedFault } from '../../explorer/distributed-bfs.ts';
+import { DistributedFault, formatFault } from '../../explorer/distributed-bfs.ts';
 import { explore } from '../../explorer/explore.ts';
 import type { ResolvedVariant } from '../../explorer/model.ts';
 import { findModel, registeredModels } from '../../explorer/registry.ts';
@@ -80,7 +82,59 @@ describe('faults', () => {
     expect(r.level).toBeGreaterThan(killedAt);
     expect(r.states).toBeLessThan(117_649);
     expect(r.lostStates).toBeGreaterThan(0);
+    const text = formatFault(r);
+    expect(text).toMatch(/^vfio-mc: error: the distributed search lost node 2 of 3 during level \d+/);
+    expect(text).toMatch(/no verdict/);
+    expect(text).toMatch(/lost: node 2's partition \([\d,]+ states\)/);
     // The surviving node is told the run ended without a verdict.
     expect((await n1.exited).code).toBe(5);
+  });
+});
+
+describe('the command line', () => {
+  const BIN = join(import.meta.dirname, '..', '..', 'bin', 'vfio-mc.js');
+  const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+  it('node 0 prints the report and its exit code; node 1 exits 0', async () => {
+    const variant = (await findModel('example-locks')).variant('abba');
+    const run = freshRun('cli');
+    const n1 = startNode(redis.url, 'example-locks', variant, 1, 2, run);
+    const r0 = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'explore',
+        'example-locks',
+        '--variant',
+        'abba',
+        '--broker',
+        redis.url,
+        '--node',
+        '0/2',
+        '--run',
+        run,
+        '--no-trails',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r0.status).toBe(1);
+    expect(r0.stdout).toMatch(/21 distinct states, 22 transitions/);
+    expect(r0.stdout).toMatch(/deadlock after 2 steps \(shortest\)/);
+    expect((await n1.exited).code).toBe(0);
+  });
+
+  it('bad options are one-line errors, exit 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--broker', 'nats://127.0.0.1:4222', '--node', '0/2'], /--broker: only Redis is supported/],
+      [['--broker', 'redis://127.0.0.1:6379'], /--broker needs --node I\/N/],
+      [['--node', '0/2'], /--node and --run need --broker URL/],
+      [['--broker', 'redis://127.0.0.1:6379', '--node', '3/3'], /--node must be I\/N with 0 <= I < N/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(['explore', 'example-locks', ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
   });
 });
