@@ -98,6 +98,7 @@ export class BrokerLink {
     readonly keys: Keys,
     readonly cmd: Client,
     readonly blocking: Client,
+    private readonly onLost: (why: string) => void,
   ) {}
 
   static async connect(target: BrokerTarget, onLost: (why: string) => void): Promise<BrokerLink> {
@@ -112,13 +113,15 @@ export class BrokerLink {
         why.startsWith('cannot reach') ? `${why} (tried for 30 s)` : `the broker at ${target.url}: ${why}`,
       );
     }
-    return new BrokerLink(new Keys(`vfio-mc:${target.run}`), cmd, blocking);
+    return new BrokerLink(new Keys(`vfio-mc:${target.run}`), cmd, blocking, onLost);
   }
 
-  /** Push without waiting (in order on this connection); a failure is a lost connection, already reported. */
+  /** Push without waiting (in order on this connection). A message the broker refused is lost: a fault. */
   push(key: string, b: Buffer): void {
     this.bytesSent += b.length;
-    this.cmd.rPush(key, b).catch(() => {});
+    this.cmd
+      .rPush(key, b)
+      .catch((e: Error) => this.onLost(`the broker did not take a message: ${e.message}`));
   }
 
   /** Push and wait while the list is long (no credit covers answers and notices). */
