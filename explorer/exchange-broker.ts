@@ -129,6 +129,8 @@ export type RelayMessage =
 export class RelayExchange implements Exchange {
   consume?: () => void;
   private readonly outstanding: Int32Array;
+  /** A batch the port delivered as an event, while the partition was idle. */
+  private readonly early: ArrayBuffer[] = [];
 
   constructor(
     readonly self: number,
@@ -136,6 +138,14 @@ export class RelayExchange implements Exchange {
     private readonly relay: RelayInit,
   ) {
     this.outstanding = new Int32Array(relay.outstanding);
+    // A partition that has expanded its share of a level is idle until the coordinator says
+    // 'drain', which it says once every partition has expanded; a peer still expanding may be
+    // waiting for this one's credit. So batches that come while the partition is idle are
+    // taken in at once (the event loop runs only between commands; during one, poll() takes them).
+    relay.port.on('message', (m: { bytes: ArrayBuffer }) => {
+      this.early.push(m.bytes);
+      this.consume?.();
+    });
   }
 
   send(to: number, batch: Batch): void {
@@ -149,9 +159,11 @@ export class RelayExchange implements Exchange {
   }
 
   poll(): Batch | undefined {
-    const m = receiveMessageOnPort(this.relay.port);
-    if (m === undefined) return undefined;
-    const batch = deserialize(new Uint8Array((m.message as { bytes: ArrayBuffer }).bytes)) as Batch;
+    const bytes =
+      this.early.shift() ??
+      (receiveMessageOnPort(this.relay.port)?.message as { bytes: ArrayBuffer } | undefined)?.bytes;
+    if (bytes === undefined) return undefined;
+    const batch = deserialize(new Uint8Array(bytes)) as Batch;
     this.relay.port.postMessage({ credit: batch.from } satisfies RelayMessage);
     return batch;
   }

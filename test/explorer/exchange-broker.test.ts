@@ -81,4 +81,19 @@ describe('the credit window', () => {
     expect(x.poll()).toBeUndefined();
     main.close();
   });
+
+  it('a batch that comes while the partition is idle is taken in at once (its sender may be waiting)', async () => {
+    const { port1: main, port2: mine } = new MessageChannel();
+    const x = new RelayExchange(0, 2, { port: mine, outstanding: new SharedArrayBuffer(8) });
+    const taken: number[] = [];
+    x.consume = () => {
+      for (let b = x.poll(); b !== undefined; b = x.poll()) taken.push(b.from);
+    };
+    const bytes = new Uint8Array(serialize(batch(1, 3))).buffer;
+    main.postMessage({ to: 0, bytes } satisfies RelayMessage, [bytes]);
+    await new Promise((r) => setTimeout(r, 20)); // the partition's event loop runs: it is idle
+    expect(taken).toEqual([1]);
+    expect(receiveMessageOnPort(main)?.message).toEqual({ credit: 1 });
+    main.close();
+  });
 });
