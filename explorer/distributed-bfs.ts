@@ -136,6 +136,15 @@ class Coordinator {
     const { cmd, keys } = this.link;
     // After a broker restart: once both connections are back, a drop is a new fault.
     await this.link.ready();
+    if (this.session !== '') {
+      // What the failed session left (batches, answers) is of no use any more.
+      const old = this.session;
+      const stale = [
+        keys.coord(old),
+        ...Array.from({ length: this.target.nodes }, (_, i) => keys.in(old, i)),
+      ];
+      await cmd.del(stale).catch(() => {});
+    }
     this.session = randomBytes(6).toString('hex');
     this.fault = undefined;
     this.running = false;
