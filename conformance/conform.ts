@@ -11,6 +11,7 @@ import type { AnyEngine } from '../explorer/engine.ts';
 import { chooseEngine } from '../explorer/explore.ts';
 import { type Model, ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import type { Adapter, ReplayTarget } from './adapters/adapter.ts';
+import { barMmapAdapter } from './adapters/bar-mmap.ts';
 import { containerAdapter } from './adapters/container.ts';
 import { handoffAdapter } from './adapters/exec-handoff.ts';
 import { ioasAdapter } from './adapters/ioas.ts';
@@ -28,6 +29,7 @@ export const ADAPTERS: Readonly<Record<string, Adapter>> = {
   container: containerAdapter,
   ioas: ioasAdapter,
   'exec-handoff': handoffAdapter,
+  'bar-mmap': barMmapAdapter,
 };
 
 export function adapterFor(model: string, variant: string): Adapter {

@@ -99,6 +99,7 @@ export function toJson(r: ExploreResult) {
     collisionProbability: r.collisionProbability,
     engine: r.engine,
     checking: r.checking,
+    reductions: r.reductions,
     workers: r.workers,
     bounds: r.bounds,
     ...(r.cutBy && { cutBy: r.cutBy }),

@@ -169,6 +169,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   const broker = brokerTargetOf(o, variant);
   if (broker && broker.node > 0) return serveNode(variant, broker, o.memory);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
   const progress = progressLine(`${variant.modelId}/${variant.name}`, o.progress && !o.json);
@@ -191,6 +192,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       }),
       ...(resumed && { resume: resumed.checkpoint }),
       ...(broker && { broker: { ...broker, log: brokerLog } }),
+      symmetry: o.symmetry === true,
       onProgress: (p) => progress.update(p),
     });
   } catch (e) {
@@ -210,8 +212,54 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   }
   const actors = createReferenceEngine(variant.machine).actors;
   if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
-  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors, textOptions(o)));
+  if (o.html) await writeHtml(o.html, [{ result, actors }]);
+  const comparison = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
+  print(
+    o.json
+      ? JSON.stringify({ ...toJson(result), ...(comparison && { comparison }) }, null, 2)
+      : formatReport(result, actors, textOptions(o)) +
+          (comparison ? `\n\n${formatComparison(comparison)}` : ''),
+  );
   return exitOf(result, o);
+}
+
+/** --compare-reductions: the same search without reductions, and both counts (and verdicts) side by side. */
+async function compareReductions(variant: ResolvedVariant, reduced: ExploreResult, o: Opts) {
+  if (reduced.reductions.length === 0)
+    throw new ModelError('--compare-reductions needs a reduction (--symmetry)');
+  const full = await explore(variant, {
+    depth: o.depth,
+    maxStates: o.maxStates,
+    check: o.check,
+    workers: o.workers,
+  });
+  const verdicts = (r: ExploreResult) =>
+    Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
+  const a = verdicts(full);
+  const b = verdicts(reduced);
+  return {
+    reductions: reduced.reductions,
+    states: { unreduced: full.states, reduced: reduced.states, factor: full.states / reduced.states },
+    seconds: { unreduced: full.seconds, reduced: reduced.seconds },
+    sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+  };
+}
+
+function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReductions>>>): string {
+  const n = (x: number) => x.toLocaleString('en');
+  return [
+    `reductions (${c.reductions.join(' + ')}): ${n(c.states.reduced)} states, ${n(c.states.unreduced)} without ` +
+      `(${c.states.factor.toFixed(1)}x fewer); ${c.seconds.reduced.toFixed(1)} s against ${c.seconds.unreduced.toFixed(1)} s`,
+    c.sameVerdicts
+      ? '  the same verdict for every property judged'
+      : '  VERDICTS DIFFER: a bug in the reduction, please report it',
+  ].join('\n');
+}
+
+/** The self-contained HTML report (view/report/), loaded only when asked for. */
+async function writeHtml(file: string, runs: import('../view/report/html-report.tsx').ReportRun[]) {
+  const { htmlReport } = await import('../view/report/html-report.tsx');
+  writeFileSyncChecked(file, htmlReport({ command: `vfio-mc ${commandLine}`, version: VERSION, runs }));
 }
 
 function writeFileSyncChecked(path: string, text: string): void {
@@ -332,6 +380,7 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     o.set ?? {},
   );
   const trails = trailDir(o, false);
+  if (o.html) checkWritableFile(o.html, '--html');
   const jobs = selected.flatMap(({ model, file }) => model.variantNames.map((v) => ({ model, file, v })));
   const started = performance.now();
   const rows: VerdictRow[] = [];
@@ -352,6 +401,15 @@ async function cmdVerdicts(o: Opts): Promise<number> {
       row = { ...row, result: { ...row.result, violations } };
     }
     rows.push(row);
+  }
+  if (o.html) {
+    const actors = jobs.map(
+      ({ model, v }) => createReferenceEngine(model.variant(v, params(model)).machine).actors,
+    );
+    await writeHtml(
+      o.html,
+      rows.map((r, k) => ({ result: r.result, actors: actors[k], asExpected: r.asExpected, why: r.why })),
+    );
   }
   if (o.json) {
     print(
@@ -603,6 +661,7 @@ export function buildProgram(): Command {
       )
       .option('--json', 'print one JSON object and nothing else')
       .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+      .option('--html <file>', 'write a self-contained HTML report (opens offline)')
       .option(
         '--workers <n|auto>',
         `worker threads, each owning a share of the states; auto: one thread for a search of up to ${AUTO_PROBE_STATES.toLocaleString('en')} states, else the machine's ${availableParallelism()} cores`,
@@ -627,7 +686,9 @@ export function buildProgram(): Command {
       )
       .option('--broker <url>', 'run distributed over this Redis server (redis://HOST:PORT), with --node')
       .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
-      .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)'),
+      .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
+      .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
+      .option('--compare-reductions', 'also explore without the reductions, and print both state counts'),
   )
     .addOption(checkOption())
     .option(
@@ -644,6 +705,7 @@ export function buildProgram(): Command {
     .option('--models <ids>', 'comma-separated model ids or model files')
     .addOption(setOption())
     .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
+    .option('--html <file>', 'write a self-contained HTML report (opens offline)')
     .option('--workers <n|auto>', 'worker threads for each search (as for explore)', workersOption, 'auto')
     .addOption(checkOption())
     .option('--json', 'machine-readable output')
@@ -740,10 +802,24 @@ export function buildProgram(): Command {
     .description('write a starting model, its spec page and a README into a directory')
     .argument('<dir>', 'the directory (created if missing)')
     .action(async (dir) => setExit(await cmdInit(dir)));
+  program
+    .command('serve')
+    .description('explore a model interactively in the browser (view/README.md)')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(new Option('--set <name=value,...>', 'model parameters, e.g. --set dmas=3'))
+    .option('--port <n>', 'port (0: any free one)', integer('--port'), 7317)
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--expose', 'allow --host to be an address other than loopback')
+    .action(async (target, o) =>
+      setExit(await (await import('../view/server/serve.ts')).serveCommand(target, o)),
+    );
   return program;
 }
 
 let exitCode: number = EXIT.ok;
+/** The arguments of the running command, as the HTML report records them. */
+let commandLine = '';
 const setExit = (c: number) => {
   exitCode = c;
 };
@@ -784,6 +860,7 @@ function sourceOf(cause: unknown): string | undefined {
 export async function main(argv: readonly string[]): Promise<number> {
   endQuietlyOnEpipe();
   exitCode = EXIT.ok;
+  commandLine = argv.join(' ');
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });

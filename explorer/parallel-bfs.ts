@@ -41,6 +41,7 @@ import {
 export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
+  readonly symmetry: boolean;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search instead of starting one. */
@@ -144,6 +145,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
       partitions: n,
       cfg: {
         check: cfg.check,
+        symmetry: cfg.symmetry,
         recordEdges: cfg.recordEdges,
         ...(data !== undefined && { dataBytes: data / n }),
       },
@@ -190,6 +192,7 @@ export async function runLevels(
       workers: threads.length,
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
+      symmetry: cfg.symmetry,
       coordinator: {
         depth,
         states,

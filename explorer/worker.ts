@@ -17,7 +17,7 @@ import { type DecodeMemo, type DictEntry, Words } from './codec.ts';
 import type { AnyEngine } from './engine.ts';
 import type { MessagePort } from 'node:worker_threads';
 import { BatchWriter, type Exchange, ownerOf, PortExchange, PROBE, readBatch } from './exchange.ts';
-import { chooseEngine } from './explore.ts';
+import { chooseEngine, judged } from './explore.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { memoryBudget } from './bfs.ts';
 import { Frontier } from './frontier.ts';
@@ -33,6 +33,7 @@ export const localOf = (g: number): number => g % 4294967296;
 
 export interface PartitionConfig {
   readonly check: boolean;
+  readonly symmetry?: boolean;
   readonly recordEdges: boolean;
   /** Bytes this partition's visited set and frontiers may use (its share of --memory). */
   readonly dataBytes?: number;
@@ -145,12 +146,16 @@ export class Partition {
   private spilled = 0;
   private readonly sent = new Uint32Array(2 * (SENT_MASK + 1));
 
+  private readonly variant: ResolvedVariant;
+
   constructor(
-    private readonly variant: ResolvedVariant,
+    full: ResolvedVariant,
     private readonly exchange: Exchange,
     private readonly cfg: PartitionConfig,
   ) {
-    this.engine = chooseEngine(variant, 'auto', cfg.check).engine;
+    this.variant = judged(full, { symmetry: cfg.symmetry === true }).variant;
+    const variant = this.variant;
+    this.engine = chooseEngine(variant, 'auto', cfg.check, cfg.symmetry).engine;
     this.invariants = Object.entries(variant.invariants);
     this.labelPredicates = temporalLabels(variant);
     this.checkWords = Math.ceil((this.invariants.length + this.labelPredicates.length) / 32);

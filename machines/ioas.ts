@@ -52,8 +52,6 @@ export interface Op {
 export interface IoasCtx {
   readonly ret: Readonly<Record<Actor, string | null>>;
   readonly k: Iommufd;
-  /** No type1 container in this model (the owner views also read type1 dmas). */
-  readonly dmas: readonly [];
   readonly op: Readonly<Record<Cpu, Op | null>>;
   readonly log: OwnerLog | null;
   /** MAP/MAP_FILE/COPY calls left, when the design bounds them. */
@@ -201,7 +199,6 @@ export function initialContext(d: IoasDesign): IoasCtx {
       creation: RWSEM_FREE,
       access,
     },
-    dmas: [],
     op: { vmm: null, child: null },
     log: null,
     ...(d.mapBudget !== undefined && { budget: d.mapBudget }),

@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1118,6 +1119,94 @@ static long op_memset(void *p, struct reply *rp)
 	return 0;
 }
 
+/*
+ * Device regions through the device fd (drivers/vfio/pci/vfio_pci_rdwr.c):
+ * pread/pwrite of `size` bytes (1, 2 or 4, little endian, as PCI config is)
+ * at `offset`, e.g. VFIO_PCI_CONFIG_REGION_INDEX's offset + PCI_COMMAND.
+ */
+struct region_rw_args {
+	int fd, size;
+	unsigned long long offset, value;
+};
+
+static long check_rw_size(int size)
+{
+	return size == 1 || size == 2 || size == 4 ? 0 : proto_err("size must be 1, 2 or 4, not %d", size);
+}
+
+static long op_pread(void *p, struct reply *rp)
+{
+	const struct region_rw_args *a = p;
+	uint32_t v = 0;
+	long rc = check_rw_size(a->size);
+
+	if (rc)
+		return rc;
+	fail_nth_arm();
+	rc = sys_ret(pread(a->fd, &v, a->size, a->offset));
+	fail_nth_disarm();
+	if (rc >= 0)
+		out_add(rp, "value", "0x%x", v);
+	return rc;
+}
+
+static long op_pwrite(void *p, struct reply *rp)
+{
+	const struct region_rw_args *a = p;
+	uint32_t v = (uint32_t)a->value;
+	long rc = check_rw_size(a->size);
+
+	if (rc)
+		return rc;
+	fail_nth_arm();
+	rc = sys_ret(pwrite(a->fd, &v, a->size, a->offset));
+	fail_nth_disarm();
+	return rc;
+}
+
+/*
+ * A 32-bit load from a mapping, as the model's touch: SIGBUS (the fault
+ * handler's VM_FAULT_SIGBUS) is caught and reported as sigbus=1 instead of
+ * killing the actor. minflt is this thread's ru_minflt delta across the load:
+ * a fault that installed a PTE counts, a SIGBUS and a load served by an
+ * existing PTE do not (mm/memory.c:mm_account_fault).
+ */
+static sigjmp_buf load_env;
+
+static void load_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(load_env, 1);
+}
+
+struct load_args {
+	unsigned long long addr;
+};
+
+static long op_load(void *p, struct reply *rp)
+{
+	const struct load_args *a = p;
+	struct sigaction sa = { .sa_handler = load_sigbus }, old;
+	struct rusage before, after;
+	volatile uint32_t v = 0;
+	volatile int bus = 0;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old))
+		return -errno;
+	getrusage(RUSAGE_THREAD, &before);
+	if (sigsetjmp(load_env, 1) == 0)
+		v = *(volatile uint32_t *)(uintptr_t)a->addr;
+	else
+		bus = 1;
+	getrusage(RUSAGE_THREAD, &after);
+	sigaction(SIGBUS, &old, NULL);
+	out_add(rp, "sigbus", "%d", bus);
+	out_add(rp, "value", "0x%x", bus ? 0 : v);
+	out_add(rp, "minflt", "%ld", after.ru_minflt - before.ru_minflt);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ processes */
 
 static long op_getpid(void *p, struct reply *rp)
@@ -1390,6 +1479,24 @@ static const struct op ops[] = {
 	  .outs = { OUT_DEC(size, size) } },
 #undef S
 
+	/* ---- VFIO device fd (include/uapi/linux/vfio.h, drivers/vfio/pci/vfio_pci_core.c) */
+#define S vfio_device_info
+	{ IOCTL(vfio_device_get_info, VFIO_DEVICE_GET_INFO, argsz), .args = { ON_FD },
+	  .outs = { OUT_DEC(flags, flags), OUT_BIT(reset, flags, VFIO_DEVICE_FLAGS_RESET),
+		    OUT_DEC(num_regions, num_regions) } },
+#undef S
+#define S vfio_region_info
+	{ IOCTL(vfio_device_get_region_info, VFIO_DEVICE_GET_REGION_INFO, argsz), .args = { ON_FD, IN(index, index) },
+	  .outs = { OUT_HEX(offset, offset), OUT_HEX(size, size), OUT_DEC(flags, flags) } },
+#undef S
+#define S no_args
+	{ IOCTL_VAL(vfio_device_reset, VFIO_DEVICE_RESET), .args = { ON_FD } },
+#undef S
+#define S region_rw_args
+	{ CALL(pread), .args = { IN(fd, fd), IN(offset, offset), OPT(size, size, 4) } },
+	{ CALL(pwrite), .args = { IN(fd, fd), IN(offset, offset), IN(value, value), OPT(size, size, 4) } },
+#undef S
+
 	/* ---- VFIO device cdev + iommufd */
 #define S vfio_device_bind_iommufd
 	{ IOCTL(vfio_device_bind_iommufd, VFIO_DEVICE_BIND_IOMMUFD, argsz),
@@ -1499,6 +1606,9 @@ static const struct op ops[] = {
 #define S range_args
 	{ CALL(munmap), .args = { IN(addr, addr), IN(length, length) } },
 	{ CALL(memset), .args = { IN(addr, addr), IN(length, length), OPT(byte, byte, 0) } },
+#undef S
+#define S load_args
+	{ CALL(load), .args = { IN(addr, addr) } },
 #undef S
 
 	/* ---- processes (fork, exec, exit, proc_status get their bookkeeping in target/session.ts) */

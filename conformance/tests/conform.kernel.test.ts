@@ -34,6 +34,7 @@ beforeAll(async () => {
   runs.handoff = await plan('exec-handoff', 'iommufd-change-process');
   runs.handoffMm = await plan('exec-handoff', 'iommufd-change-process-noholder-mm');
   runs.ioas = await plan('ioas', 'change-process');
+  runs.barMmap = await plan('bar-mmap', 'current');
   const allow = [...new Set(Object.values(runs).flatMap(allowList))];
   target = await openTarget({ kind: 'qemu', allow });
 });
@@ -43,6 +44,28 @@ afterAll(async () => {
 });
 
 describe('conformance of the models on Linux 7.3.4 (vfio-mc conform)', () => {
+  it('bar-mmap/current: every replayable path matches on the root-port edu (mmap, loads, SIGBUS, COMMAND writes, reset); only the D3 writes cannot be made', async () => {
+    const r = await runConformance(runs.barMmap, target);
+    const text = formatConformReport(r);
+    expect(
+      r.paths.filter((p) => p.status !== 'match' && p.status !== 'unreplayable'),
+      text,
+    ).toEqual([]);
+    for (const p of r.paths.filter((x) => x.status === 'unreplayable')) {
+      expect(p.reason, text).toMatch(/no PCI power-management capability/);
+    }
+    for (const k of [
+      'UserATouch→0',
+      'UserATouch→SIGBUS',
+      'GuestCommandWrite→0',
+      'VmmReset→0',
+      'UserAMunmap→0',
+    ]) {
+      expect(r.coverage.results[k], `${k}\n${text}`).toBe('matched');
+    }
+    expect(r.coverage.results['GuestPowerWrite→0'], text).toBe('not replayed');
+  });
+
   it('container/current: every path matches, with a real IOMMU domain (the vfio-pci group): VADDR handoff and VmLck', async () => {
     const r = await runConformance(runs.container, target);
     const text = formatConformReport(r);

@@ -11,7 +11,7 @@
  * npages): the models pin whole areas only, and COPY copies whole areas. This
  * keeps the counters exact while dropping the per-index interval trees.
  */
-import type { Mm } from './mm.ts';
+import { applyRef, type Mm, type MmRefs, type RefOp } from './mm.ts';
 
 /** enum { IOPT_PAGES_ACCOUNT_NONE, _USER, _MM } (io_pagetable.h); the array order is the enum order. */
 export const ACCOUNT_MODES = ['none', 'user', 'mm'] as const;
@@ -55,6 +55,12 @@ export interface Acct {
   pages: (Pages | null)[];
   /** Kernel WARN_ON sites reached so far (sorted, unique): a reached WARN is a broken kernel assumption. */
   warn: string[];
+  /**
+   * mm_users and mm_count per mm, for the models that check them
+   * (exec-handoff); absent elsewhere, and then the reference operations below
+   * change nothing.
+   */
+  mmRefs?: Record<string, MmRefs>;
 }
 
 export type Errno = 'ENOMEM' | 'EINVAL' | 'EFAULT' | 'EBUSY' | 'ENOENT' | 'EEXIST' | 'EDEADLOCK' | 'ENXIO';
@@ -157,6 +163,19 @@ export function unpinAll(a: Acct, p: Pages, current: string | null): void {
   updateUnpinned(a, p, current);
 }
 
+/**
+ * mmget/mmput/mmgrab/mmdrop on `mm` when the model tracks reference counts.
+ * An mmput that drops mm_users to 0 is __mmput(): exit_mmap() tears the
+ * address space down, so mmget_not_zero() fails from then on.
+ */
+export function mmRef(a: Acct, mm: string, op: RefOp): void {
+  if (!a.mmRefs) return;
+  a.mmRefs = applyRef(a.mmRefs, mm, op);
+  if (op === 'mmput' && a.mmRefs[mm].users === 0 && a.mms[mm]?.alive) {
+    a.mms = { ...a.mms, [mm]: { ...a.mms[mm], alive: false } };
+  }
+}
+
 /** pages.c:iopt_alloc_pages(): the caller becomes the source; CAP_IPC_LOCK gives NONE, else USER, upgraded to MM by the ctx (io_pagetable.c:iopt_map_common). */
 export function allocPages(
   a: Acct,
@@ -168,6 +187,7 @@ export function allocPages(
   const proc = a.procs[pid];
   const mode: AccountMode = proc.cap ? 'none' : ctxMode;
   const p: Pages = { type, mode, mm: proc.mm, task: pid, user: proc.uid, npages, npinned: 0, lastNpinned: 0 };
+  mmRef(a, proc.mm, 'mmgrab'); // pages.c:iopt_alloc_pages: mmgrab(pages->source_mm)
   const free = a.pages.indexOf(null);
   if (free >= 0) {
     a.pages = a.pages.map((x, i) => (i === free ? p : x));
@@ -179,17 +199,25 @@ export function allocPages(
 
 /** kref_put on the last reference: iopt_release_pages (trailing freed ids are trimmed so equal states encode equally). */
 export function freePages(a: Acct, id: number): void {
+  const p = a.pages[id];
+  if (p) mmRef(a, p.mm, 'mmdrop'); // pages.c:iopt_release_pages: mmdrop(pages->source_mm)
   const next = a.pages.map((x, i) => (i === id ? null : x));
   while (next.length > 0 && next[next.length - 1] === null) next.pop();
   a.pages = next;
 }
 
-/** exec() or exit(): the process's mm is dead for every later mmget_not_zero(); exec gives it a fresh one. */
+/**
+ * exec() or exit(): the process drops its mm_users reference (exec_mmap() /
+ * exit_mm() → mmput), after which the old mm is dead for every later
+ * mmget_not_zero(); exec gives it a fresh one.
+ */
 export function killProcMm(a: Acct, pid: string, newMm: string | null): void {
   const old = a.procs[pid].mm;
-  a.mms = { ...a.mms, [old]: { ...a.mms[old], alive: false } };
+  if (a.mmRefs) mmRef(a, old, 'mmput');
+  else a.mms = { ...a.mms, [old]: { ...a.mms[old], alive: false } };
   if (newMm !== null) {
     a.mms = { ...a.mms, [newMm]: { alive: true, lockedVm: 0, pinnedVm: 0 } };
+    mmRef(a, newMm, 'mmget');
     a.procs = { ...a.procs, [pid]: { ...a.procs[pid], mm: newMm } };
   }
 }
