@@ -53,6 +53,17 @@ describe.each(cases)('%s: %i processes = one process', (name, model, variant, no
   });
 });
 
+it('--symmetry: node 0 tells the nodes, and 2 processes store the orbits one process stores', async () => {
+  const variant = (await findModel('explorer/bench/dma-regions.ts')).variant(undefined, { regions: 4 });
+  const one = await explore(variant, { workers: 1, symmetry: true });
+  const { result } = await exploreDistributed(redis.url, 'explorer/bench/dma-regions.ts', variant, 2, {
+    symmetry: true,
+  });
+  expect(result.reductions).toEqual(['symmetry']);
+  expect(summary(result)).toEqual(summary(one));
+  expect(result.states).toBeLessThan(5 ** 4);
+});
+
 describe('faults', () => {
   // 117,649 states over 13 levels: long enough to kill a node in the middle.
   const BENCH = 'explorer/bench/dma-regions.ts';
