@@ -46,6 +46,8 @@ import { readCheckpoint, StoppedAtCheckpoint } from './checkpoint.ts';
 import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
+import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './cli-distributed.ts';
+import { budgetOption, cmdMerge, cmdSwarm, shardOption } from './cli-swarm.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -60,6 +62,10 @@ function positiveInt(name: string) {
     }
     return n;
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (raw: string): number => (raw === '0' ? 0 : positiveInt(name)(raw));
 }
 
 function integer(name: string) {
@@ -161,6 +167,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     throw new ModelError('explore needs a model (or --resume FILE)');
   const resumed = o.resume ? await resumeOf(target, o) : undefined;
   const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
+  const broker = brokerTargetOf(o, variant);
+  if (broker && broker.node > 0) return serveNode(variant, broker, o.memory);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
   if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
@@ -184,12 +192,15 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
         },
       }),
       ...(resumed && { resume: resumed.checkpoint }),
+      ...(broker && { broker: { ...broker, log: brokerLog } }),
       symmetry: o.symmetry === true,
       onProgress: (p) => progress.update(p),
     });
   } catch (e) {
-    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     progress.stop();
+    const fault = faultExit(e, o.json);
+    if (fault !== undefined) return fault;
+    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     process.stderr.write(`vfio-mc: ${e.message}\nresume it: vfio-mc explore --resume ${e.file}\n`);
     return EXIT.interrupted;
   } finally {
@@ -667,14 +678,17 @@ export function buildProgram(): Command {
       .option('--checkpoint <file>', 'write the search state there every few minutes and on Ctrl-C/SIGTERM')
       .option(
         '--checkpoint-every <minutes>',
-        'minutes between checkpoints',
-        positiveInt('--checkpoint-every'),
+        'minutes between checkpoints (0: after every level)',
+        nonNegativeInt('--checkpoint-every'),
         5,
       )
       .option(
         '--resume <file>',
         'continue a search from its checkpoint (same model, variant, workers, bounds)',
       )
+      .option('--broker <url>', 'run distributed over this Redis server (redis://HOST:PORT), with --node')
+      .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
+      .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
       .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
       .option('--compare-reductions', 'also explore without the reductions, and print both state counts'),
   )
@@ -718,6 +732,28 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .addOption(wideOption())
     .action(async (target, o) => setExit(await cmdWalk(target, o)));
+  program
+    .command('swarm')
+    .description('one shard of a swarm: seeded random walks and random-order bounded DFS, a JSON report')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(setOption())
+    .requiredOption('--shard <i/n>', 'this is shard i of n (0-based)', shardOption)
+    .option('--seed <n>', 'the swarm’s seed; each shard mixes in its index', integer('--seed'), 1)
+    .option('--budget <limit>', 'time (1s, 2m) or states visited (10000states); default 10s', budgetOption, {
+      seconds: 10,
+    })
+    .option('--depth <n>', 'the longest walk, the deepest DFS', positiveInt('--depth'), 200)
+    .option('--out <file>', 'write the report there (default: standard output)')
+    .addOption(checkOption())
+    .action(async (target, o) => setExit(await cmdSwarm(target, (await variantOf(target, o)).variant, o)));
+  program
+    .command('merge')
+    .description('combine swarm shard reports: coverage, first and shortest violations, totals')
+    .argument('<reports...>', 'the shards’ JSON reports')
+    .option('--trail-dir <dir>', 'write the shortest trail of each violation there')
+    .option('--json', 'machine-readable output')
+    .action(async (files, o) => setExit(await cmdMerge(files, o)));
   program
     .command('paths')
     .description('conformance paths covering every uAPI transition and predicted errno within the bounds')

@@ -10,6 +10,8 @@ import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
 import type { Checkpoint, CheckpointPolicy } from './checkpoint.ts';
 import { parallelSearch } from './parallel-bfs.ts';
+import type { BrokerTarget } from './broker-link.ts';
+import { distributedSearch } from './distributed-bfs.ts';
 import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
@@ -49,6 +51,8 @@ export interface ExploreConfig {
   readonly symmetry: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
+  /** Run as node 0 of a distributed search over this broker (distributed-bfs.ts); `workers` is ignored. */
+  readonly broker?: BrokerTarget & { readonly log?: (line: string) => void };
 }
 
 export type ExploreOptions = Partial<ExploreConfig>;
@@ -75,6 +79,7 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     resume: options.resume,
     symmetry: options.resume?.symmetry ?? options.symmetry ?? false,
     onProgress: options.onProgress,
+    broker: options.broker,
   };
 }
 
@@ -126,9 +131,20 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
     labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
   };
-  let workers = cfg.workers === 'auto' ? 1 : cfg.workers;
+  let workers = cfg.broker ? cfg.broker.nodes : cfg.workers === 'auto' ? 1 : cfg.workers;
   let outcome: SearchOutcome | undefined;
-  if (cfg.workers === 'auto') {
+  if (cfg.broker) {
+    const { log, ...broker } = cfg.broker;
+    outcome = await distributedSearch(variant, {
+      ...searchConfig,
+      check: cfg.check,
+      symmetry: cfg.symmetry,
+      checkpoint: cfg.checkpoint,
+      resume: cfg.resume,
+      broker,
+      ...(log && { log }),
+    });
+  } else if (cfg.workers === 'auto') {
     const cores = availableParallelism();
     const probe = Math.min(cfg.maxStates, AUTO_PROBE_STATES);
     outcome = search(variant, engine, {

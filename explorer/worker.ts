@@ -174,6 +174,7 @@ export class Partition {
     );
     this.frontier = new Frontier(this.budget.frontier());
     this.next = new Frontier(this.budget.frontier());
+    exchange.consume = () => this.receive();
   }
 
   /** Level 0: every partition computes the initial state; its owner keeps it. */
@@ -518,8 +519,14 @@ export type Command =
   | { cmd: 'unexpanded' }
   | { cmd: 'dump' };
 
-/** The worker thread's loop: load the variant, then answer the coordinator's commands in order. */
-export async function runPartitionThread(): Promise<void> {
+/**
+ * The worker thread's loop: load the variant, then answer the coordinator's commands in order.
+ * The exchange is the ports between threads, or another (the broker's: exchange-broker.ts).
+ */
+export async function runPartitionThread(
+  exchangeOf: (init: WorkerInit) => Exchange = (init) =>
+    new PortExchange(init.partition, init.partitions, init.ports),
+): Promise<void> {
   const { parentPort, workerData } = await import('node:worker_threads');
   const { loadModelFile } = await import('./registry.ts');
   const init = workerData as WorkerInit;
@@ -540,8 +547,7 @@ export async function runPartitionThread(): Promise<void> {
   try {
     const model = await loadModelFile(init.source.file);
     const variant = model.variant(init.source.variant, init.source.params);
-    const exchange = new PortExchange(init.partition, init.partitions, init.ports);
-    partition = new Partition(variant, exchange, init.cfg);
+    partition = new Partition(variant, exchangeOf(init), init.cfg);
     port.postMessage({ ok: 'ready' });
   } catch (e) {
     const err = e as Error;
