@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Unit and model tests. Tests that need a real kernel (conformance/**/*.kernel.test.ts)
-// run separately with `npm run test:kernel`.
+// run separately with `npm run test:kernel`, those that need Chromium with `npm run test:browser`.
 export default defineConfig({
   test: {
     include: [
@@ -11,7 +11,7 @@ export default defineConfig({
       'explorer/**/*.test.ts',
       'conformance/**/*.test.ts',
     ],
-    exclude: ['**/node_modules/**', '**/*.kernel.test.ts'],
+    exclude: ['**/node_modules/**', '**/*.kernel.test.ts', '**/*.browser.test.ts'],
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: 'forks',

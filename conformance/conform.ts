@@ -11,7 +11,9 @@ import type { AnyEngine } from '../explorer/engine.ts';
 import { chooseEngine } from '../explorer/explore.ts';
 import { type Model, ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import type { Adapter, ReplayTarget } from './adapters/adapter.ts';
+import { barMmapAdapter } from './adapters/bar-mmap.ts';
 import { containerAdapter } from './adapters/container.ts';
+import { deviceCloseAdapter } from './adapters/device-close.ts';
 import { handoffAdapter } from './adapters/exec-handoff.ts';
 import { ioasAdapter } from './adapters/ioas.ts';
 import {
@@ -22,12 +24,15 @@ import {
   type PathFile,
 } from './paths.ts';
 import { type PathReport, replayPath } from './replay.ts';
+import { lockdepSummary } from './qemu/kernel-log.ts';
 import { homeStates } from './replay-model.ts';
 
 export const ADAPTERS: Readonly<Record<string, Adapter>> = {
   container: containerAdapter,
+  'device-close': deviceCloseAdapter,
   ioas: ioasAdapter,
   'exec-handoff': handoffAdapter,
+  'bar-mmap': barMmapAdapter,
 };
 
 export function adapterFor(model: string, variant: string): Adapter {
@@ -48,9 +53,25 @@ export function adapterFor(model: string, variant: string): Adapter {
 export const uuidFor = (n: number, i: number) =>
   `5f1d3a7e-0c0f-4c6b-9d6e-${(0xc0f000000000 + n * 16 + i).toString(16).padStart(12, '0')}`;
 
+/**
+ * The variant as the replay sees it: the driver steps its adapter replays (the pinning mdev's
+ * vfio_pin_pages and vfio_unpin_pages) count as calls, like the uAPI calls. The target's
+ * driver takes them only when a path says so, so they are never internal steps; paths cover
+ * their transitions and results, and the coverage counts them.
+ */
+export function forReplay(variant: ResolvedVariant): ResolvedVariant {
+  const adapter = adapterFor(variant.modelId, variant.name);
+  const driver = adapter.eventTypes.filter(
+    (t) => !variant.calls.has(t) && adapter.map({ type: t }, '', variant.name).kind === 'call',
+  );
+  if (driver.length === 0) return variant;
+  return { ...variant, calls: new Set([...variant.calls, ...driver]) };
+}
+
 export async function loadPaths(variant: ResolvedVariant, file: string | undefined): Promise<PathFile> {
-  if (!file) return generatePaths(variant);
-  return checkPathFile(await readJsonFile(file), file, variant);
+  const v = forReplay(variant);
+  if (!file) return generatePaths(v);
+  return checkPathFile(await readJsonFile(file), file, v);
 }
 
 export interface ConformRun {
@@ -68,7 +89,7 @@ export function planRun(
   file: PathFile,
   only?: string,
 ): ConformRun {
-  const variant = model.variant(variantName);
+  const variant = forReplay(model.variant(variantName));
   const adapter = adapterFor(model.id, variant.name);
   const numbered = file.paths.map((p, n) => ({ p, n }));
   const chosen = only ? numbered.filter(({ p }) => p.id === only) : numbered;
@@ -119,6 +140,8 @@ export interface CoverageReport {
 export interface ConformOptions {
   readonly failAt?: { readonly step: number; readonly nth: number };
   readonly callTimeoutMs?: number;
+  /** Every call must give the path's own prediction, not just a result the model allows. */
+  readonly strict?: boolean;
   readonly onPath?: (done: number, total: number, last: PathReport) => void;
 }
 
@@ -140,9 +163,12 @@ export async function runConformance(
       uuids: Array.from({ length: run.adapter.uuidsPerPath }, (_, k) => uuidFor(n, k)),
       ...(opts.failAt && { failAt: opts.failAt }),
       ...(opts.callTimeoutMs && { callTimeoutMs: opts.callTimeoutMs }),
+      ...(opts.strict && { strict: true }),
     });
     reports.push(r);
     opts.onPath?.(i + 1, run.paths.length, r);
+    // A BUG or a deadlock left processes stuck in the kernel: the next path needs a fresh VM.
+    if (r.restartTarget && target.restart && i + 1 < run.paths.length) await target.restart();
   }
   const seconds = (performance.now() - started) / 1000;
   const replayed = reports.flatMap((r) => r.steps);
@@ -246,6 +272,11 @@ export function reproducer(
 }
 
 const show = (e: unknown) => JSON.stringify(e);
+const firstLine = (text: string | undefined, re: RegExp) =>
+  (text ?? '')
+    .split('\n')
+    .find((l) => re.test(l))
+    ?.replace(/^\[[\s\d.]+\]\s*/, '') ?? '';
 
 export function formatConformReport(
   report: ConformReport,
@@ -254,8 +285,10 @@ export function formatConformReport(
   const c = report.coverage;
   const by = (s: string) => report.paths.filter((p) => p.status === s).length;
   const pct = (n: number) => (c.total ? ((100 * n) / c.total).toFixed(1) : '100.0');
+  const bugs = by('kernel-bug');
   const lines = [
-    `${report.model} / ${report.variant}: ${report.paths.length} paths: ${by('match')} match, ${by('diverge')} diverge, ` +
+    `${report.model} / ${report.variant}: ${report.paths.length} paths: ${by('match')} match, ` +
+      `${bugs ? `${bugs} kernel-bug (predicted), ` : ''}${by('diverge')} diverge, ` +
       `${by('unreplayable')} unreplayable, ${by('setup-error')} setup errors`,
     `  uAPI transitions: ${c.total} in the machine, ${c.covered} covered by the paths, ${c.matched} replayed with an allowed result (${pct(c.matched)}%)` +
       (c.complete && c.covered < c.total
@@ -268,7 +301,19 @@ export function formatConformReport(
   ];
   if (c.notReplayed.length)
     lines.push('  covered but not replayed:', ...c.notReplayed.map((t) => `    ${t}`));
-  for (const p of report.paths.filter((x) => x.status !== 'match')) {
+  const lockdep = report.paths.flatMap((p) =>
+    p.steps.flatMap((s) =>
+      (s.lockdep ?? []).map((t) => `    ${p.id} step ${s.index + 1} ${show(s.event)}: ${lockdepSummary(t)}`),
+    ),
+  );
+  if (lockdep.length) lines.push('  lockdep reports (attached to the step that ran):', ...lockdep);
+  for (const p of report.paths.filter((x) => x.status === 'kernel-bug' || x.restartTarget)) {
+    const bugStep = p.steps.find((s) => s.observed === 'BUG');
+    lines.push(
+      `  ${p.id}: ${bugStep ? `BUG at step ${bugStep.index + 1}, as predicted: ${firstLine(bugStep.splat, /kernel BUG at|Oops/)}` : (p.reason ?? '')}; processes stuck in the kernel: teardown skipped, a fresh VM for the next path`,
+    );
+  }
+  for (const p of report.paths.filter((x) => x.status !== 'match' && x.status !== 'kernel-bug')) {
     lines.push(
       '',
       `${p.status.toUpperCase()} ${p.id}${p.failedStep !== undefined ? ` at step ${p.failedStep + 1}` : ''}`,
@@ -300,8 +345,10 @@ export function formatJunit(reports: readonly ConformReport[]): string {
     const skipped = r.paths.filter((p) => p.status === 'unreplayable').length;
     const cases = r.paths.map((p) => {
       const body =
-        p.status === 'match'
-          ? ''
+        p.status === 'match' || p.status === 'kernel-bug'
+          ? p.reason || p.status === 'kernel-bug'
+            ? `<system-out>${esc(p.reason ?? 'kernel BUG, as the model predicts')}</system-out>`
+            : ''
           : p.status === 'diverge'
             ? `<failure message="${esc(p.reason ?? '')}">${esc((p.log ?? []).join('\n'))}</failure>`
             : p.status === 'setup-error'

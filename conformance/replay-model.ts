@@ -130,6 +130,63 @@ export class ModelTracker {
     return out;
   }
 
+  /**
+   * For a call left in flight on purpose (the path has it return at no later step): the states
+   * after it, closed under internal steps, in which `actor` has not returned yet.
+   */
+  inFlight(actor: string, event: EventObject): Map<string, unknown> {
+    const after = new Map<string, unknown>();
+    for (const s of this.states.values()) {
+      const next = this.engine.step(s, event);
+      if (next !== null) after.set(key(this.engine, next), next);
+    }
+    const { states } = this.closure(after);
+    return new Map([...states].filter(([, s]) => !this.returned(s, actor)));
+  }
+
+  /** Keep the states, closed under internal steps, in which `actor` has returned with `result`. */
+  keepReturned(actor: string, result: string): number {
+    const { states } = this.closure(this.states);
+    const kept = new Map(
+      [...states].filter(
+        ([, s]) => this.returned(s, actor) && normalErrno(this.retOf(s, actor) ?? '0') === result,
+      ),
+    );
+    if (kept.size > 0) this.states = kept;
+    return kept.size;
+  }
+
+  /** Keep the states in which every actor of `actors` is stuck for good (no return by internal steps). */
+  keepStuck(actors: readonly string[]): number {
+    const { states, edges } = this.closure(this.states);
+    const stuck = new Map<string, unknown>();
+    for (const [k, s] of this.states) {
+      if (actors.every((a) => !this.canReturnFrom(k, a, states, edges))) stuck.set(k, s);
+    }
+    if (stuck.size > 0) this.states = stuck;
+    return stuck.size;
+  }
+
+  private canReturnFrom(
+    start: string,
+    actor: string,
+    states: Map<string, unknown>,
+    edges: Map<string, string[]>,
+  ): boolean {
+    const seen = new Set([start]);
+    const queue = [start];
+    while (queue.length) {
+      const k = queue.shift() as string;
+      if (this.returned(states.get(k), actor)) return true;
+      for (const n of edges.get(k) ?? []) {
+        if (seen.has(n)) continue;
+        seen.add(n);
+        queue.push(n);
+      }
+    }
+    return false;
+  }
+
   /** Keep the states of an allowed result (from `allowed`). */
   commit(states: Map<string, unknown>): void {
     this.states = this.closure(states).states;

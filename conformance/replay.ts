@@ -19,7 +19,7 @@ import {
   Unreplayable,
 } from './adapters/adapter.ts';
 import type { ConformancePath } from './paths.ts';
-import { SYNC_MARKER } from './qemu/kernel-log.ts';
+import { lockdepReports, SYNC_MARKER, splitLockdep } from './qemu/kernel-log.ts';
 import { ModelTracker, normalErrno } from './replay-model.ts';
 
 export type StepKind = Mapping['kind'];
@@ -41,9 +41,17 @@ export interface StepReport {
   /** VmPin/VmLck and the like where the adapter observes them and they do not fit. */
   readonly observedVm?: Observation;
   readonly predictedVm?: readonly Observation[];
+  /** Lockdep reports the kernel printed while this step's call ran (attached, not compared). */
+  lockdep?: string[];
+  /** Kernel log length when the call started (to attribute later lockdep reports). */
+  readonly logAt?: number;
 }
 
-export type PathStatus = 'match' | 'diverge' | 'unreplayable' | 'setup-error';
+/**
+ * 'kernel-bug': the model predicts a BUG_ON and the kernel hit it (the oops killed the caller);
+ * the run restarts the VM before the next path.
+ */
+export type PathStatus = 'match' | 'kernel-bug' | 'diverge' | 'unreplayable' | 'setup-error';
 
 export interface PathReport {
   readonly id: string;
@@ -57,6 +65,11 @@ export interface PathReport {
   /** Shim ops of the fixture. */
   readonly fixture: readonly OpRecord[];
   readonly seconds: number;
+  /**
+   * Calls left blocked for good (a deadlock the model predicts) or a BUG: the target's processes
+   * are stuck, so the teardown was skipped and the run restarts the target before the next path.
+   */
+  readonly restartTarget?: boolean;
 }
 
 export interface ReplayOptions {
@@ -69,6 +82,15 @@ export interface ReplayOptions {
   readonly callTimeoutMs?: number;
   /** Timeout of a call the model says blocks for good. */
   readonly blockedTimeoutMs?: number;
+  /** Timeout of a call that may hit a BUG_ON (the oops kills the caller, which never answers). */
+  readonly bugTimeoutMs?: number;
+  /** How long the calls a path leaves in flight get to return late at its end. */
+  readonly settleMs?: number;
+  /**
+   * Every call must give the path's own prediction (the interleaving it was made from, e.g.
+   * a deadlock counterexample), not just some result the model allows in another interleaving.
+   */
+  readonly strict?: boolean;
 }
 
 const BASE_EVENT = (type: string) => ({ type }) as { type: string } & Record<string, unknown>;
@@ -80,6 +102,12 @@ export function absentTypes(adapter: Adapter, variant: string): Set<string> {
 
 /** WARN/BUG bookkeeping a model may keep: ioas-style `k.warn`, type1-style `kernelBug`. */
 const splatMark = (c: any): string => `${c?.k?.warn?.length ?? 0}|${c?.kernelBug === true}`;
+
+/** A result that is itself a kernel splat (type1's driver unpin after close: 'WARN'; BUG_ON: 'BUG'). */
+const SPLAT_RESULTS = new Set(['WARN', 'BUG']);
+
+/** An oops from a BUG_ON: the caller was killed and never answers. */
+const BUG_SPLAT = /kernel BUG at |\bOops: /;
 
 export async function replayPath(
   variant: ResolvedVariant,
@@ -95,14 +123,15 @@ export async function replayPath(
   const steps: StepReport[] = [];
   const finish = async (status: PathStatus, extra: Partial<PathReport> = {}): Promise<PathReport> => {
     // The kernel log up to the failure (before the teardown adds its own lines).
-    const lines = target
-      .log()
-      .slice(logStart)
-      .filter((l) => !SYNC_MARKER.test(l));
-    try {
-      await adapter.teardown(run, variant.name);
-    } catch {
-      // best effort: a diverged path may have left the fixture in any state
+    const all = target.log().slice(logStart);
+    attachLockdep(steps, all, logStart);
+    const lines = all.filter((l) => !SYNC_MARKER.test(l));
+    if (!extra.restartTarget) {
+      try {
+        await adapter.teardown(run, variant.name);
+      } catch {
+        // best effort: a diverged path may have left the fixture in any state
+      }
     }
     return {
       id: path.id,
@@ -110,7 +139,7 @@ export async function replayPath(
       steps,
       fixture,
       seconds: (performance.now() - started) / 1000,
-      ...(status !== 'match' && { log: lines.slice(-60) }),
+      ...(status !== 'match' && status !== 'kernel-bug' && { log: lines.slice(-60) }),
       ...extra,
     };
   };
@@ -125,6 +154,9 @@ export async function replayPath(
     });
   }
   fixture = run.ops.splice(0);
+  /** Model actor → the step that completes its call left in flight (undefined: none does). */
+  const inFlight = new Map<string, number | undefined>();
+  let bug = false;
 
   for (const [index, step] of path.steps.entries()) {
     const m = adapter.map(step.event as any, step.actor, variant.name, run);
@@ -135,6 +167,11 @@ export async function replayPath(
       kind: m.kind,
       predicted: pathPrediction(path, index),
     };
+    if (inFlight.has(step.actor) && inFlight.get(step.actor) === index) {
+      // The path's step that ends the call left in flight: its late result must be the model's.
+      const done = await settleOne(step.actor, index);
+      if (done) return done;
+    }
     if (m.kind === 'internal' || m.kind === 'absent') {
       steps.push({ ...base, ok: true, ops: [], ...(m.kind === 'absent' && { note: m.why }) });
       continue;
@@ -155,7 +192,20 @@ export async function replayPath(
       return finish('unreplayable', { failedStep: index, reason: notEnabled(step.event) });
     }
     const onlyBlocked = allowed.size === 1 && allowed.has('blocked');
-    run.timeoutMs = onlyBlocked ? (opts.blockedTimeoutMs ?? 3000) : (opts.callTimeoutMs ?? 30_000);
+    // A call the path has return only after other actors' calls (or never): it must stay in
+    // flight (blocked) while they run; its result is checked where the path ends it.
+    const ends = completionStep(path, index);
+    const leaveInFlight =
+      step.result === 'blocked' &&
+      path.steps.slice(index + 1, ends ?? path.steps.length).some((s) => s.call && s.actor !== step.actor);
+    run.expectBlocked = leaveInFlight;
+    run.timeoutMs =
+      onlyBlocked || leaveInFlight || (opts.strict && base.predicted === 'blocked')
+        ? (opts.blockedTimeoutMs ?? 3000)
+        : allowed.has('BUG')
+          ? (opts.bugTimeoutMs ?? 10_000)
+          : (opts.callTimeoutMs ?? 30_000);
+    const logAt = target.log().length;
     const injecting = opts.failAt?.step === index;
     if (injecting) run.failNth = opts.failAt?.nth;
     const marksBefore = new Set(tracker.values(splatMark));
@@ -168,8 +218,16 @@ export async function replayPath(
       return finish(status, { failedStep: index, reason: (e as Error).message });
     }
     const ops = run.ops.splice(0);
+    // Lockdep reports are attached to the step (finish()), the rest of a splat is compared.
+    const splat = splitLockdep(obs.splat).other;
     const observed =
-      obs.status === 'done' ? normalErrno(obs.errno) : obs.status === 'blocked' ? 'blocked' : 'TARGET_DEAD';
+      obs.status === 'done'
+        ? normalErrno(obs.errno)
+        : obs.status === 'blocked'
+          ? splat && BUG_SPLAT.test(splat)
+            ? 'BUG'
+            : 'blocked'
+          : 'TARGET_DEAD';
     const allowedNames = [...allowed.keys()].sort();
     const report = (ok: boolean, note?: string): StepReport => ({
       ...base,
@@ -177,9 +235,47 @@ export async function replayPath(
       observed,
       ok,
       ops,
+      logAt,
       ...(obs.splat && { splat: obs.splat }),
       ...(note && { note }),
     });
+    if (
+      opts.strict &&
+      base.predicted !== undefined &&
+      observed !== normalErrno(base.predicted) &&
+      !leaveInFlight
+    ) {
+      steps.push(report(false));
+      return finish('diverge', {
+        failedStep: index,
+        reason: `${step.event.type} by ${step.actor}: observed ${observed}, the path predicts ${base.predicted} (--strict)`,
+      });
+    }
+    if (leaveInFlight && observed !== 'blocked' && observed !== 'BUG') {
+      // The kernel did not take the path's interleaving (the call ended before the next one
+      // could start): whatever follows would test another interleaving than the path's.
+      steps.push(report(false));
+      return finish('unreplayable', {
+        failedStep: index,
+        reason: `${step.event.type} by ${step.actor} returned ${observed} before the path's next call could run while it is in flight`,
+      });
+    }
+    if (leaveInFlight && observed === 'blocked') {
+      // The path has this call return at no later step: it stays in flight while the path goes
+      // on, in any model state where the caller has not returned (checked again at the end).
+      const pending = tracker.inFlight(step.actor, step.event);
+      if (pending.size === 0) {
+        steps.push(report(false));
+        return finish('diverge', {
+          failedStep: index,
+          reason: `${step.event.type} by ${step.actor}: still running, the model has it return at once`,
+        });
+      }
+      tracker.commit(pending);
+      inFlight.set(step.actor, ends);
+      steps.push(report(true, `in flight until ${ends === undefined ? 'the end' : `step ${ends + 1}`}`));
+      continue;
+    }
 
     if (injecting && obs.failInjected && observed !== '0') {
       // The call failed by the injected fault: it must have changed nothing, so the
@@ -207,22 +303,24 @@ export async function replayPath(
       });
     }
     // A splat matches only a step after which the model records a WARN or BUG, and vice versa.
-    const warned = new Map(
-      [...states].filter(([, s]) => !marksBefore.has(splatMark(tracker.engine.view(s).context))),
-    );
+    const predictsSplat = (c: any) =>
+      !marksBefore.has(splatMark(c)) || SPLAT_RESULTS.has(String(c?.ret?.[step.actor]));
+    const warned = new Map([...states].filter(([, s]) => predictsSplat(tracker.engine.view(s).context)));
     const quiet = new Map([...states].filter(([k]) => !warned.has(k)));
-    const fitting = obs.splat ? warned : quiet;
+    const fitting = splat ? warned : quiet;
     if (fitting.size === 0) {
       steps.push(report(false));
       return finish('diverge', {
         failedStep: index,
-        reason: obs.splat
+        reason: splat
           ? `${step.event.type} by ${step.actor}: the kernel printed a splat the model does not predict`
           : `${step.event.type} by ${step.actor}: the model predicts a WARN/BUG here, the kernel printed none`,
       });
     }
     tracker.commit(fitting);
-    if (adapter.observe && adapter.fits && obs.status === 'done') {
+    if (observed === 'BUG') bug = true;
+    // (not while a call is in flight: its process is busy, and the kernel is mid-call)
+    if (adapter.observe && adapter.fits && obs.status === 'done' && inFlight.size === 0) {
       const seen = await adapter.observe(run);
       const predicted = tracker.values((c) => adapter.predict?.(c, seen) ?? {});
       ops.push(...run.ops.splice(0));
@@ -236,7 +334,105 @@ export async function replayPath(
     }
     steps.push(report(true));
   }
-  return finish('match');
+  if (inFlight.size > 0) return settleInFlight([...inFlight.keys()]);
+  return finish(bug ? 'kernel-bug' : 'match', { ...(bug && { restartTarget: true }) });
+
+  /** The late result of a call left in flight; undefined when it still blocks. */
+  async function lateResult(actor: string): Promise<string | undefined> {
+    const late = await target
+      .actor(run.actorName(actor))
+      .settle?.(opts.settleMs ?? 5000)
+      .catch(() => undefined);
+    if (!late || late.status === 'blocked') return undefined;
+    const splat = splitLockdep(late.splat).other;
+    if (late.status === 'done') return normalErrno(late.errno);
+    return splat && BUG_SPLAT.test(splat) ? 'BUG' : 'TARGET_DEAD';
+  }
+
+  /** At the step that ends a call left in flight: a divergence report, or undefined when it fits. */
+  async function settleOne(actor: string, index: number): Promise<PathReport | undefined> {
+    inFlight.delete(actor);
+    const r = await lateResult(actor);
+    const want = path.steps[index].result;
+    if (opts.strict && want !== undefined && r !== normalErrno(want)) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight gave ${r ?? 'still blocked'}, the path predicts ${want} (--strict)`,
+      });
+    }
+    if (r === undefined) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight still blocks where the path has it return`,
+      });
+    }
+    if (tracker.keepReturned(actor, r) === 0) {
+      return finish('diverge', {
+        failedStep: index,
+        reason: `the call of ${actor} left in flight returned ${r}, which the model does not allow here`,
+      });
+    }
+    if (r === 'BUG') bug = true;
+    return undefined;
+  }
+
+  /** At the end: calls left in flight that still block must be stuck for good in the model. */
+  async function settleInFlight(actors: readonly string[]): Promise<PathReport> {
+    const last = steps.length - 1;
+    const stuck: string[] = [];
+    for (const a of actors) {
+      const r = await lateResult(a);
+      if (r === undefined) {
+        stuck.push(a);
+        continue;
+      }
+      if (opts.strict) {
+        return finish('diverge', {
+          failedStep: last,
+          reason: `the call of ${a} the path leaves blocked returned ${r} late (--strict)`,
+        });
+      }
+      if (tracker.keepReturned(a, r) === 0) {
+        return finish('diverge', {
+          failedStep: last,
+          reason: `the call of ${a} left in flight returned ${r} late, which the model does not allow`,
+        });
+      }
+    }
+    if (stuck.length === 0)
+      return finish(bug ? 'kernel-bug' : 'match', { ...(bug && { restartTarget: true }) });
+    if (tracker.keepStuck(stuck) === 0) {
+      return finish('diverge', {
+        failedStep: last,
+        reason: `${stuck.join(', ')} blocked: the model has no state in which they cannot return`,
+      });
+    }
+    return finish('match', {
+      restartTarget: true,
+      reason: `deadlock: the calls of ${stuck.join(', ')} are still blocked, as the model predicts`,
+    });
+  }
+}
+
+/** Each lockdep report of the path's log goes to the call that was running when it started. */
+function attachLockdep(steps: StepReport[], lines: readonly string[], logStart: number): void {
+  for (const r of lockdepReports(lines)) {
+    const at = logStart + r.index;
+    const step = steps.filter((s) => s.logAt !== undefined && s.logAt <= at).at(-1);
+    if (step) step.lockdep = [...(step.lockdep ?? []), r.text];
+  }
+}
+
+/** The later step of the same actor that ends the call at `index` (it shows a result), if any. */
+function completionStep(path: ConformancePath, index: number): number | undefined {
+  const actor = path.steps[index].actor;
+  for (let j = index + 1; j < path.steps.length; j++) {
+    const s = path.steps[j];
+    if (s.actor !== actor) continue;
+    if (s.call) return undefined;
+    if (s.result !== undefined && s.result !== 'blocked') return j;
+  }
+  return undefined;
 }
 
 /**

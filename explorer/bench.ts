@@ -8,7 +8,9 @@
  * - Spin 6.5 on its Promela twin (explorer/bench/spin.ts), -DNOREDUCE -DSAFETY;
  * - the naive xstate BFS (transition() and JSON keys), at 5 regions;
  * - vfio-mc at 8 regions (5,764,801 states) for the memory a state costs;
- * - the container model at --set dmas=3 and dmas=4, where it has that parameter.
+ * - the container model at --set dmas=3 and dmas=4, where it has that parameter;
+ * - vfio-mc as N processes over a loopback redis-server (explorer/bench/distributed.ts):
+ *   its overhead against N worker threads, and the bytes through the broker a state.
  *
  * State counts are checked equal. The targets of issue "Exhaustive runs at
  * realistic sizes" are printed met or with the gap, and a CPU profile of the
@@ -23,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { expectedStates } from './bench/dma-regions.ts';
+import { distributedRun } from './bench/distributed.ts';
 import { buildPan, parsePan, spinVersion } from './bench/spin.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -181,6 +184,25 @@ if (mismatched.length || nv.states !== expectedStates(naiveRegions, 2)) {
 console.log('');
 table(rows, spinRow);
 if (typeof sp === 'string') console.log(`\nno Spin row: ${sp}`);
+
+// The same search by `cores` processes over a loopback Redis server, against `cores` threads.
+const dist = await distributedRun(BIN, MODEL, `regions=${regions}`, cores, (argv) => measured(argv));
+const distRow: Row = {
+  name: `vfio-mc, ${cores} processes over Redis`,
+  states: dist.states,
+  wall: dist.wall,
+  rssMB: dist.rssMB,
+};
+if (dist.states !== want) {
+  console.error(`bench: the distributed search found ${dist.states} states, not ${want}`);
+  process.exit(1);
+}
+console.log(`\ndistributed: ${cores} processes over a loopback redis-server (peak RSS: node 0's)`);
+table([all, distRow], undefined);
+console.log(
+  `  overhead against ${cores} worker threads: ${(dist.wall / all.wall).toFixed(2)}x the wall time; ` +
+    `${fmt(dist.bytes / dist.states)} bytes through the broker a state (${fmt(dist.bytes / 2 ** 20)} MB in all)`,
+);
 
 const bigRows: Row[] = [];
 if (!values.quick) {

@@ -35,6 +35,7 @@ export interface Checkpoint {
   readonly workers: number;
   readonly bounds: { readonly depth: number; readonly maxStates: number };
   readonly check: boolean;
+  readonly symmetry: boolean;
   readonly coordinator: CoordinatorState;
   readonly partitions: PartitionSave[];
 }

@@ -19,6 +19,8 @@ export const EXIT = {
   uncovered: 3,
   /** --require-complete: a bound cut the search off. */
   incomplete: 4,
+  /** A distributed search lost a node or its broker and could not resume: no verdict. */
+  fault: 5,
   /** Stopped by a signal (after writing its --checkpoint). */
   interrupted: 130,
 } as const;
@@ -97,6 +99,7 @@ export function toJson(r: ExploreResult) {
     collisionProbability: r.collisionProbability,
     engine: r.engine,
     checking: r.checking,
+    reductions: r.reductions,
     workers: r.workers,
     bounds: r.bounds,
     ...(r.cutBy && { cutBy: r.cutBy }),

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import bytes from 'bytes';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { registerExport } from './cli-export.ts';
 import {
   checkWritableDir,
   checkWritableFile,
@@ -45,6 +46,8 @@ import { readCheckpoint, StoppedAtCheckpoint } from './checkpoint.ts';
 import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
 import { parseReplay, walk } from './walk.ts';
+import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './cli-distributed.ts';
+import { budgetOption, cmdMerge, cmdSwarm, shardOption } from './cli-swarm.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -59,6 +62,10 @@ function positiveInt(name: string) {
     }
     return n;
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (raw: string): number => (raw === '0' ? 0 : positiveInt(name)(raw));
 }
 
 function integer(name: string) {
@@ -160,7 +167,10 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     throw new ModelError('explore needs a model (or --resume FILE)');
   const resumed = o.resume ? await resumeOf(target, o) : undefined;
   const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
+  const broker = brokerTargetOf(o, variant);
+  if (broker && broker.node > 0) return serveNode(variant, broker, o.memory);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
   const progress = progressLine(`${variant.modelId}/${variant.name}`, o.progress && !o.json);
@@ -182,11 +192,15 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
         },
       }),
       ...(resumed && { resume: resumed.checkpoint }),
+      ...(broker && { broker: { ...broker, log: brokerLog } }),
+      symmetry: o.symmetry === true,
       onProgress: (p) => progress.update(p),
     });
   } catch (e) {
-    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     progress.stop();
+    const fault = faultExit(e, o.json);
+    if (fault !== undefined) return fault;
+    if (!(e instanceof StoppedAtCheckpoint)) throw e;
     process.stderr.write(`vfio-mc: ${e.message}\nresume it: vfio-mc explore --resume ${e.file}\n`);
     return EXIT.interrupted;
   } finally {
@@ -199,8 +213,54 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   }
   const actors = createReferenceEngine(variant.machine).actors;
   if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
-  print(o.json ? JSON.stringify(toJson(result), null, 2) : formatReport(result, actors, textOptions(o)));
+  if (o.html) await writeHtml(o.html, [{ result, actors }]);
+  const comparison = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
+  print(
+    o.json
+      ? JSON.stringify({ ...toJson(result), ...(comparison && { comparison }) }, null, 2)
+      : formatReport(result, actors, textOptions(o)) +
+          (comparison ? `\n\n${formatComparison(comparison)}` : ''),
+  );
   return exitOf(result, o);
+}
+
+/** --compare-reductions: the same search without reductions, and both counts (and verdicts) side by side. */
+async function compareReductions(variant: ResolvedVariant, reduced: ExploreResult, o: Opts) {
+  if (reduced.reductions.length === 0)
+    throw new ModelError('--compare-reductions needs a reduction (--symmetry)');
+  const full = await explore(variant, {
+    depth: o.depth,
+    maxStates: o.maxStates,
+    check: o.check,
+    workers: o.workers,
+  });
+  const verdicts = (r: ExploreResult) =>
+    Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
+  const a = verdicts(full);
+  const b = verdicts(reduced);
+  return {
+    reductions: reduced.reductions,
+    states: { unreduced: full.states, reduced: reduced.states, factor: full.states / reduced.states },
+    seconds: { unreduced: full.seconds, reduced: reduced.seconds },
+    sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+  };
+}
+
+function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReductions>>>): string {
+  const n = (x: number) => x.toLocaleString('en');
+  return [
+    `reductions (${c.reductions.join(' + ')}): ${n(c.states.reduced)} states, ${n(c.states.unreduced)} without ` +
+      `(${c.states.factor.toFixed(1)}x fewer); ${c.seconds.reduced.toFixed(1)} s against ${c.seconds.unreduced.toFixed(1)} s`,
+    c.sameVerdicts
+      ? '  the same verdict for every property judged'
+      : '  VERDICTS DIFFER: a bug in the reduction, please report it',
+  ].join('\n');
+}
+
+/** The self-contained HTML report (view/report/), loaded only when asked for. */
+async function writeHtml(file: string, runs: import('../view/report/html-report.tsx').ReportRun[]) {
+  const { htmlReport } = await import('../view/report/html-report.tsx');
+  writeFileSyncChecked(file, htmlReport({ command: `vfio-mc ${commandLine}`, version: VERSION, runs }));
 }
 
 function writeFileSyncChecked(path: string, text: string): void {
@@ -321,6 +381,7 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     o.set ?? {},
   );
   const trails = trailDir(o, false);
+  if (o.html) checkWritableFile(o.html, '--html');
   const jobs = selected.flatMap(({ model, file }) => model.variantNames.map((v) => ({ model, file, v })));
   const started = performance.now();
   const rows: VerdictRow[] = [];
@@ -341,6 +402,15 @@ async function cmdVerdicts(o: Opts): Promise<number> {
       row = { ...row, result: { ...row.result, violations } };
     }
     rows.push(row);
+  }
+  if (o.html) {
+    const actors = jobs.map(
+      ({ model, v }) => createReferenceEngine(model.variant(v, params(model)).machine).actors,
+    );
+    await writeHtml(
+      o.html,
+      rows.map((r, k) => ({ result: r.result, actors: actors[k], asExpected: r.asExpected, why: r.why })),
+    );
   }
   if (o.json) {
     print(
@@ -518,6 +588,7 @@ async function cmdConform(target: string, o: Opts): Promise<number> {
   try {
     report = await conform.runConformance(run, t, {
       ...(o.failNth && { failAt: o.failNth }),
+      ...(o.strict && { strict: true }),
       onPath: (done, total, last) => {
         if (showProgress) process.stderr.write(`\r[${done}/${total}] ${last.id}: ${last.status}        `);
       },
@@ -592,6 +663,7 @@ export function buildProgram(): Command {
       )
       .option('--json', 'print one JSON object and nothing else')
       .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+      .option('--html <file>', 'write a self-contained HTML report (opens offline)')
       .option(
         '--workers <n|auto>',
         `worker threads, each owning a share of the states; auto: one thread for a search of up to ${AUTO_PROBE_STATES.toLocaleString('en')} states, else the machine's ${availableParallelism()} cores`,
@@ -606,14 +678,19 @@ export function buildProgram(): Command {
       .option('--checkpoint <file>', 'write the search state there every few minutes and on Ctrl-C/SIGTERM')
       .option(
         '--checkpoint-every <minutes>',
-        'minutes between checkpoints',
-        positiveInt('--checkpoint-every'),
+        'minutes between checkpoints (0: after every level)',
+        nonNegativeInt('--checkpoint-every'),
         5,
       )
       .option(
         '--resume <file>',
         'continue a search from its checkpoint (same model, variant, workers, bounds)',
-      ),
+      )
+      .option('--broker <url>', 'run distributed over this Redis server (redis://HOST:PORT), with --node')
+      .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
+      .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
+      .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
+      .option('--compare-reductions', 'also explore without the reductions, and print both state counts'),
   )
     .addOption(checkOption())
     .option(
@@ -630,6 +707,7 @@ export function buildProgram(): Command {
     .option('--models <ids>', 'comma-separated model ids or model files')
     .addOption(setOption())
     .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
+    .option('--html <file>', 'write a self-contained HTML report (opens offline)')
     .option('--workers <n|auto>', 'worker threads for each search (as for explore)', workersOption, 'auto')
     .addOption(checkOption())
     .option('--json', 'machine-readable output')
@@ -655,6 +733,28 @@ export function buildProgram(): Command {
     .addOption(wideOption())
     .action(async (target, o) => setExit(await cmdWalk(target, o)));
   program
+    .command('swarm')
+    .description('one shard of a swarm: seeded random walks and random-order bounded DFS, a JSON report')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(setOption())
+    .requiredOption('--shard <i/n>', 'this is shard i of n (0-based)', shardOption)
+    .option('--seed <n>', 'the swarm’s seed; each shard mixes in its index', integer('--seed'), 1)
+    .option('--budget <limit>', 'time (1s, 2m) or states visited (10000states); default 10s', budgetOption, {
+      seconds: 10,
+    })
+    .option('--depth <n>', 'the longest walk, the deepest DFS', positiveInt('--depth'), 200)
+    .option('--out <file>', 'write the report there (default: standard output)')
+    .addOption(checkOption())
+    .action(async (target, o) => setExit(await cmdSwarm(target, (await variantOf(target, o)).variant, o)));
+  program
+    .command('merge')
+    .description('combine swarm shard reports: coverage, first and shortest violations, totals')
+    .argument('<reports...>', 'the shards’ JSON reports')
+    .option('--trail-dir <dir>', 'write the shortest trail of each violation there')
+    .option('--json', 'machine-readable output')
+    .action(async (files, o) => setExit(await cmdMerge(files, o)));
+  program
     .command('paths')
     .description('conformance paths covering every uAPI transition and predicted errno within the bounds')
     .argument('<model>', 'a registered model id, or a path to a model file')
@@ -678,6 +778,7 @@ export function buildProgram(): Command {
     .option('--kernel <bzImage>', 'kernel image for the qemu target (default: the cached build)')
     .option('--paths <file>', 'a path file (paths --out); default: the coverage set at the model bounds')
     .option('--path <id>', 'replay only this path')
+    .option('--strict', 'every call must give the path’s own prediction (a counterexample’s interleaving)')
     .option(
       '--fail-nth <step:n>',
       'inject a fault: fail-nth n on the call at path step (1-based)',
@@ -704,10 +805,25 @@ export function buildProgram(): Command {
     .description('write a starting model, its spec page and a README into a directory')
     .argument('<dir>', 'the directory (created if missing)')
     .action(async (dir) => setExit(await cmdInit(dir)));
+  program
+    .command('serve')
+    .description('explore a model interactively in the browser (view/README.md)')
+    .argument('<model>', 'a registered model id, or a path to a model file')
+    .addOption(variantOption())
+    .addOption(new Option('--set <name=value,...>', 'model parameters, e.g. --set dmas=3'))
+    .option('--port <n>', 'port (0: any free one)', integer('--port'), 7317)
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--expose', 'allow --host to be an address other than loopback')
+    .action(async (target, o) =>
+      setExit(await (await import('../view/server/serve.ts')).serveCommand(target, o)),
+    );
+  registerExport(program, setExit);
   return program;
 }
 
 let exitCode: number = EXIT.ok;
+/** The arguments of the running command, as the HTML report records them. */
+let commandLine = '';
 const setExit = (c: number) => {
   exitCode = c;
 };
@@ -748,6 +864,7 @@ function sourceOf(cause: unknown): string | undefined {
 export async function main(argv: readonly string[]): Promise<number> {
   endQuietlyOnEpipe();
   exitCode = EXIT.ok;
+  commandLine = argv.join(' ');
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });

@@ -97,8 +97,8 @@ function entryDigest(e: DictEntry): [number, number] {
     return [finalA(a, e[1].length), finalB(b, e[1].length)];
   }
   for (const key of e[1]) {
+    feed(key.length); // the length first: ['ab'] and ['a', 'b'] differ, whatever the characters
     for (let i = 0; i < key.length; i++) feed(key.charCodeAt(i));
-    feed(0x1f); // a separator: ['ab'] and ['a', 'b'] differ
   }
   return [finalA(a, e[1].length), finalB(b, e[1].length)];
 }
@@ -174,7 +174,7 @@ export class Codec {
   }
 
   private shapeId(keys: readonly string[]): number {
-    const key = keys.join('\u0000');
+    const key = JSON.stringify(keys); // unambiguous: [] and [''], ['a\u0000', 'b'] and ['a', '\u0000b'] differ
     let id = this.shapes.get(key);
     if (id === undefined) {
       id = this.add(['k', keys]);

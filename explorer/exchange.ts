@@ -36,6 +36,12 @@ export interface Exchange {
   /** The next batch that has arrived from any peer, or undefined. */
   poll(): Batch | undefined;
   close(): void;
+  /**
+   * Set by the partition: take in the batches that have arrived. An exchange
+   * whose send() may wait for room (exchange-broker.ts) calls it while it
+   * waits, so that two partitions sending to each other both go on.
+   */
+  consume?: () => void;
 }
 
 /** Record flag: a successor of a state at the depth bound, only to be looked up, not added. */

@@ -10,6 +10,8 @@ import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
 import type { Checkpoint, CheckpointPolicy } from './checkpoint.ts';
 import { parallelSearch } from './parallel-bfs.ts';
+import type { BrokerTarget } from './broker-link.ts';
+import { distributedSearch } from './distributed-bfs.ts';
 import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
 import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
@@ -17,6 +19,7 @@ import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import { checkedEngine } from './model-checks.ts';
+import { concreteEvents, withSymmetry } from './symmetry.ts';
 import type { ExploreResult, PropertyVerdict, Violation, Waiting } from './result.ts';
 import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
@@ -44,8 +47,12 @@ export interface ExploreConfig {
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search: its workers and bounds, on this variant (which must be the one it names). */
   readonly resume?: Checkpoint;
+  /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
+  readonly symmetry: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
+  /** Run as node 0 of a distributed search over this broker (distributed-bfs.ts); `workers` is ignored. */
+  readonly broker?: BrokerTarget & { readonly log?: (line: string) => void };
 }
 
 export type ExploreOptions = Partial<ExploreConfig>;
@@ -70,7 +77,9 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     workers: options.resume?.workers ?? options.workers ?? 1,
     checkpoint: options.checkpoint,
     resume: options.resume,
+    symmetry: options.resume?.symmetry ?? options.symmetry ?? false,
     onProgress: options.onProgress,
+    broker: options.broker,
   };
 }
 
@@ -78,12 +87,17 @@ export function chooseEngine(
   variant: ResolvedVariant,
   which: ExploreConfig['engine'],
   check = true,
+  symmetry = false,
 ): {
   engine: AnyEngine;
   note?: string;
 } {
   const chosen = pickEngine(variant, which);
-  return check ? { ...chosen, engine: checkedEngine(chosen.engine, variant.machine.id) } : chosen;
+  if (symmetry && variant.symmetry === undefined) {
+    throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
+  }
+  const engine = symmetry ? withSymmetry(chosen.engine, variant) : chosen.engine;
+  return { ...chosen, engine: check ? checkedEngine(engine, variant.machine.id) : engine };
 }
 
 function pickEngine(
@@ -104,12 +118,10 @@ function pickEngine(
   }
 }
 
-export async function explore(
-  variant: ResolvedVariant,
-  options: ExploreOptions = {},
-): Promise<ExploreResult> {
-  const cfg = resolveExploreOptions(variant, options);
-  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check);
+export async function explore(full: ResolvedVariant, options: ExploreOptions = {}): Promise<ExploreResult> {
+  const cfg = resolveExploreOptions(full, options);
+  const { variant, skipped } = judged(full, cfg);
+  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry);
   const searchConfig = {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
@@ -119,9 +131,20 @@ export async function explore(
     labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
   };
-  let workers = cfg.workers === 'auto' ? 1 : cfg.workers;
+  let workers = cfg.broker ? cfg.broker.nodes : cfg.workers === 'auto' ? 1 : cfg.workers;
   let outcome: SearchOutcome | undefined;
-  if (cfg.workers === 'auto') {
+  if (cfg.broker) {
+    const { log, ...broker } = cfg.broker;
+    outcome = await distributedSearch(variant, {
+      ...searchConfig,
+      check: cfg.check,
+      symmetry: cfg.symmetry,
+      checkpoint: cfg.checkpoint,
+      resume: cfg.resume,
+      broker,
+      ...(log && { log }),
+    });
+  } else if (cfg.workers === 'auto') {
     const cores = availableParallelism();
     const probe = Math.min(cfg.maxStates, AUTO_PROBE_STATES);
     outcome = search(variant, engine, {
@@ -139,6 +162,7 @@ export async function explore(
         ...searchConfig,
         workers,
         check: cfg.check,
+        symmetry: cfg.symmetry,
         checkpoint: cfg.checkpoint,
         resume: cfg.resume,
       })
@@ -155,7 +179,7 @@ export async function explore(
       continue;
     }
     verdicts.push({ name, kind, status: 'violated' });
-    const trace = confirmedTrace(variant, outcome, at);
+    const trace = confirmedTrace(variant, outcome, at, undefined, cfg.symmetry);
     violations.push({
       property: name,
       kind,
@@ -164,10 +188,18 @@ export async function explore(
     });
   }
   const temporal = checkTemporal(variant, engine, outcome);
+  for (const [name, kind] of skipped) {
+    verdicts.push({
+      name,
+      kind,
+      status: 'not checked',
+      note: 'not under --symmetry (run without it to judge)',
+    });
+  }
   for (const t of temporal) {
     verdicts.push(t.verdict);
     if (t.violation) {
-      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path);
+      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path, cfg.symmetry);
       const stutters = t.violation.kind === 'liveness' && t.violation.cycleStart === trace.length;
       violations.push({
         property: t.verdict.name,
@@ -188,6 +220,7 @@ export async function explore(
     engine: engine.kind,
     ...(note && { engineNote: note }),
     checking: cfg.check,
+    reductions: cfg.symmetry ? ['symmetry'] : [],
     workers,
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
@@ -230,7 +263,8 @@ function confirmedTrace(
   variant: ResolvedVariant,
   outcome: SearchOutcome,
   at: number,
-  path?: readonly { state: number; event: number }[],
+  path: readonly { state: number; event: number }[] | undefined,
+  symmetry: boolean,
 ): Pick<Violation, 'initial' | 'trace'> & { last: AnyMachineSnapshot } {
   const { store, events } = outcome;
   const steps =
@@ -239,11 +273,15 @@ function confirmedTrace(
       .pathTo(at)
       .slice(1)
       .map((i) => ({ state: i, event: store.event(i) }));
-  const r = replay(
-    variant,
-    steps.map((s) => events[s.event]),
-    [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))],
-  );
+  const fingerprints = [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))];
+  // Under symmetry the stored states are orbit representatives: find the concrete run through them.
+  const r = symmetry
+    ? replay(variant, concreteEvents(variant, fingerprints))
+    : replay(
+        variant,
+        steps.map((s) => events[s.event]),
+        fingerprints,
+      );
   return { initial: r.snapshots[0].value, trace: r.steps, last: r.snapshots[r.snapshots.length - 1] };
 }
 
@@ -269,4 +307,20 @@ async function searchInParallel(
     search(variant, engine, cfg);
     throw e;
   }
+}
+
+/**
+ * The variant as the search judges it, and the properties it does not judge:
+ * under symmetry, temporal properties other than `sometimes` (as in TLC).
+ */
+export function judged(
+  variant: ResolvedVariant,
+  cfg: Pick<ExploreConfig, 'symmetry'>,
+): { variant: ResolvedVariant; skipped: [string, PropertyVerdict['kind']][] } {
+  if (!cfg.symmetry) return { variant, skipped: [] };
+  const kept = Object.entries(variant.properties).filter(([, p]) => p.kind === 'sometimes');
+  const skipped = Object.entries(variant.properties)
+    .filter(([, p]) => p.kind !== 'sometimes')
+    .map(([name, p]) => [name, p.kind] as [string, PropertyVerdict['kind']]);
+  return { variant: { ...variant, properties: Object.fromEntries(kept) }, skipped };
 }

@@ -125,6 +125,41 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly waitingFor?: WaitingFor<TContext>;
   /** Merged over the model's list. */
   readonly unreachable?: Unreachable;
+  /** Interchangeable ids (`--symmetry`): see Symmetry. */
+  readonly symmetry?: Symmetry<TContext>;
+}
+
+/**
+ * Ids a variant treats alike (TLC's SYMMETRY sets): dma0 and dma1 are
+ * interchangeable when every guard, assign and property treats them the
+ * same way. With `--symmetry` the explorer stores one representative of each
+ * set of states that differ only by a renaming of those ids (symmetry.ts),
+ * after checking on sampled states that the renaming maps invariants and
+ * steps onto themselves.
+ */
+export interface Symmetry<TContext = any> {
+  /** Each set of interchangeable ids and its size: ids 0..size-1 (e.g. `{ dma: params.dmas }`). */
+  readonly sets: Readonly<Record<string, number>>;
+  /**
+   * The context with the ids renamed: id i of set k becomes `perm[k][i]`
+   * everywhere it appears (array positions, fields, lists). Returns new
+   * objects (the context it gets is frozen). The state value is given for
+   * models whose context refers to it; actors themselves are not renamed.
+   */
+  readonly permute: (
+    context: TContext,
+    perm: Readonly<Record<string, readonly number[]>>,
+    value: StateValue,
+  ) => TContext;
+  /**
+   * Optional: a sortable summary of what belongs to one id (its dma record,
+   * say), the same for an id and its renamed copy. The representative is then
+   * sought only among the renamings that sort the ids by key (trying every
+   * order of ids with equal keys), not among all n! of them. A key that is not
+   * a function of the id's own data costs reduction, never soundness: the
+   * representative is still in the state's orbit.
+   */
+  readonly key?: (context: TContext, set: string, id: number) => string | number;
 }
 
 /**
@@ -214,6 +249,7 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = an
   readonly label: EventLabel<TContext, TEvent> | undefined;
   readonly waitingFor: WaitingFor<TContext> | undefined;
   readonly unreachable: Unreachable;
+  readonly symmetry: Symmetry<TContext> | undefined;
   readonly result: (
     before: ModelSnapshot<TContext>,
     after: ModelSnapshot<TContext>,
@@ -332,6 +368,7 @@ function resolveVariant<TContext, TEvent extends EventObject>(
     label: v.label ?? spec.label,
     waitingFor: v.waitingFor ?? spec.waitingFor,
     unreachable: { ...spec.unreachable, ...v.unreachable },
+    symmetry: v.symmetry ?? spec.symmetry,
     result: spec.result
       ? (_before, after, actor, event) => spec.result?.(after, actor, event)
       : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),

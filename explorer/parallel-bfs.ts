@@ -41,14 +41,20 @@ import {
 export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
+  readonly symmetry: boolean;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search instead of starting one. */
   readonly resume?: Checkpoint;
 }
 
+/** A partition the coordinator can send commands to: a worker thread, or a node of a distributed search. */
+export interface PartitionHandle {
+  ask<T>(c: Command): Promise<T>;
+}
+
 /** A worker thread and a promise-returning way to send it one command at a time. */
-class PartitionThread {
+export class PartitionThread implements PartitionHandle {
   private waiting: ((m: { ok?: unknown; error?: { name: string; message: string } }) => void) | undefined;
   private failure: Error | undefined;
 
@@ -139,6 +145,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
       partitions: n,
       cfg: {
         check: cfg.check,
+        symmetry: cfg.symmetry,
         recordEdges: cfg.recordEdges,
         ...(data !== undefined && { dataBytes: data / n }),
       },
@@ -149,7 +156,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
   });
 }
 
-interface LevelsOutcome {
+export interface LevelsOutcome {
   transitions: number;
   cutBy?: 'depth' | 'maxStates' | 'memory';
   /** Property -> [partition, its state number] of the first violation (at the shallowest depth). */
@@ -157,8 +164,8 @@ interface LevelsOutcome {
   peakRss: number;
 }
 
-async function runLevels(
-  threads: PartitionThread[],
+export async function runLevels(
+  threads: readonly PartitionHandle[],
   cfg: ParallelConfig,
   started: number,
   variant: ResolvedVariant,
@@ -185,6 +192,7 @@ async function runLevels(
       workers: threads.length,
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
+      symmetry: cfg.symmetry,
       coordinator: {
         depth,
         states,
@@ -246,7 +254,7 @@ async function runLevels(
 }
 
 /** The partitions' states as one store, numbered in BFS order (level by level, partition by partition). */
-function merge(dumps: PartitionDump[], run: LevelsOutcome, started: number): SearchOutcome {
+export function merge(dumps: PartitionDump[], run: LevelsOutcome, started: number): SearchOutcome {
   const levelCount = Math.max(...dumps.map((d) => d.levels.length));
   const sizeOf = (d: PartitionDump) => d.hi.length;
   const countAt = (d: PartitionDump, l: number) =>

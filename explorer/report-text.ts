@@ -47,7 +47,7 @@ function fmtValue(v: unknown, abridge: boolean): string {
   return abridge && s.length > MAX_VALUE ? `${s.slice(0, MAX_VALUE - 1)}…` : s;
 }
 
-function formatChange(c: Change, abridge: boolean): string {
+export function formatChange(c: Change, abridge: boolean): string {
   if (c.added !== undefined || c.removed !== undefined) {
     const parts = [
       ...(c.added ?? []).map((x) => `+${fmtValue(x, abridge)}`),
@@ -78,7 +78,7 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
     ? 'complete: every reachable state explored'
     : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
-    `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'})`,
+    `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'}${r.reductions.length ? `, ${r.reductions.join(' + ')}` : ''})`,
     `  ${scope}`,
     `  ${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ` +
       `${r.seconds.toFixed(2)} s, ${Math.round(r.statesPerSecond).toLocaleString('en')} states/s, peak ${r.peakMemoryMB} MB`,

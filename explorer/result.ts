@@ -90,6 +90,8 @@ export interface ExploreResult extends ExploreStats {
   readonly engineNote?: string;
   /** Whether checking mode was on (model-checks.ts). */
   readonly checking: boolean;
+  /** State-space reductions applied ('symmetry'): the states counted are orbit representatives. */
+  readonly reductions: readonly string[];
   /** Worker threads the search ran on (1: the one-thread search). */
   readonly workers: number;
   /** Which transitions fired, which never did, and the event types never enabled. */

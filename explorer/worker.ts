@@ -17,7 +17,7 @@ import { type DecodeMemo, type DictEntry, Words } from './codec.ts';
 import type { AnyEngine } from './engine.ts';
 import type { MessagePort } from 'node:worker_threads';
 import { BatchWriter, type Exchange, ownerOf, PortExchange, PROBE, readBatch } from './exchange.ts';
-import { chooseEngine } from './explore.ts';
+import { chooseEngine, judged } from './explore.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { memoryBudget } from './bfs.ts';
 import { Frontier } from './frontier.ts';
@@ -33,6 +33,7 @@ export const localOf = (g: number): number => g % 4294967296;
 
 export interface PartitionConfig {
   readonly check: boolean;
+  readonly symmetry?: boolean;
   readonly recordEdges: boolean;
   /** Bytes this partition's visited set and frontiers may use (its share of --memory). */
   readonly dataBytes?: number;
@@ -145,12 +146,16 @@ export class Partition {
   private spilled = 0;
   private readonly sent = new Uint32Array(2 * (SENT_MASK + 1));
 
+  private readonly variant: ResolvedVariant;
+
   constructor(
-    private readonly variant: ResolvedVariant,
+    full: ResolvedVariant,
     private readonly exchange: Exchange,
     private readonly cfg: PartitionConfig,
   ) {
-    this.engine = chooseEngine(variant, 'auto', cfg.check).engine;
+    this.variant = judged(full, { symmetry: cfg.symmetry === true }).variant;
+    const variant = this.variant;
+    this.engine = chooseEngine(variant, 'auto', cfg.check, cfg.symmetry).engine;
     this.invariants = Object.entries(variant.invariants);
     this.labelPredicates = temporalLabels(variant);
     this.checkWords = Math.ceil((this.invariants.length + this.labelPredicates.length) / 32);
@@ -169,6 +174,7 @@ export class Partition {
     );
     this.frontier = new Frontier(this.budget.frontier());
     this.next = new Frontier(this.budget.frontier());
+    exchange.consume = () => this.receive();
   }
 
   /** Level 0: every partition computes the initial state; its owner keeps it. */
@@ -413,7 +419,14 @@ export class Partition {
   }
 
   /** A new state: its invariant violations and labels (from its check bits), and a place in the next frontier. */
-  private recordNew(index: number, bits: Int32Array, bitsAt: number, words: Int32Array, start: number, end: number): void {
+  private recordNew(
+    index: number,
+    bits: Int32Array,
+    bitsAt: number,
+    words: Int32Array,
+    start: number,
+    end: number,
+  ): void {
     this.level.added++;
     let k = 0;
     for (const [name] of this.invariants) {
@@ -506,8 +519,14 @@ export type Command =
   | { cmd: 'unexpanded' }
   | { cmd: 'dump' };
 
-/** The worker thread's loop: load the variant, then answer the coordinator's commands in order. */
-export async function runPartitionThread(): Promise<void> {
+/**
+ * The worker thread's loop: load the variant, then answer the coordinator's commands in order.
+ * The exchange is the ports between threads, or another (the broker's: exchange-broker.ts).
+ */
+export async function runPartitionThread(
+  exchangeOf: (init: WorkerInit) => Exchange = (init) =>
+    new PortExchange(init.partition, init.partitions, init.ports),
+): Promise<void> {
   const { parentPort, workerData } = await import('node:worker_threads');
   const { loadModelFile } = await import('./registry.ts');
   const init = workerData as WorkerInit;
@@ -528,8 +547,7 @@ export async function runPartitionThread(): Promise<void> {
   try {
     const model = await loadModelFile(init.source.file);
     const variant = model.variant(init.source.variant, init.source.params);
-    const exchange = new PortExchange(init.partition, init.partitions, init.ports);
-    partition = new Partition(variant, exchange, init.cfg);
+    partition = new Partition(variant, exchangeOf(init), init.cfg);
     port.postMessage({ ok: 'ready' });
   } catch (e) {
     const err = e as Error;

@@ -1,11 +1,21 @@
 /**
  * Properties of the vfio-pci BAR mmap protocol (machines/bar-mmap.ts,
- * spec/bar-mmap.md). Each is stated once, over the snapshot only.
+ * spec/bar-mmap.md). Each is stated once, over the snapshot only; they read
+ * the model's state (machines/kernel/bar-mmap-state.ts), never the machine.
  */
 import { match, P } from 'ts-pattern';
 import type { ModelSnapshot, StatePredicate } from '../explorer/model.ts';
-import type { Ctx, Dev, User } from '../machines/bar-mmap.ts';
-import { mappedBy, memoryEnabled, noCallInProgress } from '../machines/kernel/pci-mmap.ts';
+import {
+  type Ctx,
+  type Dev,
+  enabled,
+  otherDev,
+  regionState,
+  settled,
+  type User,
+  USERS,
+} from '../machines/kernel/bar-mmap-state.ts';
+import { mappedBy } from '../machines/kernel/pci-mmap.ts';
 
 type S = ModelSnapshot<Ctx>;
 
@@ -18,7 +28,7 @@ type S = ModelSnapshot<Ctx>;
  * yet counts: its PTE is in the mm's page table, reachable by the MMU.
  */
 export const noPteWhileDisabled: StatePredicate<Ctx> = (s: S) =>
-  memoryEnabled(s.context) || mappedBy(s.context.vma).length === 0;
+  enabled(s.context) || mappedBy(s.context.vma).length === 0;
 
 /**
  * Once a disabling call has run its zap, and while it still holds
@@ -40,10 +50,19 @@ export const noStalePteAfterZap: StatePredicate<Ctx> = (s: S) =>
  * simply trigger SIGBUS if userspace races things" — only a race may see it.
  */
 export const noSigbusAfterEnable: StatePredicate<Ctx> = (s: S) =>
-  !(['userA', 'userB'] as const).some((u) => s.matches({ [u]: 'sigbusWhileEnabled' }));
+  !USERS.some((u) => s.matches({ [u]: 'sigbusWhileEnabled' }));
 
-const regionState = (s: S, actor: string): string => String((s.value as Record<string, unknown>)[actor]);
-const settled = (c: Ctx): boolean => noCallInProgress(c.call);
+/**
+ * The assertion the thread is about: whoever changes a VMA's flags holds its
+ * mm's mmap_lock for write. io_remap_pfn_range() -> remap_pfn_range_notrack()
+ * called vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP)
+ * in the kernels before aac6db75a9fc; vm_flags_set() -> vma_start_write() ->
+ * mmap_assert_write_locked() (include/linux/mm.h, include/linux/mmap_lock.h;
+ * a WARN without lockdep since rwsem_assert_held_write()). The user state
+ * `faultRemapping` is the fault handler inside io_remap_pfn_range().
+ */
+export const remapHoldsMmapWriteLock: StatePredicate<Ctx> = (s: S) =>
+  USERS.every((u) => regionState(s, u) !== 'faultRemapping' || s.context.mmapLock[u].writer === u);
 
 /**
  * p of accessAfterEnableWorks: user `u` has a mapping and no successful
@@ -54,7 +73,7 @@ export const accessAfterEnablePending =
   (u: User): StatePredicate<Ctx> =>
   (s: S) =>
     settled(s.context) &&
-    memoryEnabled(s.context) &&
+    enabled(s.context) &&
     match(regionState(s, u))
       .with(P.union('mapped', 'touchSigbus', 'sigbusWhileEnabled'), () => true)
       .otherwise(() => false);
@@ -70,26 +89,22 @@ export const accessAfterEnableServed =
   (u: User): StatePredicate<Ctx> =>
   (s: S) =>
     !settled(s.context) ||
-    !memoryEnabled(s.context) ||
+    !enabled(s.context) ||
     match(regionState(s, u))
-      .with(P.union('touchOk', 'munmapping', 'done'), () => true)
+      .with(P.union('touchOk', 'munmapping', 'munmapClosing', 'done'), () => true)
       .otherwise(() => false);
-
-const other = (x: Dev): Dev => (x === 'guest' ? 'vmm' : 'guest');
 
 /**
  * p and q of guestCallsReturn / vmmCallsReturn: a device call that entered
- * the kernel returns once the other device thread stops making calls. Seed
- * 003's walk loops `while (1)` until no linked VMA lacks a PTE; after a
- * disable from the other thread that never becomes true (a livelock, not a
- * deadlock: the walk keeps stepping). The condition on the other thread
- * leaves out a walk kept busy by endless resets, which zap what it remaps.
+ * the kernel returns once the other device thread stops making calls. The
+ * condition on the other thread leaves out a loop kept busy by endless calls
+ * from it (resets that zap what a walk remaps).
  */
 export const callInProgress =
   (x: Dev): StatePredicate<Ctx> =>
   (s: S) =>
-    s.context.call[x] !== null && s.context.call[other(x)] === null;
+    s.context.call[x] !== null && s.context.call[otherDev(x)] === null;
 export const callReturned =
   (x: Dev): StatePredicate<Ctx> =>
   (s: S) =>
-    s.context.call[x] === null || s.context.call[other(x)] !== null;
+    s.context.call[x] === null || s.context.call[otherDev(x)] !== null;

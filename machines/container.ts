@@ -65,6 +65,7 @@ import {
   pinPage,
   type Type1Design,
   type Type1Kernel,
+  type LockOrder,
   type Type1Mutation,
   unmapVaddr,
 } from './kernel/type1.ts';
@@ -258,6 +259,8 @@ export interface Design {
   readonly dmas: number;
   /** Pinning mdevs on the container, 1 or 2 (parameter `mdevs`). */
   readonly mdevs: number;
+  /** iommu->lock / device_list_lock order: 7.3.4, or with the U6 patch (Type1Design.lockOrder). */
+  readonly lockOrder?: LockOrder;
   readonly mutate?: Type1Mutation;
 }
 
@@ -267,6 +270,7 @@ const t1Design = (d: Design): Type1Design => ({
   kernel: d.kernel,
   notify: 'if-pinned',
   maxRetries: d.maxRetries,
+  ...(d.lockOrder && { lockOrder: d.lockOrder }),
   ...(d.mutate && { mutate: d.mutate }),
 });
 
@@ -623,6 +627,7 @@ function releaseActor(d: Design, x: Mdev): States<Ctx, Ev> {
     next: 'finish',
     when: () => true,
     apply: unregisterDevice<Ctx>(x.dev),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   const notify: States<Ctx, Ev> =
     d.closeFlag === 'none'
@@ -669,7 +674,7 @@ function releaseActor(d: Design, x: Mdev): States<Ctx, Ev> {
   };
 }
 
-function hotplugActor(): States<Ctx, Ev> {
+function hotplugActor(d: Design): States<Ctx, Ev> {
   const done = (c: Ctx) => ({ ret: ok(c, 'hotplug', '0') });
   const open = lockPair<Ctx, Ev>({
     actor: 'hotplug',
@@ -680,6 +685,7 @@ function hotplugActor(): States<Ctx, Ev> {
     when: alive,
     start: (c) => ({ ret: ok(c, 'hotplug', 'blocked') }),
     apply: (c) => ({ ...registerDevice<Ctx>(DEV2)(c), ...done(c) }),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   const close = lockPair<Ctx, Ev>({
     actor: 'hotplug',
@@ -690,6 +696,7 @@ function hotplugActor(): States<Ctx, Ev> {
     when: () => true,
     start: (c) => ({ ret: ok(c, 'hotplug', 'blocked') }),
     apply: (c) => ({ ...unregisterDevice<Ctx>(DEV2)(c), ...done(c) }),
+    ...(d.lockOrder && { order: d.lockOrder }),
   });
   return {
     closed: { HotplugOpenDevice: open.first, HotplugDone: doneWhenGone(() => true) },
@@ -732,7 +739,7 @@ export function buildMachine(d: Design) {
         [x.names.release, region('Release', 'idle', releaseActor(d, x), only(x))],
       ]),
     ),
-    ...(d.hotplug && { hotplug: region('Hotplug', 'closed', hotplugActor()) }),
+    ...(d.hotplug && { hotplug: region('Hotplug', 'closed', hotplugActor(d)) }),
   };
   return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
     id: 'container',
@@ -1140,6 +1147,14 @@ function body(p: Params): ModelBody<Ctx, Ev> {
         invariants: { vaddrInvalidExcludesMdev },
         unreachable: { ...noVfioWait(base), ...oneDma(base) },
         expect: { violated: ['deadlock'], ...sized(96_904) },
+      },
+      'current-hotplug-fixed': {
+        description:
+          '7.3 with the U6 patch (device_list_lock before iommu->lock everywhere) and the hotplug thread',
+        ...designed({ hotplug: true, lockOrder: 'list-first' }),
+        invariants: { vaddrInvalidExcludesMdev },
+        unreachable: { ...noVfioWait(base), ...oneDma(base) },
+        expect: { violated: [], ...sized(100_197) },
       },
     },
     // 400,000 states is far above the default sizes' largest variant; each dma multiplies the

@@ -3,71 +3,66 @@
  * with pinned, mapped guest memory exec()s itself and its new image must end
  * up owning every mapping, with a page provider throughout. Designs (one
  * factory, one variant each): type1 VADDR (in tree), seed 000's fork +
- * CHANGE_MM, seed 001's VFIO_CHANGE_DMA_OWNER (staged vaddrs, or one array),
- * and iommufd's IOMMU_IOAS_CHANGE_PROCESS (7.3 and the draft in seed 001).
+ * CHANGE_MM, seed 001's VFIO_CHANGE_DMA_OWNER (staged vaddrs, or one array;
+ * Steve Sistare's V1 code and the earlier readings), iommufd's
+ * IOMMU_IOAS_CHANGE_PROCESS (7.3 and the draft in seed 001, flaw by flaw),
+ * and QEMU's own cpr-exec and cpr-transfer flows on 7.3 under each
+ * accounting mode.
  *
- * Actors: `vmm` (the process before exec), `holder` (a forked child that holds
- * the mappings across the exec), `image` (the VMM after exec). The app
- * follows each design's protocol and checks every return value; two
- * disturbances are left free: the image's RLIMIT_MEMLOCK may be too low
- * (chosen at exec), and the image may call the owner change before it staged
- * every new vaddr or with an incomplete array (seeds/001's application error).
+ * Actors: `vmm` (the process before exec; the old QEMU), `holder` (a forked
+ * child that holds the mappings across the exec), `image` (the VMM after
+ * exec; the new QEMU). The protocols are tables (machines/handoff/): the
+ * seed designs' in seed.ts, QEMU's in qemu.ts.
  */
-import { setup } from 'xstate';
-import { defineModel, type ModelSnapshot, recoverable } from '../explorer/model.ts';
-import { handoffInvariants, oneLiveOwner } from '../invariants/exec-handoff.ts';
-import { type ChangeImpl, changeProcessBody } from './kernel/iommufd-change-process.ts';
+import { defineModel, leadsTo, recoverable, sometimes, type VariantSpec } from '../explorer/model.ts';
 import {
-  changeDmaOwnerArray,
-  changeDmaOwnerStaged,
-  changeMm,
-  type Dma,
-  invalidateAllVaddr,
-  type Layout,
-  mapDmaVaddr,
-  stageVaddr,
-} from './kernel/iommufd-handoff-type1.ts';
-import { type Iommufd, insertArea, update } from './kernel/iommufd-ioas.ts';
-import { mappings, type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
-import { allocPages, type Errno, killProcMm, pinAll } from './kernel/iommufd-pages.ts';
-import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
-import { RWSEM_FREE } from './kernel/locks.ts';
+  guestRuns,
+  handoffInvariants,
+  newQemuRuns,
+  oneLiveOwner,
+  updateStarted,
+} from '../invariants/exec-handoff.ts';
+import type { HandoffCtx, HandoffDesign, HandoffEv } from './handoff/context.ts';
+import {
+  buildMachine,
+  type Protocol,
+  protocolEvents,
+  protocolLabel,
+  protocolWaitingFor,
+} from './handoff/protocol.ts';
+import { qemuProtocol } from './handoff/qemu.ts';
+import { CHANGE_CALL, seedProtocol } from './handoff/seed.ts';
 
-export type Actor = 'vmm' | 'holder' | 'image';
-
-export interface Signals {
-  /** Where the VMM is (the other actors wait on it). */
-  readonly vmm: 'start' | 'invalidated' | 'forked' | 'execed';
-  /** The holder's owner change returned 0 (the holder signals the parent). */
-  readonly holderTook: boolean;
-  /** The image's last owner change failed, or it finished (it signals the holder to exit). */
-  readonly image: 'none' | 'failed' | 'done';
-}
-
-export interface HandoffCtx {
-  readonly ret: Readonly<Record<Actor, string | null>>;
-  /** iommufd state (areas and pages for the iommufd designs) and the accounting every design uses. */
-  readonly k: Iommufd;
-  /** The type1 container's dmas (type1 designs). */
-  readonly dmas: readonly Dma[];
-  readonly sig: Signals;
-  readonly log: OwnerLog | null;
-}
+export type { Actor, HandoffCtx, HandoffDesign, HandoffEv } from './handoff/context.ts';
+export { initialContext, NMAPS, RLIMIT } from './handoff/context.ts';
 
 /**
  * Every event type of the model, one place: the conformance adapter's
  * exhaustive match is over this list, so a new event type without a mapping
  * to the kernel fails to compile (and a test checks the list is exactly the
- * event types the machine handles).
+ * event types the machines handle).
  */
 export const HANDOFF_EVENT_TYPES = [
   'VmmInvalidateVaddr',
   'VmmFork',
   'VmmExec',
+  'VmmExecFails',
+  'VmmRollbackVaddr',
+  'VmmPreSaveChangeProcess',
+  'VmmExit',
+  'VmmResume',
   'HolderExit',
+  'HolderKilled',
+  'HolderStageVaddr',
   'ImageMmap',
+  'ImageSetrlimit',
   'ImageMapVaddr',
   'ImageStageVaddr',
+  'ImageProbeChangeProcess',
+  'ImagePostLoadChangeProcess',
+  'ImageExit',
+  'ImageAbandon',
+  'ImageUnmap',
   'HolderChangeMm',
   'ImageChangeMm',
   'HolderChangeDmaOwner',
@@ -78,463 +73,400 @@ export const HANDOFF_EVENT_TYPES = [
   'ImageIoasChangeProcess',
 ] as const;
 
-export interface HandoffEv {
-  /** One of HANDOFF_EVENT_TYPES (the event generators build some names, so not narrowed here; a test checks the list). */
-  readonly type: string;
-  /** VmmExec: the image's RLIMIT_MEMLOCK. */
-  readonly rlimit?: 'ok' | 'low';
-  /** Which dma (ImageMapVaddr, ImageStageVaddr). */
-  readonly dma?: number;
-  /** ...DmaOwnerArray: whether the array carries every dma. */
-  readonly complete?: boolean;
-  /** ...IoasChangeProcess of the draft: what the uninitialised all_npinned[] slot held. */
-  readonly junk?: number;
-}
+/** Not calls: QEMU's `cont` of the source and the absent new QEMU after a failed exec. */
+export const HANDOFF_CALLS = HANDOFF_EVENT_TYPES.filter((t) => t !== 'VmmResume' && t !== 'ImageAbandon');
 
-export type Protocol = 'vaddr' | 'changeMm' | 'staged' | 'array' | 'changeProcess';
+export { CHANGE_CALL };
 
-export interface HandoffDesign {
-  readonly protocol: Protocol;
-  readonly holder: boolean;
-  /** iommufd designs. */
-  readonly impl?: ChangeImpl;
-  readonly ctxMode?: 'user' | 'mm';
-  /** iommufd designs: MAP_FILE of a memfd, or MAP of a user VA (the draft predates MAP_FILE). */
-  readonly mapKind?: 'user' | 'file';
-}
-
-/** Two mappings of one page each; RLIMIT_MEMLOCK 'ok' leaves room for two full charges (U3), 'low' not for one. */
-const NMAPS = 2;
-export const RLIMIT = { ok: 2 * NMAPS, low: NMAPS - 1 } as const;
-
-/** Where an actor's vaddrs point: the image mapped guest memory anew after exec; fork kept the layout. */
-const layoutOf = (a: Actor): Layout => (a === 'image' ? 'L1' : 'L0');
-/** The image is the VMM's pid after exec. */
-const pidOf = (a: Actor): string => (a === 'holder' ? 'holder' : 'vmm');
-
-// ---------------------------------------------------------------- initial state
-
-export function initialContext(d: HandoffDesign): HandoffCtx {
-  const k: Iommufd = {
-    procs: { vmm: { mm: 'mm0', uid: 'u', rlimit: RLIMIT.ok, cap: false } },
-    mms: { mm0: { alive: true, lockedVm: 0, pinnedVm: 0 } },
-    users: { u: 0 },
-    pages: [],
-    warn: [],
-    ctxMode: d.ctxMode ?? 'user',
-    domain: true,
-    ioas: [{ id: 1, live: true, users: 1, iova: RWSEM_FREE }],
-    areas: [],
-    creation: RWSEM_FREE,
-    access: null,
-  };
-  if (d.protocol === 'changeProcess') {
-    // IOMMU_IOAS_MAP(_FILE) into an IOAS with a domain: pinned and charged at map time.
-    const mapped = update(k, (k) => {
-      for (let slot = 0; slot < NMAPS; slot++) {
-        const id = allocPages(k, d.mapKind ?? 'file', 'vmm', k.ctxMode, 1);
-        insertArea(k, { ioas: 1, slot, pages: id, busy: false, filled: true, accesses: 0, prevent: false });
-        pinAll(k, k.pages[id]!, 'mm0');
-      }
-    });
-    return base(mapped, []);
-  }
-  // VFIO_IOMMU_MAP_DMA with a domain: pinned from current->mm and charged to its locked_vm.
-  const dmas: Dma[] = Array.from({ length: NMAPS }, () => ({
-    mm: 'mm0',
-    task: 'vmm',
-    vaddr: 'L0',
-    staged: null,
-    npages: 1,
-  }));
-  return base({ ...k, mms: { mm0: { alive: true, lockedVm: NMAPS, pinnedVm: 0 } } }, dmas);
-}
-
-const base = (k: Iommufd, dmas: Dma[]): HandoffCtx => ({
-  ret: { vmm: null, holder: null, image: null },
-  k,
-  dmas,
-  sig: { vmm: 'start', holderTook: false, image: 'none' },
-  log: null,
-});
-
-// ---------------------------------------------------------------- helpers
-
-const setRet = (c: HandoffCtx, a: Actor, r: Errno | null): HandoffCtx => ({
-  ...c,
-  ret: { ...c.ret, [a]: r ?? '0' },
-});
-const setSig = (c: HandoffCtx, s: Partial<Signals>): HandoffCtx => ({ ...c, sig: { ...c.sig, ...s } });
-const holderAlive = (c: HandoffCtx): boolean =>
-  c.k.procs.holder !== undefined && c.k.mms[c.k.procs.holder.mm].alive;
-
-/**
- * Run an owner-change call on a private copy of the kernel state and record
- * it in the history variable the atomicity invariants read.
- */
-function ownerChange(
-  c: HandoffCtx,
-  a: Actor,
-  call: string,
-  targets: readonly number[],
-  body: (k: Iommufd, dmas: Dma[]) => Errno | null,
-): { ctx: HandoffCtx; err: Errno | null } {
-  const dmas = structuredClone(c.dmas) as Dma[];
-  let err: Errno | null = null;
-  const k = update(c.k, (k) => {
-    err = body(k, dmas);
-  });
-  const after: HandoffCtx = { ...c, k, dmas };
-  const log = ownerLog(c, after, { by: a, call, ret: err ?? '0', callerMm: c.k.procs[pidOf(a)].mm, targets });
-  return { ctx: setRet({ ...after, log }, a, err), err };
-}
-
-const uapiName = (d: HandoffDesign): string => (d.protocol === 'vaddr' ? '' : UAPI_NAME[d.protocol]);
-
-const allTargets = (c: HandoffCtx): number[] => mappings(c).map((_, i) => i);
-
-/** The design's all-mapping owner change, as called by `a`. */
-function changeBody(d: HandoffDesign, a: Actor, ev: HandoffEv) {
-  const pid = pidOf(a);
-  return (k: Iommufd, dmas: Dma[]): Errno | null => {
-    const layout = layoutOf(a);
-    switch (d.protocol) {
-      case 'changeMm':
-        return changeMm(k, dmas, pid);
-      case 'staged':
-        return changeDmaOwnerStaged(k, dmas, pid, layout);
-      case 'array':
-        return changeDmaOwnerArray(k, dmas, pid, layout, ev.complete ?? true);
-      case 'changeProcess':
-        return changeProcessBody(k, [1], pid, d.impl ?? '7.3', ev.junk ?? 0);
-      default:
-        throw new Error(`design ${d.protocol} has no all-mapping owner change`);
-    }
-  };
-}
-
-export const CHANGE_CALL: Record<Exclude<Protocol, 'vaddr'>, string> = {
-  changeMm: 'ChangeMm',
-  staged: 'ChangeDmaOwner',
-  array: 'ChangeDmaOwnerArray',
-  changeProcess: 'IoasChangeProcess',
-};
-
-/** The ioctl each owner-change event stands for (the first two never landed). */
-const UAPI_NAME: Record<Exclude<Protocol, 'vaddr'>, string> = {
-  changeMm: 'CHANGE_MM (seed 000)',
-  staged: 'VFIO_CHANGE_DMA_OWNER (seed 001, staged)',
-  array: 'VFIO_CHANGE_DMA_OWNER (seed 001, array)',
-  changeProcess: 'IOMMU_IOAS_CHANGE_PROCESS',
-};
-
-// ---------------------------------------------------------------- vmm
-
-/** VFIO_IOMMU_UNMAP_DMA(VADDR | ALL): the old vaddrs are invalid, pages stay pinned and mapped. */
-const vmmInvalidate: StepFn<HandoffCtx, HandoffEv> = (c) => {
-  const dmas = structuredClone(c.dmas) as Dma[];
-  const err = invalidateAllVaddr(dmas);
-  const next = setRet({ ...c, dmas }, 'vmm', err);
-  return err
-    ? { next: 'start', ctx: next }
-    : { next: 'invalidated', ctx: setSig(next, { vmm: 'invalidated' }) };
-};
-
-/** fork(): the holder shares the container/iommufd and the guest memory at the same VA (MAP_SHARED). */
-const vmmFork: StepFn<HandoffCtx, HandoffEv> = (c) => {
-  const k = update(c.k, (k) => {
-    k.procs = { ...k.procs, holder: { ...k.procs.vmm, mm: 'mmH' } };
-    k.mms = { ...k.mms, mmH: { alive: true, lockedVm: 0, pinnedVm: 0 } };
-  });
-  return { next: 'forked', ctx: setSig(setRet({ ...c, k }, 'vmm', null), { vmm: 'forked' }) };
-};
-
-/** exec(): the old mm dies; the image starts with the rlimit the event chooses. The fds survive. */
-const vmmExec =
-  (d: HandoffDesign): StepFn<HandoffCtx, HandoffEv> =>
-  (c, ev) => {
-    const ready =
-      d.protocol === 'vaddr'
-        ? c.sig.vmm === 'invalidated'
-        : d.holder
-          ? c.sig.vmm === 'forked' && c.sig.holderTook && holderAlive(c)
-          : c.sig.vmm === 'start';
-    if (!ready) return null;
-    const k = update(c.k, (k) => {
-      killProcMm(k, 'vmm', 'mm1');
-      k.procs = { ...k.procs, vmm: { ...k.procs.vmm, rlimit: RLIMIT[ev.rlimit ?? 'ok'] } };
-    });
-    return { next: 'execed', ctx: setSig(setRet({ ...c, k }, 'vmm', null), { vmm: 'execed' }) };
-  };
-
-// ---------------------------------------------------------------- holder
-
-/**
- * The holder's owner change: after fork, until it succeeds (then it signals
- * the parent, which may exec); after exec again only to take the mappings
- * back when the image's change failed.
- */
-const holderChange =
-  (d: HandoffDesign): StepFn<HandoffCtx, HandoffEv> =>
-  (c, ev) => {
-    const enabled =
-      holderAlive(c) &&
-      ((c.sig.vmm === 'forked' && !c.sig.holderTook) || (c.sig.vmm === 'execed' && c.sig.image === 'failed'));
-    if (!enabled) return null;
-    const { ctx, err } = ownerChange(c, 'holder', uapiName(d), allTargets(c), changeBody(d, 'holder', ev));
-    return { next: 'running', ctx: err || c.sig.vmm !== 'forked' ? ctx : setSig(ctx, { holderTook: true }) };
-  };
-
-/** exit(0) once the image signalled that it owns everything: the holder's mm dies. */
-const holderExit: StepFn<HandoffCtx, HandoffEv> = (c) => {
-  if (c.sig.image !== 'done') return null;
-  return {
-    next: 'exited',
-    ctx: setRet({ ...c, k: update(c.k, (k) => killProcMm(k, 'holder', null)) }, 'holder', null),
-  };
-};
-
-// ---------------------------------------------------------------- image
-
-/** mmap() of the guest memory (the memfd) in the new image: its vaddrs exist from now on. */
-const imageMmap: StepFn<HandoffCtx, HandoffEv> = (c) =>
-  c.sig.vmm === 'execed' ? { next: 'mapped', ctx: setRet(c, 'image', null) } : null;
-
-const imageOutcome = (ctx: HandoffCtx, err: Errno | null, finished: boolean): StepResult<HandoffCtx> => {
-  if (err) return { next: 'mapped', ctx: setSig(ctx, { image: 'failed' }) };
-  return finished ? { next: 'done', ctx: setSig(ctx, { image: 'done' }) } : { next: 'mapped', ctx };
-};
-
-/** The image's all-mapping owner change; done on success. */
-const imageChange =
-  (d: HandoffDesign): StepFn<HandoffCtx, HandoffEv> =>
-  (c, ev) => {
-    const { ctx, err } = ownerChange(c, 'image', uapiName(d), allTargets(c), changeBody(d, 'image', ev));
-    return imageOutcome(ctx, err, true);
-  };
-
-/** VFIO_IOMMU_MAP_DMA(VADDR) for one dma: vfio_change_dma_owner, then the vaddr is valid. */
-const imageMapVaddr: StepFn<HandoffCtx, HandoffEv> = (c, ev) => {
-  const i = ev.dma!;
-  const { ctx, err } = ownerChange(c, 'image', 'VFIO_IOMMU_MAP_DMA(VADDR)', [i], (k, dmas) =>
-    mapDmaVaddr(k, dmas, i, 'vmm', 'L1'),
-  );
-  return imageOutcome(
-    ctx,
-    err,
-    ctx.dmas.every((x) => x.vaddr !== null),
-  );
-};
-
-/** Seed 001, staged: MAP_DMA(VADDR) on a valid dma registers the new vaddr for the next CHANGE_DMA_OWNER. */
-const imageStage: StepFn<HandoffCtx, HandoffEv> = (c, ev) => {
-  const dmas = structuredClone(c.dmas) as Dma[];
-  const err = stageVaddr(dmas, ev.dma!, 'L1');
-  return { next: 'mapped', ctx: setRet({ ...c, dmas }, 'image', err) };
-};
-
-// ---------------------------------------------------------------- machine
+export const protocolOf = (d: HandoffDesign): Protocol =>
+  d.protocol === 'qemu' ? qemuProtocol(d) : seedProtocol(d);
 
 export function createHandoffMachine(d: HandoffDesign) {
-  const call = d.protocol === 'vaddr' ? '' : CHANGE_CALL[d.protocol];
-  const vmm = {
-    initial: 'start',
-    states: {
-      start: {
-        on: {
-          ...(d.protocol === 'vaddr' && {
-            VmmInvalidateVaddr: transitions(vmmInvalidate, ['start', 'invalidated']),
-          }),
-          ...(d.holder && { VmmFork: transitions(vmmFork, ['forked']) }),
-          ...(!d.holder && d.protocol !== 'vaddr' && { VmmExec: transitions(vmmExec(d), ['execed']) }),
-        },
-      },
-      invalidated: { on: { VmmExec: transitions(vmmExec(d), ['execed']) } },
-      forked: { on: { VmmExec: transitions(vmmExec(d), ['execed']) } },
-      execed: { type: 'final' },
-    },
-  };
-  const holder = d.holder
-    ? {
-        initial: 'running',
-        states: {
-          running: {
-            on: {
-              [`Holder${call}`]: transitions(holderChange(d), ['running']),
-              HolderExit: transitions(holderExit, ['exited']),
-            },
-          },
-          exited: { type: 'final' },
-        },
-      }
-    : { initial: 'absent', states: { absent: { type: 'final' } } };
-  const imageCalls =
-    d.protocol === 'vaddr'
-      ? { ImageMapVaddr: transitions(imageMapVaddr, ['mapped', 'done']) }
-      : {
-          ...(d.protocol === 'staged' && { ImageStageVaddr: transitions(imageStage, ['mapped']) }),
-          [`Image${call}`]: transitions(imageChange(d), ['mapped', 'done']),
-        };
-  const image = {
-    initial: 'unborn',
-    states: {
-      unborn: { on: { ImageMmap: transitions(imageMmap, ['mapped']) } },
-      mapped: { on: imageCalls },
-      done: { type: 'final' },
-    },
-  };
-  return setup({ types: { context: {} as HandoffCtx, events: {} as HandoffEv } }).createMachine({
-    id: 'exec-handoff',
-    type: 'parallel',
-    context: initialContext(d),
-    states: { vmm, holder, image },
-  } as any);
+  return buildMachine(d, protocolOf(d));
 }
 
-export function handoffEvents(d: HandoffDesign): (s: ModelSnapshot<HandoffCtx>) => HandoffEv[] {
-  const call = d.protocol === 'vaddr' ? '' : CHANGE_CALL[d.protocol];
-  const params: Partial<HandoffEv>[] =
-    d.protocol === 'array'
-      ? [{ complete: true }, { complete: false }]
-      : d.protocol === 'changeProcess' && d.impl === 'draft'
-        ? [{ junk: 0 }, { junk: 1 }]
-        : [{}];
-  const dmaEvents = (type: string) => Array.from({ length: NMAPS }, (_, dma) => ({ type, dma }));
-  const all: HandoffEv[] = [
-    ...(d.protocol === 'vaddr' ? [{ type: 'VmmInvalidateVaddr' }] : []),
-    ...(d.holder ? [{ type: 'VmmFork' }] : []),
-    { type: 'VmmExec', rlimit: 'ok' },
-    { type: 'VmmExec', rlimit: 'low' },
-    ...(d.holder ? [...params.map((p) => ({ type: `Holder${call}`, ...p })), { type: 'HolderExit' }] : []),
-    { type: 'ImageMmap' },
-    ...(d.protocol === 'vaddr' ? dmaEvents('ImageMapVaddr') : []),
-    ...(d.protocol === 'staged' ? dmaEvents('ImageStageVaddr') : []),
-    ...(d.protocol !== 'vaddr' ? params.map((p) => ({ type: `Image${call}`, ...p })) : []),
-  ];
-  return () => all;
+export function handoffEvents(d: HandoffDesign) {
+  return protocolEvents(protocolOf(d));
 }
 
-export const HANDOFF_CALLS = [
-  'VmmInvalidateVaddr',
-  'VmmFork',
-  'VmmExec',
-  'HolderExit',
-  'ImageMmap',
-  'ImageMapVaddr',
-  'ImageStageVaddr',
-  ...Object.values(CHANGE_CALL).flatMap((c) => [`Holder${c}`, `Image${c}`]),
-];
+const type1 = { holder: true } as const;
+const iommufd = { protocol: 'changeProcess', impl: '7.3', mapKind: 'file' } as const;
+const draft = { protocol: 'changeProcess', holder: true, impl: 'draft', mapKind: 'user' } as const;
+const qemu = (mode: 'cpr-exec' | 'cpr-transfer', backend: 'iommufd' | 'legacy') =>
+  ({ protocol: 'qemu', holder: false, qemu: { mode, backend }, memlock: 'tight' }) as const;
 
 export const DESIGNS = {
   vaddr: { protocol: 'vaddr', holder: false },
-  'fork-change-mm': { protocol: 'changeMm', holder: true },
-  'change-dma-owner-staged': { protocol: 'staged', holder: true },
-  'change-dma-owner-array': { protocol: 'array', holder: true },
-  'iommufd-change-process': { protocol: 'changeProcess', holder: true, impl: '7.3', mapKind: 'file' },
-  'iommufd-change-process-noholder': {
-    protocol: 'changeProcess',
+  'vaddr-setrlimit': { protocol: 'vaddr', holder: false, setrlimit: true },
+  'fork-change-mm': { protocol: 'changeMm', ...type1 },
+  'change-dma-owner-staged': { protocol: 'staged', ...type1, reading: 'v1' },
+  'change-dma-owner-staged-holder-killed': {
+    protocol: 'staged',
+    ...type1,
+    reading: 'v1',
+    holderMayDie: true,
+  },
+  'change-dma-owner-staged-norestage': { protocol: 'staged', ...type1, reading: 'norestage' },
+  'change-dma-owner-staged-norestage-setrlimit': {
+    protocol: 'staged',
+    ...type1,
+    reading: 'norestage',
+    setrlimit: true,
+  },
+  'change-dma-owner-array': { protocol: 'array', ...type1, reading: 'v1' },
+  'change-dma-owner-array-holder-killed': { protocol: 'array', ...type1, reading: 'v1', holderMayDie: true },
+  'change-dma-owner-array-nocheck': { protocol: 'array', ...type1, reading: 'nocheck' },
+  'iommufd-change-process': { ...iommufd, holder: true },
+  'iommufd-change-process-holder-killed': { ...iommufd, holder: true, holderMayDie: true },
+  'iommufd-change-process-mm-holder-killed': { ...iommufd, holder: true, holderMayDie: true, ctxMode: 'mm' },
+  'iommufd-change-process-noholder': { ...iommufd, holder: false },
+  'iommufd-change-process-noholder-setrlimit': { ...iommufd, holder: false, setrlimit: true },
+  'iommufd-change-process-noholder-mm': { ...iommufd, holder: false, ctxMode: 'mm' },
+  'iommufd-change-process-noholder-mm-fixed': {
+    ...iommufd,
     holder: false,
-    impl: '7.3',
-    mapKind: 'file',
+    ctxMode: 'mm',
+    fixes: ['F1', 'F2'],
   },
-  'iommufd-change-process-noholder-mm': {
-    protocol: 'changeProcess',
+  'iommufd-change-process-noholder-mm-setrlimit': {
+    ...iommufd,
     holder: false,
-    impl: '7.3',
-    mapKind: 'file',
     ctxMode: 'mm',
+    setrlimit: true,
   },
-  'iommufd-draft': { protocol: 'changeProcess', holder: true, impl: 'draft', mapKind: 'user' },
-  'iommufd-draft-mm': {
-    protocol: 'changeProcess',
-    holder: true,
-    impl: 'draft',
-    mapKind: 'user',
-    ctxMode: 'mm',
+  'iommufd-draft': { ...draft },
+  'iommufd-draft-mm': { ...draft, ctxMode: 'mm' },
+  'iommufd-draft-mm-mmput': { ...draft, ctxMode: 'mm', flaws: { mmput: true } },
+  'iommufd-draft-mm-ioas-test': { ...draft, ctxMode: 'mm', flaws: { literalIoasTest: true } },
+  'iommufd-draft-mm-junk-none': { ...draft, ctxMode: 'mm', flaws: { junkSlot: 'none' } },
+  'iommufd-draft-mm-junk-user': { ...draft, ctxMode: 'mm', flaws: { junkSlot: 'user' } },
+  'iommufd-draft-mm-junk-mm': { ...draft, ctxMode: 'mm', flaws: { junkSlot: 'mm' } },
+  'qemu-cpr-exec-iommufd-user': { ...qemu('cpr-exec', 'iommufd'), ctxMode: 'user' },
+  'qemu-cpr-exec-iommufd-user-memlock2x': { ...qemu('cpr-exec', 'iommufd'), ctxMode: 'user', memlock: 'ok' },
+  'qemu-cpr-exec-iommufd-mm': { ...qemu('cpr-exec', 'iommufd'), ctxMode: 'mm' },
+  'qemu-cpr-exec-iommufd-none': { ...qemu('cpr-exec', 'iommufd'), cap: true },
+  'qemu-cpr-transfer-iommufd-user': { ...qemu('cpr-transfer', 'iommufd'), ctxMode: 'user' },
+  'qemu-cpr-transfer-iommufd-user-memlock2x': {
+    ...qemu('cpr-transfer', 'iommufd'),
+    ctxMode: 'user',
+    memlock: 'ok',
   },
+  'qemu-cpr-transfer-iommufd-mm': { ...qemu('cpr-transfer', 'iommufd'), ctxMode: 'mm' },
+  'qemu-cpr-transfer-iommufd-none': { ...qemu('cpr-transfer', 'iommufd'), cap: true },
+  'qemu-cpr-exec-legacy': { ...qemu('cpr-exec', 'legacy') },
+  'qemu-cpr-exec-legacy-root': { ...qemu('cpr-exec', 'legacy'), cap: true },
+  'qemu-cpr-transfer-legacy': { ...qemu('cpr-transfer', 'legacy') },
+  'qemu-cpr-transfer-legacy-root': { ...qemu('cpr-transfer', 'legacy'), cap: true },
 } satisfies Record<string, HandoffDesign>;
 
 export type DesignName = keyof typeof DESIGNS;
 
-const variant = (name: DesignName, description: string, violated: string[], states: number) => {
+/** QEMU variants: does the update complete at all (EF), and does the guest always keep running (leads-to, fair). */
+const QEMU_PROPERTIES = {
+  updateCompletes: sometimes(newQemuRuns),
+  guestSurvives: leadsTo(updateStarted, guestRuns),
+};
+
+// ---------------------------------------------------------------- knowingly unreachable transitions
+
+const INVALIDATE_OK =
+  'UNMAP_DMA(VADDR|ALL) fails only on an already invalid vaddr or with an mdev attached; it runs once, before any invalidation, and there is no mdev';
+const DRAFT_NEVER_FAILS =
+  'the call charges nothing here (USER mode, one uid: need_charge_update is false; or, as written, it holds no IOAS), so it cannot fail';
+
+/**
+ * QEMU's failure paths that a deployment never takes, derived from whether
+ * its update completes (spec/findings/qemu-cpr.md): the old QEMU's pre_save
+ * cannot fail (it owns everything); post_load always or never fails.
+ */
+function qemuUnreachable(d: HandoffDesign, completes: boolean): Record<string, string> {
+  const { mode, backend } = d.qemu!;
+  const transfer = mode === 'cpr-transfer';
+  const iommufd = backend === 'iommufd';
+  const preSave = iommufd ? 'VmmPreSaveChangeProcess' : 'VmmInvalidateVaddr';
+  const loadOk = iommufd
+    ? 'post_load succeeds in this deployment: enough RLIMIT_MEMLOCK for the charge, or no charge to make'
+    : 'MAP_DMA(VADDR) charges the new mm once, within its RLIMIT_MEMLOCK (or with CAP_IPC_LOCK): post_load cannot fail';
+  const loadFails =
+    'post_load always gets ENOMEM here: USER mode needs 2x the guest memory in RLIMIT_MEMLOCK (U3)';
+  const postLoad = iommufd ? 'image.probed#ImagePostLoadChangeProcess' : 'image.mapped#ImageMapVaddr';
+  const u: Record<string, string> = {
+    [`vmm.start#${preSave}[1]`]: iommufd
+      ? 'the old QEMU owns every mapping, so its pre_save CHANGE_PROCESS is a no-op and returns 0'
+      : INVALIDATE_OK,
+  };
+  if (completes) {
+    u[`${postLoad}[${iommufd ? 1 : 2}]`] = loadOk;
+    u['image.failed#ImageExit[0]'] = loadOk;
+    if (transfer) u['vmm.saved#VmmResume[0]'] = 'the new QEMU never fails, so the source is never resumed';
+  } else {
+    u[`${postLoad}[0]`] = loadFails;
+    u['image.done#ImageUnmap[0]'] = loadFails;
+    if (transfer)
+      u['vmm.saved#VmmExit[0]'] = 'the new QEMU never runs the guest, so the source is never quit';
+  }
+  // The new QEMU exits before post_load only when the source resumed after a failed pre_save, which cannot fail.
+  if (transfer)
+    u[`image.${iommufd ? 'probed' : 'mapped'}#ImageExit[0]`] =
+      'the source never resumes before post_load: its pre_save cannot fail';
+  return u;
+}
+
+function unreachableOf(
+  name: DesignName,
+  d: HandoffDesign,
+  violated: readonly string[],
+): Record<string, string> {
+  if (d.protocol === 'qemu') return qemuUnreachable(d, !violated.includes('updateCompletes'));
+  if (d.protocol === 'vaddr') return { 'vmm.start#VmmInvalidateVaddr[0]': INVALIDATE_OK };
+  if (name === 'iommufd-draft' || name === 'iommufd-draft-mm-ioas-test')
+    return { 'image.mapped#ImageIoasChangeProcess[0]': DRAFT_NEVER_FAILS };
+  return {};
+}
+
+const variant = (
+  name: DesignName,
+  description: string,
+  violated: string[],
+  states: number,
+): VariantSpec<HandoffCtx, HandoffEv> => {
   const d: HandoffDesign = DESIGNS[name];
+  const p = protocolOf(d);
   return {
     description,
-    machine: createHandoffMachine(d),
-    events: handoffEvents(d),
+    machine: buildMachine(d, p),
+    events: protocolEvents(p),
+    label: protocolLabel(p),
+    waitingFor: protocolWaitingFor(p),
     expect: { violated, states },
+    unreachable: unreachableOf(name, d, violated),
+    ...(d.protocol === 'qemu' && { properties: QEMU_PROPERTIES, fairness: { weak: 'all' } }),
   };
+};
+
+/** Each design's description and what it is expected to show at the default bounds (measured; spec/exec-handoff.md). */
+const VARIANTS: Record<DesignName, { description: string; violated: string[]; states: number }> = {
+  vaddr: {
+    description: 'type1 today: UNMAP_DMA(VADDR|ALL), exec, MAP_DMA(VADDR) per dma (vfio_change_dma_owner)',
+    violated: ['alwaysPageProvider', 'atomicOwnerChange', 'recoverable', 'sameMemory'],
+    states: 64,
+  },
+  'vaddr-setrlimit': {
+    description: 'vaddr, and the image may raise its RLIMIT_MEMLOCK after exec',
+    violated: ['alwaysPageProvider', 'atomicOwnerChange', 'sameMemory'],
+    states: 80,
+  },
+  'fork-change-mm': {
+    description: 'seed 000: fork a holder, CHANGE_MM to it, exec, CHANGE_MM back, holder exits',
+    violated: ['sameMemory'],
+    states: 15,
+  },
+  'change-dma-owner-staged': {
+    description:
+      "seed 001 in V1's code: MAP_DMA(VADDR) stages (overwrites) a new vaddr, VFIO_CHANGE_DMA_OWNER applies all",
+    violated: [],
+    states: 573,
+  },
+  'change-dma-owner-staged-holder-killed': {
+    description:
+      'V1 staged, and the holder may be killed while it owns the mappings (close_dma_owner, ESRCH)',
+    violated: ['mappingsKept', 'recoverable'],
+    states: 658,
+  },
+  'change-dma-owner-staged-norestage': {
+    description: 'seed 001 staged as first read: a staged vaddr cannot be replaced, EINVAL before ENXIO',
+    violated: ['recoverable'],
+    states: 474,
+  },
+  'change-dma-owner-staged-norestage-setrlimit': {
+    description: 'staged-norestage, and the image may raise its RLIMIT_MEMLOCK after exec',
+    violated: ['recoverable'],
+    states: 530,
+  },
+  'change-dma-owner-array': {
+    description:
+      "seed 001's alternative in V1's code: one VFIO_CHANGE_DMA_OWNER carrying every (iova, new vaddr)",
+    violated: [],
+    states: 28,
+  },
+  'change-dma-owner-array-holder-killed': {
+    description: 'V1 array, and the holder may be killed while it owns the mappings',
+    violated: ['mappingsKept', 'recoverable'],
+    states: 64,
+  },
+  'change-dma-owner-array-nocheck': {
+    description: 'the array as first read: the vaddrs are taken on trust (no same_file_mapping check)',
+    violated: ['sameMemory'],
+    states: 30,
+  },
+  'iommufd-change-process': {
+    description:
+      'kernel 7.3: MAP_FILE areas, USER accounting, a holder child, IOMMU_IOAS_CHANGE_PROCESS both ways',
+    violated: [],
+    states: 10,
+  },
+  'iommufd-change-process-holder-killed': {
+    description: 'kernel 7.3, USER accounting, and the holder may be killed while it owns the mappings',
+    violated: ['recoverable'],
+    states: 16,
+  },
+  'iommufd-change-process-mm-holder-killed': {
+    description: 'kernel 7.3, MM accounting, and the holder may be killed while it owns the mappings',
+    violated: ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn', 'recoverable'],
+    states: 17,
+  },
+  'iommufd-change-process-noholder': {
+    description: 'kernel 7.3, USER accounting, no holder: exec first, then CHANGE_PROCESS from the image',
+    violated: ['recoverable'],
+    states: 7,
+  },
+  'iommufd-change-process-noholder-setrlimit': {
+    description: 'noholder, and the image may raise its RLIMIT_MEMLOCK after exec',
+    violated: [],
+    states: 8,
+  },
+  'iommufd-change-process-noholder-mm': {
+    description:
+      'kernel 7.3, MM accounting, no holder (U1): the old owner is dead when the image calls CHANGE_PROCESS',
+    violated: ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn', 'recoverable'],
+    states: 8,
+  },
+  // With the F1 patch only what the USER no-holder design violates is left.
+  'iommufd-change-process-noholder-mm-fixed': {
+    description:
+      'iommufd-change-process-noholder-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec succeeds',
+    violated: ['recoverable'],
+    states: 7,
+  },
+  'iommufd-change-process-noholder-mm-setrlimit': {
+    description: 'noholder-mm, and the image may raise its RLIMIT_MEMLOCK after exec',
+    violated: ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn'],
+    states: 9,
+  },
+  'iommufd-draft': {
+    description: "seed 001's draft CHANGE_PROCESS as intended, user-VA maps, USER accounting, a holder child",
+    violated: ['alwaysPageProvider', 'changeReachesCaller', 'pinnableHasProvider', 'recoverable'],
+    states: 17,
+  },
+  'iommufd-draft-mm': {
+    description:
+      "seed 001's draft as intended, MM accounting (the /dev/vfio/vfio compat default), a holder child",
+    violated: ['sameMemory'],
+    states: 15,
+  },
+  'iommufd-draft-mm-mmput': {
+    description: 'the draft, MM accounting, with change_mm as written: mmgrab(new), mmput(old)',
+    violated: ['mmRefcountsBalanced', 'sameMemory'],
+    states: 15,
+  },
+  'iommufd-draft-mm-ioas-test': {
+    description:
+      'the draft, MM accounting, with its IOAS test as written (obj->type == IOMMUFD_OBJ_IOAS → skip)',
+    violated: [
+      'alwaysPageProvider',
+      'changeReachesCaller',
+      'kernelMemorySafe',
+      'pinnableHasProvider',
+      'recoverable',
+    ],
+    states: 17,
+  },
+  'iommufd-draft-mm-junk-none': {
+    description: 'the draft, MM accounting, all_npinned[NONE] uninitialised',
+    violated: ['accountingConserved', 'sameMemory'],
+    states: 77,
+  },
+  'iommufd-draft-mm-junk-user': {
+    description: 'the draft, MM accounting, all_npinned[USER] uninitialised',
+    violated: ['accountingConserved', 'sameMemory'],
+    states: 49,
+  },
+  'iommufd-draft-mm-junk-mm': {
+    description: 'the draft, MM accounting, all_npinned[MM] uninitialised',
+    violated: ['accountingConserved', 'sameMemory'],
+    states: 49,
+  },
+  'qemu-cpr-exec-iommufd-user': {
+    description:
+      'QEMU cpr-exec, iommufd, USER accounting (plain QEMU, not root), RLIMIT_MEMLOCK below 2x guest memory',
+    violated: ['guestSurvives', 'recoverable', 'updateCompletes'],
+    states: 9,
+  },
+  'qemu-cpr-exec-iommufd-user-memlock2x': {
+    description: 'QEMU cpr-exec, iommufd, USER accounting, RLIMIT_MEMLOCK at least 2x guest memory',
+    violated: [],
+    states: 9,
+  },
+  'qemu-cpr-exec-iommufd-mm': {
+    description: 'QEMU cpr-exec, iommufd, MM accounting (libvirt sets it on the /dev/iommu fd it passes)',
+    violated: [
+      'accountingConserved',
+      'failedChangeIsNoop',
+      'lastNpinnedSynced',
+      'noChangeProcessUnchargeWarn',
+    ],
+    states: 9,
+  },
+  'qemu-cpr-exec-iommufd-none': {
+    description: 'QEMU cpr-exec, iommufd, QEMU as root (CAP_IPC_LOCK: NONE pages)',
+    violated: ['accountingConserved', 'accountingNonNegative'],
+    states: 9,
+  },
+  'qemu-cpr-transfer-iommufd-user': {
+    description: 'QEMU cpr-transfer, iommufd, USER accounting, RLIMIT_MEMLOCK below 2x guest memory',
+    violated: ['updateCompletes'],
+    states: 7,
+  },
+  'qemu-cpr-transfer-iommufd-user-memlock2x': {
+    description: 'QEMU cpr-transfer, iommufd, USER accounting, RLIMIT_MEMLOCK at least 2x guest memory',
+    violated: [],
+    states: 8,
+  },
+  'qemu-cpr-transfer-iommufd-mm': {
+    description: 'QEMU cpr-transfer, iommufd, MM accounting (libvirt)',
+    violated: [],
+    states: 8,
+  },
+  'qemu-cpr-transfer-iommufd-none': {
+    description: 'QEMU cpr-transfer, iommufd, QEMU as root (NONE pages)',
+    violated: ['accountingConserved', 'accountingNonNegative'],
+    states: 8,
+  },
+  'qemu-cpr-exec-legacy': {
+    description: 'QEMU cpr-exec, legacy type1 container, not root (mm->locked_vm under RLIMIT_MEMLOCK)',
+    violated: ['alwaysPageProvider', 'atomicOwnerChange'],
+    states: 11,
+  },
+  'qemu-cpr-exec-legacy-root': {
+    description: 'QEMU cpr-exec, legacy type1 container, root (CAP_IPC_LOCK: no rlimit check)',
+    violated: ['alwaysPageProvider', 'atomicOwnerChange'],
+    states: 11,
+  },
+  'qemu-cpr-transfer-legacy': {
+    description: 'QEMU cpr-transfer, legacy type1 container, not root',
+    violated: ['atomicOwnerChange'],
+    states: 8,
+  },
+  'qemu-cpr-transfer-legacy-root': {
+    description: 'QEMU cpr-transfer, legacy type1 container, root',
+    violated: ['atomicOwnerChange'],
+    states: 8,
+  },
 };
 
 export default defineModel<HandoffCtx, HandoffEv>({
   id: 'exec-handoff',
   description:
-    'Live-update handoff of DMA mappings across exec: type1 VADDR, CHANGE_MM, CHANGE_DMA_OWNER, CHANGE_PROCESS',
+    'Live-update handoff of DMA mappings across exec: type1 VADDR, CHANGE_MM, CHANGE_DMA_OWNER, CHANGE_PROCESS, QEMU cpr',
   machine: createHandoffMachine(DESIGNS.vaddr),
   events: handoffEvents(DESIGNS.vaddr),
   invariants: handoffInvariants,
   properties: { recoverable: recoverable(oneLiveOwner) },
   calls: HANDOFF_CALLS,
-  variants: {
-    vaddr: variant(
-      'vaddr',
-      'type1 today: UNMAP_DMA(VADDR|ALL), exec, MAP_DMA(VADDR) per dma (vfio_change_dma_owner)',
-      ['alwaysPageProvider', 'atomicOwnerChange', 'recoverable'],
-      18,
-    ),
-    'fork-change-mm': variant(
-      'fork-change-mm',
-      'seed 000: fork a holder, CHANGE_MM to it, exec, CHANGE_MM back, holder exits',
-      [],
-      11,
-    ),
-    'change-dma-owner-staged': variant(
-      'change-dma-owner-staged',
-      'seed 001 as proposed: new vaddrs staged one by one with MAP_DMA(VADDR), then VFIO_CHANGE_DMA_OWNER; no cancel',
-      ['recoverable'],
-      90,
-    ),
-    'change-dma-owner-array': variant(
-      'change-dma-owner-array',
-      "seed 001's alternative: one VFIO_CHANGE_DMA_OWNER carrying every (iova, new vaddr), all or nothing",
-      [],
-      23,
-    ),
-    'iommufd-change-process': variant(
-      'iommufd-change-process',
-      'kernel 7.3: MAP_FILE areas, USER accounting, a holder child, IOMMU_IOAS_CHANGE_PROCESS both ways',
-      [],
-      11,
-    ),
-    'iommufd-change-process-noholder': variant(
-      'iommufd-change-process-noholder',
-      'kernel 7.3, USER accounting, no holder: exec first, then CHANGE_PROCESS from the image',
-      ['recoverable'],
-      7,
-    ),
-    'iommufd-change-process-noholder-mm': variant(
-      'iommufd-change-process-noholder-mm',
-      'kernel 7.3, MM accounting, no holder (U1): the old owner is dead when the image calls CHANGE_PROCESS',
-      ['failedChangeIsNoop', 'lastNpinnedSynced', 'noChangeProcessUnchargeWarn', 'recoverable'],
-      8,
-    ),
-    'iommufd-draft': variant(
-      'iommufd-draft',
-      "seed 001's draft CHANGE_PROCESS, user-VA maps, USER accounting (the /dev/iommu default), a holder child",
-      [
-        'alwaysPageProvider',
-        'pinnableHasProvider',
-        'changeReachesCaller',
-        'accountingConserved',
-        'recoverable',
-      ],
-      37,
-    ),
-    'iommufd-draft-mm': variant(
-      'iommufd-draft-mm',
-      "seed 001's draft CHANGE_PROCESS with MM accounting (the /dev/vfio/vfio compat default), a holder child",
-      ['accountingConserved'],
-      30,
-    ),
-  },
+  variants: Object.fromEntries(
+    (Object.keys(VARIANTS) as DesignName[]).map((name) => {
+      const v = VARIANTS[name];
+      return [name, variant(name, v.description, v.violated, v.states)];
+    }),
+  ),
 });

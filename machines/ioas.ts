@@ -37,7 +37,7 @@ import {
   update,
 } from './kernel/iommufd-ioas.ts';
 import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
-import { allocPages, type Errno, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
+import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
 
@@ -59,8 +59,6 @@ export interface Op {
 export interface IoasCtx {
   readonly ret: Readonly<Record<Actor, string | null>>;
   readonly k: Iommufd;
-  /** No type1 container in this model (the owner views also read type1 dmas). */
-  readonly dmas: readonly [];
   readonly op: Readonly<Record<Cpu, Op | null>>;
   readonly log: OwnerLog | null;
   /** MAP/MAP_FILE/COPY calls left, when the design bounds them. */
@@ -141,6 +139,8 @@ export interface IoasDesign {
   /** Unmap notifications before EDEADLOCK: the kernel allows 100 retries (tries > 100); the model far fewer. */
   readonly maxTries: number;
   readonly impl: ChangeImpl;
+  /** The patched kernel's fixes (conformance/kernel/patches/); absent: 7.3.4 as released. */
+  readonly fixes?: readonly KernelFix[];
   /**
    * At most this many MAP/MAP_FILE/COPY calls in a run (unbounded when
    * absent). Designs whose counters drift on every map/change/unmap cycle
@@ -207,8 +207,8 @@ export function initialContext(d: IoasDesign): IoasCtx {
       areas: [],
       creation: RWSEM_FREE,
       access,
+      ...(d.fixes && d.fixes.length > 0 && { fixes: d.fixes }),
     },
-    dmas: [],
     op: { vmm: null, child: null },
     log: null,
     ...(d.mapBudget !== undefined && { budget: d.mapBudget }),
@@ -719,6 +719,9 @@ export function sizedDesign(variant: keyof typeof VARIANT_DESIGNS, areas: number
   };
 }
 
+/** The fixes of conformance/kernel/patches/ (spec/findings/F1-*.md, F2-*.md). */
+const PATCHED: readonly KernelFix[] = ['F1', 'F2'];
+
 const CHANGE_PROCESS: Partial<IoasDesign> = {
   maps: [
     { ioas: 1, slot: 0, kind: 'file' },
@@ -767,6 +770,8 @@ export const VARIANT_DESIGNS = {
   },
   'change-process-mm': { ...CHANGE_PROCESS, ctxMode: 'mm', mapBudget: 3 },
   'change-process-none': { ...CHANGE_PROCESS, cap: true, mapBudget: 3 },
+  'change-process-mm-fixed': { ...CHANGE_PROCESS, ctxMode: 'mm', mapBudget: 3, fixes: PATCHED },
+  'change-process-none-fixed': { ...CHANGE_PROCESS, cap: true, mapBudget: 3, fixes: PATCHED },
 } satisfies Record<string, Partial<IoasDesign>>;
 
 // ---------------------------------------------------------------- in the thread's words
@@ -1051,6 +1056,20 @@ function body(p: Params): ModelBody<IoasCtx, IoasEv> {
         'the VMM keeps CAP_IPC_LOCK, pages are NONE (U2): CHANGE_PROCESS moves the owner but not pinned_vm',
         ['alwaysPageProvider', 'pinnableHasProvider', 'accountingConserved', 'accountingNonNegative'],
         101340,
+      ),
+      // The fixed designs violate only what `change-process` (USER accounting, no finding) does:
+      // the owner of a user-VA map may exit while the pages stay pinned (spec/ioas.md).
+      'change-process-mm-fixed': variant(
+        'change-process-mm-fixed',
+        'change-process-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec moves the charge and succeeds',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        96_697,
+      ),
+      'change-process-none-fixed': variant(
+        'change-process-none-fixed',
+        'change-process-none on a kernel with the F1 and F2 patches: pinned_vm of NONE pages moves with the owner',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        55_865,
       ),
     },
     // Far above the default size's largest variant; each area multiplies the space, so the cap grows.

@@ -17,8 +17,12 @@ import type { Args, CallOptions, CallResult } from '../target.ts';
 export interface ReplayTarget {
   actor(name: string): {
     call(op: string, args?: Args, opts?: CallOptions): Promise<CallResult>;
+    /** The late result of a call reported blocked (undefined: still blocked after timeoutMs). */
+    settle?(timeoutMs?: number): Promise<CallResult | undefined>;
   };
   log(): string[];
+  /** Boots a fresh target (after a path left processes stuck in the kernel). */
+  restart?(): Promise<void>;
 }
 
 /** What the shim reported for a mapped call (the last shim op of the mapping decides). */
@@ -67,6 +71,11 @@ export class PathRun {
   failNth: number | undefined;
   /** Timeout of the next mapped call (set by the runner from what the model allows). */
   timeoutMs: number | undefined;
+  /**
+   * The next mapped call is to stay in flight while the path goes on (the path has it return at
+   * no later step): an adapter may widen the kernel window the path describes (a driver delay).
+   */
+  expectBlocked = false;
 
   constructor(
     readonly target: ReplayTarget,

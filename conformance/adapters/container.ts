@@ -1,18 +1,22 @@
 /**
- * machines/container.ts on a real kernel: a VFIO type1v2 container holding an
- * mtty group and an IOMMU-backed group. Group A is the model's mdev group (its
- * device fd is the model's device fd); group B is the model's vfio-pci group:
+ * machines/container.ts on a real kernel: a VFIO type1v2 container holding a
+ * pinning test mdev's group and an IOMMU-backed group. Group A is the model's mdev
+ * group (its device fd is the model's device fd): an instance of the project's
+ * pinning test mdev (conformance/mdev/vfio-mc-pin.c), a compliant driver like the
+ * model's, whose vfio_pin_pages()/vfio_unpin_pages() the model's driver steps make
+ * through its sysfs command node from the `mdev` actor, a process that holds no
+ * device fd (so the VMM's close stays the last one). Group B is the model's vfio-pci group:
  * the VM's test PCI device (QEMU's edu behind the emulated VT-d, bound to
  * vfio-pci by /init because the allow-list names it, qemu/vm.ts
  * TEST_PCI_DEVICE), so the container has a real IOMMU domain: MAP_DMA pins and
  * charges locked_vm, and VADDR unmap is refused only while the mdev group is
  * attached, as in the model. VmLck of the VMM is compared with the model's
  * locked_vm after every call. The two model dmas are one page each of a memfd
- * mapped shared, at IOVA 1 MiB + i pages. mtty never calls vfio_pin_pages():
- * the model's driver steps (MdevPinPages, MdevUnpinPages, MdevPinWake) are
- * absent on this target. The closes the model has after VmmExit (exit_files()
- * on the kernel) are made by a reaper forked just before the exit, holding
- * duplicates of the VMM's fds.
+ * mapped shared, at IOVA 1 MiB + i pages. With the hotplug thread (U6) a second
+ * instance's group is attached too, and the `hotplug` actor, forked from the VMM
+ * after the fixture, opens and closes its device. The closes the model has after
+ * VmmExit (exit_files() on the kernel) are made by a reaper forked just before the
+ * exit, holding duplicates of the VMM's fds.
  */
 import { match } from 'ts-pattern';
 import { TEST_PCI_DEVICE } from '../qemu/vm.ts';
@@ -38,7 +42,17 @@ const IOVA = 0x100000;
 const DMAS = 2;
 const VMM = 'vmm';
 const internal: Mapping = { kind: 'internal' };
-const noPin: Mapping = { kind: 'absent', why: 'mtty never calls vfio_pin_pages()/vfio_unpin_pages()' };
+const MDEV = 'mdev';
+const HOTPLUG = 'hotplug';
+/**
+ * The callback delay (ms) when the path leaves an unmap in flight: the kernel stays inside the
+ * notification, device_list_lock held, until the path's next calls have started (U6).
+ */
+const IN_FLIGHT_CALLBACK_MS = 6000;
+
+/** The driver's worker: one line to the pinning mdev's sysfs node (vfio-mc-pin.h). */
+const worker = (r: PathRun, line: string) => r.call(MDEV, 'pin_worker', { uuid: r.uuids[0], line });
+const iovaOf = (dma: number | undefined) => `0x${(IOVA + (dma ?? 0) * PAGE).toString(16)}`;
 
 type Ev = {
   readonly type: string;
@@ -64,7 +78,7 @@ const flags = (...f: string[]) => f.filter(Boolean).join('|');
 
 /** The fds of the process that are open, for exec's keep list. */
 const openFds = (r: PathRun) =>
-  ['container', 'groupA', 'groupB', 'device', 'memfd']
+  ['container', 'groupA', 'groupB', 'group2', 'device', 'memfd']
     .map((k) => r.sym.get(k))
     .filter((x): x is number => x !== undefined);
 
@@ -77,6 +91,9 @@ async function remap(r: PathRun) {
   const buf = await r.must(VMM, 'mmap', { length: DMAS * PAGE, flags: 'SHARED', fd: r.get('memfd') });
   r.sym.set('buf', r.num(buf, 'addr'));
 }
+
+/** Variants with the hotplug thread: current-hotplug (7.3.4), current-hotplug-fixed (the U6 patch). */
+const HOTPLUG_VARIANTS = ['current-hotplug', 'current-hotplug-fixed'];
 
 export function mapContainerEvent(e: Ev): Mapping {
   const type = e.type as ContainerEvent;
@@ -105,10 +122,17 @@ export function mapContainerEvent(e: Ev): Mapping {
     .with('VmmUnmapDma', () => ({
       kind: 'call' as const,
       compare: 'errno' as const,
-      run: call(VMM, 'vfio_unmap_dma', (r) => {
+      run: async (r: PathRun) => {
+        if (r.expectBlocked)
+          await r.must(MDEV, 'pin_worker', { uuid: r.uuids[0], line: `delay ${IN_FLIGHT_CALLBACK_MS}` });
         const a = rangeArgs(e.range);
-        return { fd: r.get('container'), iova: a.iova, size: a.size, ...(a.extra && { flags: a.extra }) };
-      }),
+        return r.call(VMM, 'vfio_unmap_dma', {
+          fd: r.get('container'),
+          iova: a.iova,
+          size: a.size,
+          ...(a.extra && { flags: a.extra }),
+        });
+      },
     }))
     .with('VmmUnmapVaddr', () => ({
       kind: 'call' as const,
@@ -198,9 +222,23 @@ export function mapContainerEvent(e: Ev): Mapping {
         (r, o) => r.sym.set('device', Number(o.out.device_fd)),
       ),
     }))
-    .with('MdevPinPages', 'MdevUnpinPages', 'MdevPinWake', () => noPin)
+    .with('MdevPinPages', () => ({
+      kind: 'call' as const,
+      compare: 'errno' as const,
+      run: (r: PathRun) => worker(r, `pin ${iovaOf(e.dma)} 0x${PAGE.toString(16)}`),
+    }))
+    .with('MdevUnpinPages', () => ({
+      kind: 'call' as const,
+      compare: 'errno' as const,
+      // vfio_unpin_pages() returns nothing; on a closed device it WARNs (the model's 'WARN').
+      run: async (r: PathRun) => {
+        const o = await worker(r, `unpin ${iovaOf(e.dma)} 0x${PAGE.toString(16)}`);
+        return o.status === 'done' && o.errno === '0' && o.splat ? { ...o, errno: 'WARN' } : o;
+      },
+    }))
     .with(
       'VmmCloseDeviceReturn',
+      'MdevPinWake',
       'VmmUnmapListLock',
       'VmmUnmapCallback',
       'VmmUnmapListUnlock',
@@ -221,12 +259,21 @@ export function mapContainerEvent(e: Ev): Mapping {
       'HotplugHalt',
       () => internal,
     )
-    .with('HotplugOpenDevice', 'HotplugCloseDevice', () => ({
+    .with('HotplugOpenDevice', () => ({
       kind: 'call' as const,
       compare: 'errno' as const,
-      run: async () => {
-        throw new Unreplayable('the hotplug thread (variant current-hotplug) has no fixture in this adapter');
-      },
+      // the second VMM thread's first open of the second device: register_device
+      run: call(
+        HOTPLUG,
+        'vfio_group_get_device_fd',
+        (r) => ({ fd: r.get('group2'), name: r.uuids[1] }),
+        (r, o) => r.sym.set('device2', Number(o.out.device_fd)),
+      ),
+    }))
+    .with('HotplugCloseDevice', () => ({
+      kind: 'call' as const,
+      compare: 'errno' as const,
+      run: call(HOTPLUG, 'close', (r) => ({ fd: r.get('device2') })),
     }))
     .exhaustive();
 }
@@ -243,18 +290,18 @@ export function type1Vm(context: any, o: Observation): Observation {
 
 export const containerAdapter: Adapter = {
   model: 'container',
-  variants: ['current'],
+  variants: ['current', ...HOTPLUG_VARIANTS],
   eventTypes: CONTAINER_EVENTS,
-  uuidsPerPath: 1,
+  uuidsPerPath: 2,
   allow: (uuids) => ['/dev/vfio/vfio', ...uuids.map((u) => `mdev:${u}`), `pci:${TEST_PCI_DEVICE}`],
   /**
    * The model's initial state: container with type1v2, the mdev group (A) and the vfio-pci
    * group (B) attached, the mdev's device fd open, no dma mapped.
    */
-  async setup(r) {
+  async setup(r, variant) {
     const container = r.num(await r.must(VMM, 'open', { path: '/dev/vfio/vfio' }), 'fd');
     r.sym.set('container', container);
-    const created = await r.must(VMM, 'mtty_create', { uuid: r.uuids[0], type: 'mtty-1' });
+    const created = await r.must(VMM, 'pin_create', { uuid: r.uuids[0] });
     const groupA = r.num(await r.must(VMM, 'open', { path: String(created.out.group_path) }), 'fd');
     r.sym.set('groupA', groupA);
     await r.must(VMM, 'vfio_group_set_container', { fd: groupA, container });
@@ -274,6 +321,18 @@ export const containerAdapter: Adapter = {
     const memfd = await r.must(VMM, 'memfd_create', { name: 'guest', size: DMAS * PAGE });
     r.sym.set('memfd', r.num(memfd, 'fd'));
     await remap(r);
+    if (HOTPLUG_VARIANTS.includes(variant)) {
+      // the second emulated device's group in the container; its device is not open yet
+      const second = await r.must(VMM, 'pin_create', { uuid: r.uuids[1] });
+      const group2 = r.num(await r.must(VMM, 'open', { path: String(second.out.group_path) }), 'fd');
+      r.sym.set('group2', group2);
+      await r.must(VMM, 'vfio_group_set_container', { fd: group2, container });
+      // The model's hotplug is a thread of the VMM; here it is a forked process, which keeps
+      // only the second group: the VMM's closes stay the last ones of its other files.
+      await r.must(VMM, 'fork', { child: r.actorName(HOTPLUG) });
+      for (const k of ['container', 'groupA', 'groupB', 'device', 'memfd'])
+        await r.must(HOTPLUG, 'close', { fd: r.get(k) });
+    }
   },
   observe: (r) => observeVm(r, [VMM]),
   predict: (c, o) => type1Vm(c, o),
@@ -281,6 +340,6 @@ export const containerAdapter: Adapter = {
   map: (e) => mapContainerEvent(e as Ev),
   async teardown(r) {
     await r.exitAll();
-    for (const uuid of r.uuids) await r.target.actor('conform-admin').call('mtty_remove', { uuid });
+    for (const uuid of r.uuids) await r.target.actor('conform-admin').call('pin_remove', { uuid });
   },
 };

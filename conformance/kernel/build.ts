@@ -5,7 +5,7 @@
 //
 //   npm run kernel:build [-- --jobs N] [--fragment FILE] [--force]
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { cacheDir, defaultFragment, kernelBuildDir, versionSlug } from '../cache.ts';
@@ -28,15 +28,28 @@ export interface KernelBuild {
   /** seconds spent in `make bzImage` when this build was made */
   buildSeconds: number;
   buildLines: number;
+  /** A patched build (kernel/patched.ts): the patches in order, and how it was made. */
+  patches?: { file: string; sha256: string }[];
+  /** Made from a copy of the unpatched build dir (only the patched files recompiled). */
+  incremental?: boolean;
 }
 
-function readStamp(dir: string): KernelBuild | undefined {
+export function readStamp(dir: string): KernelBuild | undefined {
   const stamp = join(dir, STAMP);
   if (!existsSync(stamp)) return undefined;
   const build = JSON.parse(readFileSync(stamp, 'utf8')) as KernelBuild;
   return existsSync(build.bzImage) && existsSync(join(build.headers, 'include', 'linux', 'iommufd.h'))
     ? build
     : undefined;
+}
+
+/**
+ * The cached build a bzImage came from (its stamp three directories up), if it is one: its
+ * headers and Module.symvers are the ones a module for that kernel must be built against
+ * (a different config, e.g. without lockdep, changes the layout of struct mutex).
+ */
+export function buildOfImage(bzImage: string): KernelBuild | undefined {
+  return readStamp(join(dirname(bzImage), '..', '..', '..'));
 }
 
 /** The finished build for this fragment, if the cache has one (never downloads or builds). */
@@ -71,7 +84,24 @@ export interface BuildOptions {
   progress?: boolean;
 }
 
-async function makeWithProgress(src: string, dir: string, jobs: number, expected: number, progress: boolean) {
+/**
+ * `modules` with no `=m` option builds nothing but runs modpost over vmlinux, which writes the
+ * Module.symvers an out-of-tree module (conformance/mdev/) is linked against; a fragment without
+ * CONFIG_MODULES (the compat flavour) builds the bzImage only.
+ */
+const makeTargets = (dir: string) =>
+  /^CONFIG_MODULES=y$/m.test(readFileSync(join(dir, '.config'), 'utf8'))
+    ? ['bzImage', 'modules']
+    : ['bzImage'];
+
+/** `make O=dir -jN bzImage modules`, as argv; `wrap` runs it inside another command (unshare). */
+export const makeArgs = (dir: string, jobs: number) => [`O=${dir}`, `-j${jobs}`, ...makeTargets(dir)];
+
+export async function makeWithProgress(
+  command: { cmd: string; args: string[]; cwd: string },
+  expected: number,
+  progress: boolean,
+) {
   let lines = 0;
   let lastFile = '';
   const bar = progress
@@ -85,8 +115,8 @@ async function makeWithProgress(src: string, dir: string, jobs: number, expected
   const started = Date.now();
   bar?.start(expected, 0, { file: '', elapsed: 0 });
   await runStreaming(
-    'make',
-    [`O=${dir}`, `-j${jobs}`, 'bzImage'],
+    command.cmd,
+    command.args,
     (line) => {
       lines++;
       const m = /^\s+[A-Z0-9_]+\s+(\S+)/.exec(line);
@@ -96,7 +126,7 @@ async function makeWithProgress(src: string, dir: string, jobs: number, expected
         elapsed: Math.round((Date.now() - started) / 1000),
       });
     },
-    { cwd: src },
+    { cwd: command.cwd },
   );
   bar?.update(expected, { file: 'bzImage', elapsed: Math.round((Date.now() - started) / 1000) });
   bar?.stop();
@@ -117,38 +147,65 @@ export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild
   }
   requireTools(['make', 'gcc', 'flex', 'bison', 'bc', 'rsync']);
   if (opts.force) rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
   const jobs = opts.jobs ?? 2;
-  log(`configuring ${source.version} in ${dir}: tinyconfig + ${fragment}`);
-  runSync('make', [`O=${dir}`, '-s', 'tinyconfig'], { cwd: source.dir });
+  configureBuild(source.dir, dir, fragment, log);
+  log(`make -j${jobs} ${makeTargets(dir).join(' ')}`);
+  const made = await makeWithProgress(
+    { cmd: 'make', args: makeArgs(dir, jobs), cwd: source.dir },
+    Number(process.env.VFIO_MC_BUILD_LINES) || DEFAULT_BUILD_LINES,
+    opts.progress ?? true,
+  );
+  return finishBuild({ srcDir: source.dir, dir, source, fragment, made, log });
+}
+
+/** tinyconfig + the fragment in a fresh build dir, checked option by option. */
+export function configureBuild(srcDir: string, dir: string, fragment: string, log: (msg: string) => void) {
+  mkdirSync(dir, { recursive: true });
+  log(`configuring ${srcDir} in ${dir}: tinyconfig + ${fragment}`);
+  runSync('make', [`O=${dir}`, '-s', 'tinyconfig'], { cwd: srcDir });
   runSync('scripts/kconfig/merge_config.sh', ['-m', '-O', dir, join(dir, '.config'), fragment], {
-    cwd: source.dir,
+    cwd: srcDir,
   });
-  runSync('make', [`O=${dir}`, '-s', 'olddefconfig'], { cwd: source.dir });
+  runSync('make', [`O=${dir}`, '-s', 'olddefconfig'], { cwd: srcDir });
   const mismatches = checkConfig(readFileSync(fragment, 'utf8'), readFileSync(join(dir, '.config'), 'utf8'));
   if (mismatches.length > 0) {
     throw new Error(
       `Kconfig dropped ${mismatches.length} option(s) of ${fragment} (unmet dependencies):\n${formatMismatches(mismatches)}`,
     );
   }
-  log(`make -j${jobs} bzImage`);
-  const previous = Number(process.env.VFIO_MC_BUILD_LINES) || DEFAULT_BUILD_LINES;
-  const made = await makeWithProgress(source.dir, dir, jobs, previous, opts.progress ?? true);
-  const bzImage = join(dir, 'arch', 'x86', 'boot', 'bzImage');
+}
+
+/** headers_install and the stamp that marks the build finished (written last). */
+export function finishBuild(b: {
+  srcDir: string;
+  dir: string;
+  source: KernelSource;
+  fragment: string;
+  made: { lines: number; seconds: number };
+  log: (msg: string) => void;
+  extra?: Pick<KernelBuild, 'patches' | 'incremental'>;
+  /** hdr/ was installed by the caller (inside the namespace of an incremental build). */
+  headersInstalled?: boolean;
+}): KernelBuild {
+  const bzImage = join(b.dir, 'arch', 'x86', 'boot', 'bzImage');
   if (!existsSync(bzImage)) throw new Error(`make bzImage finished but ${bzImage} is missing`);
-  log(`bzImage built in ${made.seconds.toFixed(0)} s (${(statSync(bzImage).size / 1e6).toFixed(1)} MB)`);
-  const headers = join(dir, 'hdr');
-  runSync('make', [`O=${dir}`, '-s', 'headers_install', `INSTALL_HDR_PATH=${headers}`], { cwd: source.dir });
+  b.log(`bzImage built in ${b.made.seconds.toFixed(0)} s (${(statSync(bzImage).size / 1e6).toFixed(1)} MB)`);
+  const headers = join(b.dir, 'hdr');
+  if (!b.headersInstalled)
+    runSync('make', [`O=${b.dir}`, '-s', 'headers_install', `INSTALL_HDR_PATH=${headers}`], {
+      cwd: b.srcDir,
+    });
   const build: KernelBuild = {
-    dir,
+    dir: b.dir,
     bzImage,
     headers,
-    source,
-    fragment,
-    buildSeconds: Math.round(made.seconds),
-    buildLines: made.lines,
+    source: b.source,
+    fragment: b.fragment,
+    buildSeconds: Math.round(b.made.seconds),
+    buildLines: b.made.lines,
+    ...b.extra,
   };
-  writeFileSync(join(dir, STAMP), `${JSON.stringify(build, null, 2)}\n`);
+  writeFileSync(join(b.dir, STAMP), `${JSON.stringify(build, null, 2)}\n`);
   return build;
 }
 
@@ -168,11 +225,20 @@ async function main(argv: string[]): Promise<number> {
       2,
     )
     .option('--force', 'rebuild even when a cached build exists', false)
+    .option('--patch <files...>', 'apply these patches (git format-patch files, in order): a patched build')
     .option('--no-progress', 'no progress bar')
     .parse(argv);
-  const opts = program.opts<{ fragment: string; jobs: number; force: boolean; progress: boolean }>();
+  const opts = program.opts<{
+    fragment: string;
+    jobs: number;
+    force: boolean;
+    progress: boolean;
+    patch?: string[];
+  }>();
   const started = Date.now();
-  const kernel = await ensureKernel(opts);
+  const kernel = opts.patch
+    ? await (await import('./patched.ts')).ensurePatchedKernel(opts.patch, opts)
+    : await ensureKernel(opts);
   const shim = ensureShim(kernel);
   console.log(`bzImage: ${kernel.bzImage}`);
   console.log(`headers: ${kernel.headers}/include`);

@@ -101,3 +101,65 @@ export class KernelLog {
     return this.lines.join('\n');
   }
 }
+
+/** The first line of a lockdep report (kernel/locking/lockdep.c print_*_bug). */
+const LOCKDEP_START =
+  /WARNING: (possible circular locking dependency|possible recursive locking|inconsistent lock state|possible irq lock inversion dependency|bad unlock balance|held lock freed|lock held when returning to user space)/;
+
+/**
+ * A splat split into its lockdep reports and the rest (WARN, BUG, oops): lockdep reports a
+ * lock order that can deadlock, which no model step predicts, so the replay attaches them to
+ * the step instead of comparing them. A report runs to the end of its stack (`</TASK>`).
+ */
+export function splitLockdep(splat: string | undefined): { lockdep?: string; other?: string } {
+  if (!splat) return {};
+  const lockdep: string[] = [];
+  const other: string[] = [];
+  let inside = false;
+  for (const line of splat.split('\n')) {
+    if (LOCKDEP_START.test(line)) inside = true;
+    else if (inside && isSplatStart(line) && !/WARNING: /.test(line)) inside = false;
+    (inside ? lockdep : other).push(line);
+    if (inside && line.includes('</TASK>')) inside = false;
+  }
+  const content = (l: string) => l.replace(/^\[[\s\d.]+\]/, '').trim();
+  const text = (xs: string[]) =>
+    xs.some((l) => content(l) !== '' && !/^=+$/.test(content(l))) ? xs.join('\n') : undefined;
+  const l = text(lockdep);
+  const o = text(other);
+  return { ...(l && { lockdep: l }), ...(o && { other: o }) };
+}
+
+/** The lockdep reports in these log lines: where each starts (index into `lines`) and its text. */
+export function lockdepReports(lines: readonly string[]): { index: number; text: string }[] {
+  const out: { index: number; text: string }[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!LOCKDEP_START.test(lines[i])) continue;
+    const end = lines.findIndex((l, j) => j > i && l.includes('</TASK>'));
+    const last = end < 0 ? Math.min(lines.length, i + 80) : end + 1;
+    out.push({
+      index: i,
+      text: lines
+        .slice(i, last)
+        .filter((l) => !SYNC_MARKER.test(l))
+        .join('\n'),
+    });
+    i = last - 1;
+  }
+  return out;
+}
+
+/** One line for a lockdep report: its title and the two locks of a circular dependency. */
+export function lockdepSummary(text: string): string {
+  const lines = text.split('\n').map((l) => l.replace(/^\[[\s\d.]+\]\s*/, '').trim());
+  const title = lines.find((l) => LOCKDEP_START.test(l))?.replace(/^WARNING: /, '') ?? 'lockdep report';
+  const lock = (after: RegExp) => {
+    const i = lines.findIndex((l) => after.test(l));
+    return i >= 0 ? lines[i + 1]?.replace(/^[0-9a-f]+ /, '') : undefined;
+  };
+  const acquire = lock(/is trying to acquire lock:/);
+  const holding = lock(/already holding lock:/);
+  return [title, acquire && `acquiring ${acquire}`, holding && `holding ${holding}`]
+    .filter(Boolean)
+    .join('; ');
+}

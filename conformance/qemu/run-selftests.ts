@@ -1,19 +1,24 @@
-// Runs the kernel's iommufd selftests (iommufd, iommufd_fail_nth) in the test VM and reports
+// Runs the kernel's iommufd selftests (iommufd, iommufd_fail_nth) and the project's C tests
+// (conformance/kselftest/*.c, with the pinning test mdev loaded) in the test VM and reports
 // pass/fail counts. Failures listed in selftest-expectations.ts (each with its reason) are
 // reported but do not fail the run; any other failure, a crash or a timeout does.
 //
-//   npm run kernel:selftests [-- --kernel bzImage] [--only iommufd] [--args "-f FIXTURE"] [--verbose]
+//   npm run kernel:selftests [-- --kernel bzImage] [--only iommufd,vfio_mc_pin] [--args "-f FIXTURE"] [--verbose]
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Command } from 'commander';
 import pc from 'picocolors';
-import { ensureKernel } from '../kernel/build.ts';
+import { buildOfImage, ensureKernel } from '../kernel/build.ts';
+import { mdevModuleIfAny } from '../mdev/build.ts';
 import { isMain, runMain } from '../run.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from './initramfs.ts';
 import { extractSplats } from './kernel-log.ts';
-import { EXPECTED_FAILURES } from './selftest-expectations.ts';
+import { EXPECTED_FAILURES, expectedFailure, FINDING_TESTS } from './selftest-expectations.ts';
 import {
+  ensureProjectTests,
   ensureSelftests,
   parseSelftestOutput,
+  projectTests,
   SELFTESTS,
   type Selftest,
   type SelftestResult,
@@ -28,6 +33,7 @@ function initScript(tests: Selftest[], args: string): string {
 # Keep kernel messages off the console while the TAP output is printed; they are
 # collected from the ring buffer afterwards (dmesg) and scanned for splats.
 dmesg -n 1
+[ -f /lib/vfio-mc-pin.ko ] && { insmod /lib/vfio-mc-pin.ko || echo "vfio-mc: insmod vfio-mc-pin.ko failed"; }
 cd /selftests
 for t in ${tests.join(' ')}; do
   echo "vfio-mc-selftest-begin $t"
@@ -42,7 +48,18 @@ reboot -f
 `;
 }
 
-function report(results: SelftestResult[]): {
+/** The patches (file names) of the kernel build that made this bzImage, from its stamp. */
+export function kernelPatches(bzImage: string): string[] {
+  const stamp = join(dirname(bzImage), '..', '..', '..', 'vfio-mc-build.json');
+  if (!existsSync(stamp)) return [];
+  const build = JSON.parse(readFileSync(stamp, 'utf8')) as { patches?: { file: string }[] };
+  return (build.patches ?? []).map((p) => basename(p.file));
+}
+
+function report(
+  results: SelftestResult[],
+  patches: readonly string[],
+): {
   unexpected: string[];
   total: { pass: number; fail: number; skip: number };
 } {
@@ -57,7 +74,7 @@ function report(results: SelftestResult[]): {
         ` (exit ${r.exitCode ?? 'none: did not finish'})${r.totals ? `  [${r.totals}]` : ''}`,
     );
     for (const f of r.failed) {
-      const reason = EXPECTED_FAILURES[f];
+      const reason = expectedFailure(f, patches);
       if (reason) console.log(`  ${pc.yellow('expected fail')} ${f}: ${reason}`);
       else {
         console.log(`  ${pc.red('FAIL')} ${f}`);
@@ -68,6 +85,9 @@ function report(results: SelftestResult[]): {
     for (const t of r.passed) {
       if (EXPECTED_FAILURES[t])
         console.log(`  ${pc.green('now passes')} ${t}: drop it from selftest-expectations.ts`);
+      else if (FINDING_TESTS[t] && !patches.includes(FINDING_TESTS[t].patch))
+        unexpected.push(`${t} passes without ${FINDING_TESTS[t].patch}`);
+      else if (FINDING_TESTS[t]) console.log(`  ${pc.green('fixed')} ${t} (${FINDING_TESTS[t].finding})`);
     }
     if (r.exitCode === undefined) unexpected.push(`${r.name} did not finish`);
   }
@@ -79,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     .name('kernel:selftests')
     .description('run tools/testing/selftests/iommu in the test VM')
     .option('--kernel <bzImage>', 'kernel to boot (default: the cached build, built if missing)')
-    .option('--only <name>', `one of ${SELFTESTS.join(', ')}`)
+    .option('--only <names>', 'comma-separated kernel selftests and project tests (default: all)')
     .option('--args <args>', 'arguments for the kselftest harness, e.g. "-f change_process"', '')
     .option('--timeout <seconds>', 'give up after this long', '3000')
     .option('--verbose', 'copy the console to stderr', false)
@@ -91,9 +111,11 @@ async function main(argv: string[]): Promise<number> {
     timeout: string;
     verbose: boolean;
   }>();
-  if (opts.only && !SELFTESTS.includes(opts.only as Selftest)) {
-    throw new Error(`--only wants one of ${SELFTESTS.join(', ')}, got ${opts.only}`);
-  }
+  const known: Selftest[] = [...SELFTESTS, ...projectTests()];
+  const tests = opts.only ? opts.only.split(',') : known;
+  const unknown = tests.filter((t) => !known.includes(t));
+  if (unknown.length > 0)
+    throw new Error(`--only: no test ${unknown.join(', ')} (tests: ${known.join(', ')})`);
   if (!/^[\w .,:=/-]*$/.test(opts.args))
     throw new Error(`--args has characters the init script cannot pass: ${opts.args}`);
   const timeoutS = Number(opts.timeout);
@@ -103,10 +125,19 @@ async function main(argv: string[]): Promise<number> {
 
   const build = await ensureKernel({ progress: true });
   const kernel = opts.kernel ?? build.bzImage;
-  const bins = ensureSelftests(build);
-  const tests = opts.only ? [opts.only as Selftest] : [...SELFTESTS];
+  const bins: Record<string, string> = {
+    ...ensureSelftests(build),
+    ...ensureProjectTests(
+      build,
+      tests.filter((t) => !(SELFTESTS as readonly string[]).includes(t)),
+    ),
+  };
+  const module = mdevModuleIfAny((opts.kernel && buildOfImage(opts.kernel)) || build);
   const initrd = buildInitramfs([
     ...baseEntries(initScript(tests, opts.args)),
+    { kind: 'dir', path: 'lib' },
+    // the module for the kernel that boots: built against its own build dir when it is a cached one
+    ...(module ? [{ kind: 'file' as const, path: 'lib/vfio-mc-pin.ko', data: readFileSync(module) }] : []),
     { kind: 'dir', path: 'selftests' },
     ...tests.map((t) => ({
       kind: 'file' as const,
@@ -139,7 +170,9 @@ async function main(argv: string[]): Promise<number> {
   const seconds = Math.round((Date.now() - started) / 1000);
   const lines = vm.log.lines;
   const results = parseSelftestOutput(lines);
-  const { unexpected, total } = report(results);
+  const patches = kernelPatches(kernel);
+  if (patches.length) console.log(`kernel patches: ${patches.join(', ')}`);
+  const { unexpected, total } = report(results, patches);
   const dmesgStart = lines.indexOf('vfio-mc-dmesg-begin');
   const dmesgEnd = lines.indexOf('vfio-mc-dmesg-end');
   const splats = dmesgStart >= 0 ? extractSplats(lines.slice(dmesgStart, dmesgEnd)) : undefined;

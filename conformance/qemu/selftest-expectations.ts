@@ -22,3 +22,40 @@ export const EXPECTED_FAILURES: Record<string, string> = Object.fromEntries(
     ]),
   ),
 );
+
+/**
+ * The regression tests of the findings (conformance/kselftest/, spec/findings/): each fails on
+ * 7.3.4 as released and must pass on a kernel built with its patch (kernel:build --patch).
+ */
+export interface FindingTest {
+  readonly finding: string;
+  /** File name of the patch in conformance/kernel/patches/ that fixes it. */
+  readonly patch: string;
+}
+
+const F1 = { finding: 'F1', patch: '0001-iommufd-CHANGE_PROCESS-after-exec-must-not-fail-half-way.patch' };
+const F2 = {
+  finding: 'F2',
+  patch: '0002-iommufd-CHANGE_PROCESS-must-move-pinned_vm-of-NONE-accounted-pages.patch',
+};
+const U6 = {
+  finding: 'U6',
+  patch: '0003-vfio-type1-take-device_list_lock-before-iommu-lock-everywhere.patch',
+};
+
+export const FINDING_TESTS: Readonly<Record<string, FindingTest>> = {
+  'vfio_mc_exec_handoff.change_process_after_exec': F1,
+  'vfio_mc_ioas.none_pages_change_process': F2,
+  'global.notify_unpin_lockdep': U6,
+  'global.unmap_notify_vs_open_no_deadlock': U6,
+};
+
+/**
+ * What a test's failure means on a kernel carrying `patches` (file names): the reason when the
+ * failure is expected, undefined when it is not (a finding test whose patch is applied must pass).
+ */
+export function expectedFailure(test: string, patches: readonly string[]): string | undefined {
+  const f = FINDING_TESTS[test];
+  if (f) return patches.includes(f.patch) ? undefined : `${f.finding}, fixed by ${f.patch} (not applied)`;
+  return EXPECTED_FAILURES[test];
+}

@@ -101,6 +101,14 @@ export const BASE_APPEND = [
 export const TEST_PCI_DEVICE = '0000:00:10.0';
 
 /**
+ * A second edu, alone behind a PCIe root port, for the bar-mmap adapter's VFIO_DEVICE_RESET.
+ * edu has no FLR and no PM capability, so on the root bus (TEST_PCI_DEVICE) the kernel finds
+ * no reset method and vfio-pci's reset_works is false; alone on the root port's secondary bus
+ * it has a secondary bus reset (drivers/pci/pci.c:pci_parent_bus_reset).
+ */
+export const RESETTABLE_PCI_DEVICE = '0000:01:00.0';
+
+/**
  * q35 (VT-d needs it) with intel-iommu first (QEMU wants the IOMMU before the PCI devices it
  * translates). intremap=on gives interrupt remapping, so the group's MSIs are isolated and
  * vfio_iommu_type1_attach_group() accepts it without allow_unsafe_interrupts. Under TCG the
@@ -113,6 +121,10 @@ export const MACHINE_ARGS = [
   'intel-iommu,intremap=on',
   '-device',
   `edu,addr=${TEST_PCI_DEVICE.slice(8)}`,
+  '-device',
+  'pcie-root-port,id=vfio-mc-rp0,bus=pcie.0,addr=1c.0,chassis=1',
+  '-device',
+  'edu,bus=vfio-mc-rp0,addr=0.0',
 ];
 
 async function connectWhenReady(path: string, deadline: number, isDead: () => boolean): Promise<Socket> {

@@ -11,7 +11,11 @@ import { verifyShimLayout } from './layout.ts';
 const shimSrc = join(conformanceDir, 'shim');
 
 export function shimSources(): string[] {
-  return [join(shimSrc, 'vfio-mc-shim.c'), join(shimSrc, 'Makefile')];
+  return [
+    join(shimSrc, 'vfio-mc-shim.c'),
+    join(shimSrc, 'Makefile'),
+    join(conformanceDir, 'mdev', 'vfio-mc-pin.h'),
+  ];
 }
 
 /**

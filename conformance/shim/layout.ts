@@ -4,8 +4,8 @@
 // binds ("ioctl NAME 0x…", "struct TAG size=N", "field TAG.MEMBER off=N size=N"), as the
 // compiler saw them when the shim was built. layoutProgram() turns the same names into a C
 // program that prints them again; it is compiled with -nostdinc against the tree's
-// headers_install output, iommufd_test.h and the shim's own directory only (where a
-// project-owned uapi header would sit), so no other header tree (such as the host's
+// headers_install output, iommufd_test.h, the shim's own directory and conformance/mdev/ (the
+// pinning test mdev's vfio-mc-pin.h) only, so no other header tree (such as the host's
 // /usr/include/linux) can stand in. Both lists must agree line for line.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,6 +86,8 @@ export function headerLayout(
       join(kernel.source.dir, 'drivers', 'iommu', 'iommufd'),
       '-iquote',
       join(conformanceDir, 'shim'),
+      '-iquote',
+      join(conformanceDir, 'mdev'),
       '-o',
       join(dir, 'layout'),
       join(dir, 'layout.c'),

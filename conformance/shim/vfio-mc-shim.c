@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +63,8 @@
 #include <linux/vfio.h>
 
 #include "iommufd_test.h"
+/* the pinning test mdev's interface (conformance/mdev/) */
+#include "vfio-mc-pin.h"
 
 #define MAX_ARGS 24
 #define LINE_MAX_LEN 4096
@@ -272,6 +275,15 @@ static const struct flagname option_ids[] = {
 	F(IOMMU_OPTION_, RLIMIT_MODE), F(IOMMU_OPTION_, HUGE_PAGES), { 0 }
 };
 static const struct flagname option_ops[] = { F(IOMMU_OPTION_OP_, SET), F(IOMMU_OPTION_OP_, GET), { 0 } };
+static const struct flagname pin_ops[] = {
+	F(VFIO_MC_PIN_OP_, PIN), F(VFIO_MC_PIN_OP_, UNPIN), F(VFIO_MC_PIN_OP_, RW), F(VFIO_MC_PIN_OP_, TRACK),
+	F(VFIO_MC_PIN_OP_, MODE), F(VFIO_MC_PIN_OP_, DELAY), F(VFIO_MC_PIN_OP_, FLUSH), F(VFIO_MC_PIN_OP_, QUERY),
+	{ 0 }
+};
+static const struct flagname pin_data[] = {
+	F(VFIO_MC_PIN_, COMPLIANT), F(VFIO_MC_PIN_, LATE), F(VFIO_MC_PIN_, IGNORE), { 0 }
+};
+static const struct flagname pin_flags[] = { F(VFIO_MC_PIN_RW_, WRITE), { 0 } };
 static const struct flagname access_create_flags[] = { F(MOCK_FLAGS_ACCESS_CREATE_, NEEDS_PIN_PAGES), { 0 } };
 static const struct flagname access_pages_flags[] = {
 	F(MOCK_FLAGS_ACCESS_, WRITE), F(MOCK_FLAGS_ACCESS_, SYZ), { 0 }
@@ -1038,6 +1050,45 @@ static long op_mtty_remove(void *p, struct reply *rp)
 	return xwrite_file(path, "1");
 }
 
+/* conformance/mdev/vfio-mc-pin.c: an instance of the pinning test mdev's type. */
+static long op_pin_create(void *p, struct reply *rp)
+{
+	const struct text_args *a = p;
+	long rc = xwrite_file("/sys/devices/virtual/" VFIO_MC_PIN_NAME "/" VFIO_MC_PIN_NAME
+			      "/mdev_supported_types/" VFIO_MC_PIN_TYPE "/create", a->s);
+
+	if (rc < 0)
+		return rc;
+	add_mdev_nodes(a->s, rp);
+	return 0;
+}
+
+static long op_pin_remove(void *p, struct reply *rp)
+{
+	const struct mtty_args a = { .uuid = ((const struct text_args *)p)->s };
+
+	return op_mtty_remove((void *)&a, rp);
+}
+
+struct pin_line_args {
+	const char *uuid;
+	const char *line;
+};
+
+/*
+ * The pinning mdev's worker: one command line to its sysfs node (vfio-mc-pin.h), so the
+ * caller needs no device fd; the write's errno is the kernel API's result.
+ */
+static long op_pin_worker(void *p, struct reply *rp)
+{
+	const struct pin_line_args *a = p;
+	char path[PATH_MAX];
+
+	(void)rp;
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/" VFIO_MC_PIN_NAME "/cmd", a->uuid);
+	return xwrite_file(path, a->line);
+}
+
 /* Where an allowed PCI device is: its group node and its driver (read from sysfs; nothing is written). */
 static long op_pci_group(void *p, struct reply *rp)
 {
@@ -1115,6 +1166,94 @@ static long op_memset(void *p, struct reply *rp)
 	const struct range_args *a = p;
 
 	memset((void *)(uintptr_t)a->addr, a->byte, a->length);
+	return 0;
+}
+
+/*
+ * Device regions through the device fd (drivers/vfio/pci/vfio_pci_rdwr.c):
+ * pread/pwrite of `size` bytes (1, 2 or 4, little endian, as PCI config is)
+ * at `offset`, e.g. VFIO_PCI_CONFIG_REGION_INDEX's offset + PCI_COMMAND.
+ */
+struct region_rw_args {
+	int fd, size;
+	unsigned long long offset, value;
+};
+
+static long check_rw_size(int size)
+{
+	return size == 1 || size == 2 || size == 4 ? 0 : proto_err("size must be 1, 2 or 4, not %d", size);
+}
+
+static long op_pread(void *p, struct reply *rp)
+{
+	const struct region_rw_args *a = p;
+	uint32_t v = 0;
+	long rc = check_rw_size(a->size);
+
+	if (rc)
+		return rc;
+	fail_nth_arm();
+	rc = sys_ret(pread(a->fd, &v, a->size, a->offset));
+	fail_nth_disarm();
+	if (rc >= 0)
+		out_add(rp, "value", "0x%x", v);
+	return rc;
+}
+
+static long op_pwrite(void *p, struct reply *rp)
+{
+	const struct region_rw_args *a = p;
+	uint32_t v = (uint32_t)a->value;
+	long rc = check_rw_size(a->size);
+
+	if (rc)
+		return rc;
+	fail_nth_arm();
+	rc = sys_ret(pwrite(a->fd, &v, a->size, a->offset));
+	fail_nth_disarm();
+	return rc;
+}
+
+/*
+ * A 32-bit load from a mapping, as the model's touch: SIGBUS (the fault
+ * handler's VM_FAULT_SIGBUS) is caught and reported as sigbus=1 instead of
+ * killing the actor. minflt is this thread's ru_minflt delta across the load:
+ * a fault that installed a PTE counts, a SIGBUS and a load served by an
+ * existing PTE do not (mm/memory.c:mm_account_fault).
+ */
+static sigjmp_buf load_env;
+
+static void load_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(load_env, 1);
+}
+
+struct load_args {
+	unsigned long long addr;
+};
+
+static long op_load(void *p, struct reply *rp)
+{
+	const struct load_args *a = p;
+	struct sigaction sa = { .sa_handler = load_sigbus }, old;
+	struct rusage before, after;
+	volatile uint32_t v = 0;
+	volatile int bus = 0;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old))
+		return -errno;
+	getrusage(RUSAGE_THREAD, &before);
+	if (sigsetjmp(load_env, 1) == 0)
+		v = *(volatile uint32_t *)(uintptr_t)a->addr;
+	else
+		bus = 1;
+	getrusage(RUSAGE_THREAD, &after);
+	sigaction(SIGBUS, &old, NULL);
+	out_add(rp, "sigbus", "%d", bus);
+	out_add(rp, "value", "0x%x", bus ? 0 : v);
+	out_add(rp, "minflt", "%ld", after.ru_minflt - before.ru_minflt);
 	return 0;
 }
 
@@ -1390,6 +1529,24 @@ static const struct op ops[] = {
 	  .outs = { OUT_DEC(size, size) } },
 #undef S
 
+	/* ---- VFIO device fd (include/uapi/linux/vfio.h, drivers/vfio/pci/vfio_pci_core.c) */
+#define S vfio_device_info
+	{ IOCTL(vfio_device_get_info, VFIO_DEVICE_GET_INFO, argsz), .args = { ON_FD },
+	  .outs = { OUT_DEC(flags, flags), OUT_BIT(reset, flags, VFIO_DEVICE_FLAGS_RESET),
+		    OUT_DEC(num_regions, num_regions) } },
+#undef S
+#define S vfio_region_info
+	{ IOCTL(vfio_device_get_region_info, VFIO_DEVICE_GET_REGION_INFO, argsz), .args = { ON_FD, IN(index, index) },
+	  .outs = { OUT_HEX(offset, offset), OUT_HEX(size, size), OUT_DEC(flags, flags) } },
+#undef S
+#define S no_args
+	{ IOCTL_VAL(vfio_device_reset, VFIO_DEVICE_RESET), .args = { ON_FD } },
+#undef S
+#define S region_rw_args
+	{ CALL(pread), .args = { IN(fd, fd), IN(offset, offset), OPT(size, size, 4) } },
+	{ CALL(pwrite), .args = { IN(fd, fd), IN(offset, offset), IN(value, value), OPT(size, size, 4) } },
+#undef S
+
 	/* ---- VFIO device cdev + iommufd */
 #define S vfio_device_bind_iommufd
 	{ IOCTL(vfio_device_bind_iommufd, VFIO_DEVICE_BIND_IOMMUFD, argsz),
@@ -1407,6 +1564,18 @@ static const struct op ops[] = {
 #undef S
 #define S text_args
 	{ CALL(pci_group), .args = { TEXT(bdf, s, A_PCI, 1) } },
+	{ CALL(pin_create), .args = { TEXT(uuid, s, A_MDEV, 1) } },
+	{ CALL(pin_remove), .args = { TEXT(uuid, s, A_MDEV, 1) } },
+#undef S
+#define S pin_line_args
+	{ CALL(pin_worker), .args = { TEXT(uuid, uuid, A_MDEV, 1), TEXT(line, line, A_STR, 1) } },
+#undef S
+	/* the pinning mdev's device-specific ioctl on its device fd (vfio-mc-pin.h) */
+#define S vfio_mc_pin_cmd
+	{ IOCTL_PTR(pin_cmd, VFIO_MC_PIN_CMD),
+	  .args = { SET(argsz, sizeof(struct vfio_mc_pin_cmd)), ON_FD, NAMES(op, op, pin_ops), OPT(iova, iova, 0),
+		    OPT(length, length, 0), FLAGS(data, data, 0, pin_data), FLAGS(flags, flags, 0, pin_flags) },
+	  .outs = { OUT_DEC(result, result) } },
 #undef S
 
 	/* ---- iommufd (include/uapi/linux/iommufd.h) */
@@ -1499,6 +1668,9 @@ static const struct op ops[] = {
 #define S range_args
 	{ CALL(munmap), .args = { IN(addr, addr), IN(length, length) } },
 	{ CALL(memset), .args = { IN(addr, addr), IN(length, length), OPT(byte, byte, 0) } },
+#undef S
+#define S load_args
+	{ CALL(load), .args = { IN(addr, addr) } },
 #undef S
 
 	/* ---- processes (fork, exec, exit, proc_status get their bookkeeping in target/session.ts) */

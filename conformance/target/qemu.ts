@@ -1,6 +1,7 @@
 // The qemu target: the test kernel under TCG with the shim as PID 1 on port 1.
 import { existsSync, readFileSync } from 'node:fs';
-import { anyCachedKernel, cachedKernel, type KernelBuild } from '../kernel/build.ts';
+import { anyCachedKernel, buildOfImage, cachedKernel, type KernelBuild } from '../kernel/build.ts';
+import { mdevModuleIfAny } from '../mdev/build.ts';
 import { baseEntries, buildInitramfs, INIT_PROLOGUE } from '../qemu/initramfs.ts';
 import { Vm } from '../qemu/vm.ts';
 import { ensureShim } from '../shim/build.ts';
@@ -57,8 +58,12 @@ export function bindLines(allow: string[]): string {
     .join('');
 }
 
+/** The pinning test mdev (conformance/mdev/), loaded before the shim starts. */
+export const MDEV_MODULE_PATH = '/lib/vfio-mc-pin.ko';
+
 function shimInit(allow: string[]): string {
   return `${INIT_PROLOGUE}
+[ -f ${MDEV_MODULE_PATH} ] && { insmod ${MDEV_MODULE_PATH} || echo "vfio-mc: insmod ${MDEV_MODULE_PATH} failed"; }
 ${bindLines(allow)}echo "vfio-mc: init done, starting the shim supervisor"
 exec /bin/vfio-mc-shim --port 1 --allow '${allow.join(',')}'
 `;
@@ -71,7 +76,8 @@ exec /bin/vfio-mc-shim --port 1 --allow '${allow.join(',')}'
 export function resolveKernel(kernel: string | undefined): { bzImage: string; build: KernelBuild } {
   const given = kernel ?? (process.env.VFIO_MC_KERNEL || undefined);
   if (given !== undefined && !existsSync(given)) throw new Error(`kernel image ${given} does not exist`);
-  const build = given === undefined ? cachedKernel() : (cachedKernel() ?? anyCachedKernel());
+  const build =
+    given === undefined ? cachedKernel() : (buildOfImage(given) ?? cachedKernel() ?? anyCachedKernel());
   if (!build) {
     throw new Error(
       'no test kernel in the cache ($VFIO_MC_CACHE, default ~/.cache/vfio-mc): run `npm run kernel:build` first ' +
@@ -89,9 +95,14 @@ export async function startQemuTransport(opts: QemuTargetOptions): Promise<Trans
     throw new Error(`ports must be 2..31, got ${ports}`);
   const { bzImage, build } = resolveKernel(opts.kernel);
   const shim = ensureShim(build);
+  const module = mdevModuleIfAny(build);
   const initrd = buildInitramfs([
     ...baseEntries(shimInit(allowed)),
     { kind: 'file', path: 'bin/vfio-mc-shim', data: readFileSync(shim), mode: 0o755 },
+    { kind: 'dir', path: 'lib' },
+    ...(module
+      ? [{ kind: 'file' as const, path: MDEV_MODULE_PATH.slice(1), data: readFileSync(module) }]
+      : []),
   ]);
   const vm = await Vm.start({
     kernel: bzImage,

@@ -55,6 +55,8 @@ interface ActorState {
   pid: number;
   nextSeq: number;
   pending?: Pending;
+  /** The full result of the last call reported blocked, kept for settle() once it finished. */
+  late?: Promise<CallResult>;
   exited: boolean;
 }
 
@@ -223,18 +225,17 @@ export class Session {
     this.transport.channel(actor.port).send(line);
     let timer: NodeJS.Timeout | undefined;
     const blocked = new Promise<CallResult>((resolve) => {
-      timer = setTimeout(
-        () =>
-          resolve({
-            status: 'blocked',
-            seq,
-            ret: null,
-            errno: 'BLOCKED',
-            out: {},
-            splat: extractSplats(this.transport.log.slice(pending.logStart)),
-          }),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        actor.late = pending.result;
+        resolve({
+          status: 'blocked',
+          seq,
+          ret: null,
+          errno: 'BLOCKED',
+          out: {},
+          splat: extractSplats(this.transport.log.slice(pending.logStart)),
+        });
+      }, timeoutMs);
     });
     return Promise.race([pending.result, blocked]).finally(() => clearTimeout(timer));
   }
@@ -354,8 +355,9 @@ export class Session {
   /** The late result of the actor's call that was reported blocked. */
   async settle(name: string, timeoutMs = this.callTimeoutMs): Promise<CallResult> {
     const actor = this.actors.get(name);
-    const result = actor?.pending?.result;
-    if (!result) throw new Error(`actor ${name} has no call in flight`);
+    // the call reported blocked may have finished since: its result is kept in `late`
+    const result = actor?.pending?.result ?? actor?.late;
+    if (!actor || !result) throw new Error(`actor ${name} has no call in flight`);
     let timer: NodeJS.Timeout | undefined;
     const blocked = new Promise<CallResult>((resolve) => {
       timer = setTimeout(

@@ -98,3 +98,44 @@ describe('selftest TAP parser', () => {
     ]);
   });
 });
+
+describe('finding tests and patched kernels', () => {
+  it('a finding test is an expected failure without its patch and must pass with it', async () => {
+    const { expectedFailure, FINDING_TESTS } = await import('../qemu/selftest-expectations.ts');
+    const [name, f] = Object.entries(FINDING_TESTS)[0];
+    expect(expectedFailure(name, [])).toContain(f.patch);
+    expect(expectedFailure(name, [f.patch])).toBeUndefined();
+    expect(expectedFailure('iommufd_ioas.no_domain.dmabuf_simple', [f.patch])).toContain('dmabuf');
+    expect(expectedFailure('iommufd_ioas.no_domain.map', [])).toBeUndefined();
+  });
+
+  it('every finding patch exists, and the patch set hash follows order and content', async () => {
+    const { existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { FINDING_TESTS } = await import('../qemu/selftest-expectations.ts');
+    const { patchSet } = await import('../kernel/patched.ts');
+    const dir = join(import.meta.dirname, '..', 'kernel', 'patches');
+    const files = [...new Set(Object.values(FINDING_TESTS).map((f) => join(dir, f.patch)))];
+    for (const f of files) expect(existsSync(f), f).toBe(true);
+    expect(patchSet(files).hash).toMatch(/^[0-9a-f]{12}$/);
+    expect(patchSet(files).hash).not.toBe(patchSet([...files].reverse()).hash);
+    expect(() => patchSet([join(dir, 'missing.patch')])).toThrow(/missing.patch does not exist/);
+    expect(() => patchSet([])).toThrow(/at least one patch/);
+  });
+
+  it('the patches of a booted kernel come from the stamp next to its bzImage', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { kernelPatches } = await import('../qemu/run-selftests.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-mc-stamp-'));
+    mkdirSync(join(dir, 'arch', 'x86', 'boot'), { recursive: true });
+    const bz = join(dir, 'arch', 'x86', 'boot', 'bzImage');
+    expect(kernelPatches(bz)).toEqual([]);
+    writeFileSync(
+      join(dir, 'vfio-mc-build.json'),
+      JSON.stringify({ patches: [{ file: '/x/0001-a.patch' }] }),
+    );
+    expect(kernelPatches(bz)).toEqual(['0001-a.patch']);
+  });
+});

@@ -100,6 +100,22 @@ function body(k: number, maxPins: number) {
   return {
     machine,
     events: () => events,
+    // Regions are interchangeable: region i becomes region perm[i].
+    symmetry: {
+      sets: { region: k },
+      permute: (c: Ctx, perm: Readonly<Record<string, readonly number[]>>) => {
+        const regions = new Array<Region>(k);
+        c.regions.forEach((g, i) => {
+          regions[perm.region[i]] = g;
+        });
+        return { regions };
+      },
+      // A region's own record: the representative is sought among the orders that sort them.
+      key: (c: Ctx, _set: string, i: number) => {
+        const g = c.regions[i];
+        return (g.mapped ? 4 : 0) + (g.vaddrValid ? 2 : 0) + g.pins * 8;
+      },
+    },
     invariants: {
       noPinWhileVaddrInvalid: (s: { context: Ctx }) =>
         s.context.regions.every((g) => g.vaddrValid || g.pins === 0 || g.mapped),

@@ -12,6 +12,8 @@ import {
   type AccountMode,
   type Acct,
   type Errno,
+  hasFix,
+  mmRef,
   type Pages,
   type Proc,
   updatePinned,
@@ -21,11 +23,33 @@ import {
 
 export type ChangeImpl = '7.3' | 'draft';
 
-/** ioas.c:need_charge_update (7.3): USER also moves when only the mm changes, "because it also accounts in mm->pinned_vm". */
-function needCharge73(p: Pages, caller: Proc): boolean {
+/**
+ * The seed-001 draft as written, flaw by flaw (each false/zero gives the
+ * draft's evident intent, which is how the model read it before):
+ * - `junk`: what the uninitialised `unsigned long all_npinned[3]` held, per
+ *   slot (IOPT_PAGES_ACCOUNT_NONE, _USER, _MM);
+ * - `mmput`: change_mm() does `mmgrab(new); mmput(old_mm)` on pages that hold
+ *   an mmgrab reference (pages.c:iopt_alloc_pages), i.e. drops an mm_users
+ *   reference the pages never took, on the old owner's mm;
+ * - `literalIoasTest`: iommufd_take_all_iova_rwsem() skips objects with
+ *   `obj->type == IOMMUFD_OBJ_IOAS` (7.3: `!=`): it locks no IOAS and
+ *   container_of()s every other object (the device, the HWPT of the domain)
+ *   as an IOAS.
+ */
+export interface DraftFlaws {
+  readonly junk?: Readonly<Partial<Record<AccountMode, number>>>;
+  readonly mmput?: boolean;
+  readonly literalIoasTest?: boolean;
+}
+
+/**
+ * ioas.c:need_charge_update (7.3): USER also moves when only the mm changes, "because it also
+ * accounts in mm->pinned_vm"; NONE never does, unless the kernel has fix F2 (pinned_vm too).
+ */
+function needCharge73(p: Pages, caller: Proc, f2: boolean): boolean {
   switch (p.mode) {
     case 'none':
-      return false;
+      return f2 && p.mm !== caller.mm;
     case 'mm':
       return p.mm !== caller.mm;
     case 'user':
@@ -84,9 +108,16 @@ function chargeCurrent(
   return null;
 }
 
-/** ioas.c:change_mm: the pages now belong to the caller (mmgrab/mmdrop, task and user refs). */
-function changeMm(p: Pages, caller: Proc, pid: string): void {
+/**
+ * ioas.c:change_mm: the pages now belong to the caller; 7.3 does
+ * mmgrab(new), mmdrop(old), the draft mmgrab(new), mmput(old) (task and
+ * user references are not tracked).
+ */
+function changeMm(a: Acct, p: Pages, caller: Proc, pid: string, put: 'mmdrop' | 'mmput' = 'mmdrop'): void {
+  const old = p.mm;
   p.mm = caller.mm;
+  mmRef(a, p.mm, 'mmgrab');
+  mmRef(a, old, put);
   p.task = pid;
   p.user = caller.uid;
 }
@@ -107,7 +138,7 @@ function changeProcess73(k: Iommufd, held: readonly number[], pid: string): Errn
   const pages = visits as Pages[];
   const all: Record<AccountMode, number> = { none: 0, user: 0, mm: 0 };
   for (const p of pages) {
-    if (!needCharge73(p, caller)) continue;
+    if (!needCharge73(p, caller, hasFix(k, 'F2'))) continue;
     all[p.mode] += p.lastNpinned;
     p.lastNpinned = 0; // dedup of pages shared by several areas (COPY)
   }
@@ -118,7 +149,7 @@ function changeProcess73(k: Iommufd, held: readonly number[], pid: string): Errn
   }
   let rc: Errno | null = null;
   for (const p of pages) {
-    if (needCharge73(p, caller)) {
+    if (needCharge73(p, caller, hasFix(k, 'F2'))) {
       // Uncharge the old owner (also restores last_npinned); a dead remote mm in MM mode fails here.
       const r = updatePinned(k, p, p.npinned, false, caller.mm, false);
       if (r) {
@@ -126,23 +157,48 @@ function changeProcess73(k: Iommufd, held: readonly number[], pid: string): Errn
         rc = r;
       }
     }
-    changeMm(p, caller, pid); // unconditional: NONE pages switch owner without moving pinned_vm
+    changeMm(k, p, caller, pid); // unconditional: NONE pages switch owner without moving pinned_vm
   }
   return rc;
 }
 
 /**
- * The seed-001 draft body. Differences from 7.3: no EBUSY/EINVAL area checks
- * (MAP_FILE did not exist yet), all_npinned[] is not initialised (`junk` is
- * what the stack held, added to the ctx mode's slot), the draft's
- * need_charge_update, and change_mm() only for pages that needed a charge
- * update, with the old owner's uncharge result ignored.
+ * The site the draft's inverted IOAS test reaches: container_of() of a
+ * device or HWPT object as a struct iommufd_ioas, then down_write() on what
+ * it takes for iopt.iova_rwsem (memory corruption, not a WARN).
  */
-function changeProcessDraft(k: Iommufd, held: readonly number[], pid: string, junk: number): Errno | null {
+export const DRAFT_TYPE_CONFUSION = 'ioas.c(draft):iommufd_take_all_iova_rwsem:container_of(non-IOAS object)';
+
+/**
+ * The IOASes the draft's iommufd_take_all_iova_rwsem() holds. With its test
+ * as written no IOAS is taken, and every other object in ictx->objects (with
+ * a domain attached: the device and the HWPT_PAGING) is treated as one, which
+ * the model records as a kernel memory-safety violation and reads as holding
+ * nothing (its "areas" are whatever that memory holds).
+ */
+function draftHeld(k: Iommufd, held: readonly number[], flaws: DraftFlaws): number[] {
+  if (!flaws.literalIoasTest) return [...held];
+  if (k.domain) warn(k, DRAFT_TYPE_CONFUSION);
+  return [];
+}
+
+/**
+ * The seed-001 draft body. Differences from 7.3: no EBUSY/EINVAL area checks
+ * (MAP_FILE did not exist yet), the draft's need_charge_update, and
+ * change_mm() only for pages that needed a charge update, with the old
+ * owner's uncharge result ignored; plus the flaws of `DraftFlaws`.
+ */
+function changeProcessDraft(
+  k: Iommufd,
+  held0: readonly number[],
+  pid: string,
+  flaws: DraftFlaws,
+): Errno | null {
   const caller = k.procs[pid];
+  const held = draftHeld(k, held0, flaws);
   const pages = areaPages(k, held) as Pages[];
-  const all: Record<AccountMode, number> = { none: 0, user: 0, mm: 0 };
-  all[k.ctxMode] += junk;
+  // The uninitialised all_npinned[]: whatever the stack held in each slot.
+  const all: Record<AccountMode, number> = { none: 0, user: 0, mm: 0, ...flaws.junk };
   for (const p of pages) {
     if (!needChargeDraft(p, caller, pid)) continue;
     all[p.mode] += p.lastNpinned;
@@ -154,7 +210,7 @@ function changeProcessDraft(k: Iommufd, held: readonly number[], pid: string, ju
     p.lastNpinned = p.npinned;
     if (rc) continue;
     updatePinned(k, p, p.npinned, false, caller.mm, false); // return value ignored in the draft
-    changeMm(p, caller, pid);
+    changeMm(k, p, caller, pid, flaws.mmput ? 'mmput' : 'mmdrop');
   }
   return rc;
 }
@@ -164,7 +220,7 @@ export function changeProcessBody(
   held: readonly number[],
   pid: string,
   impl: ChangeImpl,
-  junk = 0,
+  flaws: DraftFlaws = {},
 ): Errno | null {
-  return impl === '7.3' ? changeProcess73(k, held, pid) : changeProcessDraft(k, held, pid, junk);
+  return impl === '7.3' ? changeProcess73(k, held, pid) : changeProcessDraft(k, held, pid, flaws);
 }

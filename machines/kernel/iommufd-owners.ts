@@ -4,8 +4,9 @@
  * source_mm) or a type1 vfio_dma (dma->mm); the two handoff families share
  * these views so that one set of invariants judges every design.
  */
-import type { Dma } from './iommufd-handoff-type1.ts';
 import type { Iommufd } from './iommufd-ioas.ts';
+import type { AddressSpaces } from './mm.ts';
+import { type Type1, VA0 } from './type1.ts';
 
 export interface Mapping {
   /** The owner's mm (pages->source_mm or dma->mm). */
@@ -17,12 +18,19 @@ export interface Mapping {
   readonly pinnable: boolean;
   /** A vaddr change that is started but not finished (invalid or staged vaddr). */
   readonly pending: boolean;
+  /**
+   * The VA the kernel reads the pages through in the owner's address space
+   * (a type1 dma->vaddr, an iommufd user-VA map's uptr); null for a MAP_FILE
+   * area (no VA) and for an invalid vaddr.
+   */
+  readonly va: string | null;
 }
 
-/** The slice of a model's context the views read. */
+/** The slice of a model's context the views read: iommufd state, and a type1 container and address spaces if the model has them. */
 export interface OwnedState {
   readonly k: Iommufd;
-  readonly dmas: readonly Dma[];
+  readonly t1?: Type1 | null;
+  readonly as?: AddressSpaces;
 }
 
 export function mappings(s: OwnedState): Mapping[] {
@@ -35,16 +43,20 @@ export function mappings(s: OwnedState): Mapping[] {
       // prevent_access (set by an unmap that notified accesses) makes new pins EINVAL.
       pinnable: !a.prevent,
       pending: false,
+      // pages->uptr of an IOMMU_IOAS_MAP: the VMM's guest memory VA.
+      va: p.type === 'user' ? VA0 : null,
     };
   });
+  const mapped = (s.t1?.dmas ?? []).filter((d) => d.mapped);
   // vfio_iommu_type1_pin_pages: EBUSY for every pin while vaddr_invalid_count != 0.
-  const anyInvalid = s.dmas.some((d) => d.vaddr === null);
-  const dmas = s.dmas.map((d): Mapping => ({
-    owner: d.mm,
+  const anyInvalid = mapped.some((d) => d.vaddrMm === null);
+  const dmas = mapped.map((d): Mapping => ({
+    owner: d.mm as string,
     provider: 'mm',
-    pinned: true,
+    pinned: d.lockedVm > 0,
     pinnable: !anyInvalid,
-    pending: d.vaddr === null || d.staged !== null,
+    pending: d.vaddrMm === null || d.newVa !== null,
+    va: d.va,
   }));
   return [...areas, ...dmas];
 }
@@ -135,6 +147,6 @@ export function expectedCharges(s: OwnedState): {
     if (p.mode === 'mm') add(lockedVm, p.mm, p.npinned);
     if (p.mode === 'user') add(users, p.user, p.npinned);
   }
-  for (const d of s.dmas) add(lockedVm, d.mm, d.npages);
+  for (const d of s.t1?.dmas ?? []) if (d.mapped && d.mm !== null) add(lockedVm, d.mm, d.lockedVm);
   return { lockedVm, pinnedVm, users };
 }

@@ -11,7 +11,7 @@
  * npages): the models pin whole areas only, and COPY copies whole areas. This
  * keeps the counters exact while dropping the per-index interval trees.
  */
-import type { Mm } from './mm.ts';
+import { applyRef, type Mm, type MmRefs, type RefOp } from './mm.ts';
 
 /** enum { IOPT_PAGES_ACCOUNT_NONE, _USER, _MM } (io_pagetable.h); the array order is the enum order. */
 export const ACCOUNT_MODES = ['none', 'user', 'mm'] as const;
@@ -55,7 +55,26 @@ export interface Acct {
   pages: (Pages | null)[];
   /** Kernel WARN_ON sites reached so far (sorted, unique): a reached WARN is a broken kernel assumption. */
   warn: string[];
+  /** The patched kernel's fixes (absent: 7.3.4 as released). Constant for a design. */
+  readonly fixes?: readonly KernelFix[];
+  /**
+   * mm_users and mm_count per mm, for the models that check them
+   * (exec-handoff); absent elsewhere, and then the reference operations below
+   * change nothing.
+   */
+  mmRefs?: Record<string, MmRefs>;
 }
+
+export const hasFix = (a: Pick<Acct, 'fixes'>, f: KernelFix): boolean => a.fixes?.includes(f) ?? false;
+
+/**
+ * Kernel patches a design runs with (conformance/kernel/patches/, spec/findings/):
+ * - 'F1': pages.c:update_mm_locked_vm() treats the uncharge of a dead mm as done (its locked_vm
+ *   went with it), so CHANGE_PROCESS after exec cannot fail half way and last_npinned follows;
+ * - 'F2': ioas.c:need_charge_update() moves NONE pages when the mm changes, so their
+ *   pinned_vm moves with source_mm.
+ */
+export type KernelFix = 'F1' | 'F2';
 
 export type Errno = 'ENOMEM' | 'EINVAL' | 'EFAULT' | 'EBUSY' | 'ENOENT' | 'EEXIST' | 'EDEADLOCK' | 'ENXIO';
 
@@ -80,7 +99,8 @@ export const mmOf = (a: Acct, pid: string | null): string | null => (pid === nul
  * when a pfn_reader_user is passed (the pin paths): then update_mm_locked_vm()
  * already holds the mm (or pins a file) and skips mmget_not_zero(); with
  * user == NULL (unpin, CHANGE_PROCESS) a remote source_mm that is dead gives
- * EINVAL and nothing changes, last_npinned included.
+ * EINVAL and nothing changes, last_npinned included; with fix F1 an uncharge of a
+ * dead mm skips only the locked_vm update (the mm's counters went with it).
  */
 export function updatePinned(
   a: Acct,
@@ -104,14 +124,17 @@ export function updatePinned(
   } else if (p.mode === 'mm') {
     const m = a.mms[p.mm];
     // update_mm_locked_vm: mmget_not_zero() only for a remote mm without a reader.
-    if (!reader && p.mm !== current && !m.alive) return 'EINVAL';
-    if (inc) {
+    const dead = !reader && p.mm !== current && !m.alive;
+    if (dead && (inc || !hasFix(a, 'F1'))) return 'EINVAL';
+    if (dead) {
+      // F1: `return inc ? -EINVAL : 0;` nothing to uncharge.
+    } else if (inc) {
       // __account_locked_vm(..., bypass_rlim=false): the rlimit applies even with CAP_IPC_LOCK.
       if (m.lockedVm + npages > a.procs[p.task].rlimit) return 'ENOMEM';
     } else if (npages > m.lockedVm) {
       warn(a, WARN.mmUnderflow); // the kernel's unsigned counter wraps; the model goes negative
     }
-    a.mms = { ...a.mms, [p.mm]: { ...m, lockedVm: m.lockedVm + (inc ? npages : -npages) } };
+    if (!dead) a.mms = { ...a.mms, [p.mm]: { ...m, lockedVm: m.lockedVm + (inc ? npages : -npages) } };
   }
   p.lastNpinned = p.npinned;
   // atomic64_add/sub(npages, &pages->source_mm->pinned_vm): every mode, no liveness check.
@@ -157,6 +180,19 @@ export function unpinAll(a: Acct, p: Pages, current: string | null): void {
   updateUnpinned(a, p, current);
 }
 
+/**
+ * mmget/mmput/mmgrab/mmdrop on `mm` when the model tracks reference counts.
+ * An mmput that drops mm_users to 0 is __mmput(): exit_mmap() tears the
+ * address space down, so mmget_not_zero() fails from then on.
+ */
+export function mmRef(a: Acct, mm: string, op: RefOp): void {
+  if (!a.mmRefs) return;
+  a.mmRefs = applyRef(a.mmRefs, mm, op);
+  if (op === 'mmput' && a.mmRefs[mm].users === 0 && a.mms[mm]?.alive) {
+    a.mms = { ...a.mms, [mm]: { ...a.mms[mm], alive: false } };
+  }
+}
+
 /** pages.c:iopt_alloc_pages(): the caller becomes the source; CAP_IPC_LOCK gives NONE, else USER, upgraded to MM by the ctx (io_pagetable.c:iopt_map_common). */
 export function allocPages(
   a: Acct,
@@ -168,6 +204,7 @@ export function allocPages(
   const proc = a.procs[pid];
   const mode: AccountMode = proc.cap ? 'none' : ctxMode;
   const p: Pages = { type, mode, mm: proc.mm, task: pid, user: proc.uid, npages, npinned: 0, lastNpinned: 0 };
+  mmRef(a, proc.mm, 'mmgrab'); // pages.c:iopt_alloc_pages: mmgrab(pages->source_mm)
   const free = a.pages.indexOf(null);
   if (free >= 0) {
     a.pages = a.pages.map((x, i) => (i === free ? p : x));
@@ -179,17 +216,25 @@ export function allocPages(
 
 /** kref_put on the last reference: iopt_release_pages (trailing freed ids are trimmed so equal states encode equally). */
 export function freePages(a: Acct, id: number): void {
+  const p = a.pages[id];
+  if (p) mmRef(a, p.mm, 'mmdrop'); // pages.c:iopt_release_pages: mmdrop(pages->source_mm)
   const next = a.pages.map((x, i) => (i === id ? null : x));
   while (next.length > 0 && next[next.length - 1] === null) next.pop();
   a.pages = next;
 }
 
-/** exec() or exit(): the process's mm is dead for every later mmget_not_zero(); exec gives it a fresh one. */
+/**
+ * exec() or exit(): the process drops its mm_users reference (exec_mmap() /
+ * exit_mm() → mmput), after which the old mm is dead for every later
+ * mmget_not_zero(); exec gives it a fresh one.
+ */
 export function killProcMm(a: Acct, pid: string, newMm: string | null): void {
   const old = a.procs[pid].mm;
-  a.mms = { ...a.mms, [old]: { ...a.mms[old], alive: false } };
+  if (a.mmRefs) mmRef(a, old, 'mmput');
+  else a.mms = { ...a.mms, [old]: { ...a.mms[old], alive: false } };
   if (newMm !== null) {
     a.mms = { ...a.mms, [newMm]: { alive: true, lockedVm: 0, pinnedVm: 0 } };
+    mmRef(a, newMm, 'mmget');
     a.procs = { ...a.procs, [pid]: { ...a.procs[pid], mm: newMm } };
   }
 }

@@ -56,3 +56,44 @@ export function killMm(mms: Mms, mm: string): Mms {
   if (!cur) return mms;
   return { ...mms, [mm]: { ...cur, alive: false } };
 }
+
+/**
+ * What each address space maps at the virtual addresses the protocols use:
+ * mm → VA name → memory object ('G' the guest memory memfd, 'X' anything
+ * else). A VA is a name ('A' where the VMM mapped guest memory, 'B' another
+ * address), not a number: the protocols only ask whether two VAs in two mms
+ * name the same object (seeds/001's same_file_mapping()).
+ */
+export type AddressSpaces = Readonly<Record<string, Readonly<Record<string, string>>>>;
+
+/** The object mapped at `va` in `mm`, or null (nothing mapped there). */
+export const objectAt = (as: AddressSpaces, mm: string | null, va: string | null): string | null =>
+  mm === null || va === null ? null : (as[mm]?.[va] ?? null);
+
+/**
+ * An mm_struct's two reference counts (include/linux/mm_types.h): mm_users
+ * (mmget/mmput: the address space is torn down by __mmput() when it reaches
+ * 0) and mm_count (mmgrab/mmdrop: the struct itself is freed at 0). `count`
+ * leaves out the one reference all users share, so both start at 0 for a
+ * struct nobody holds.
+ */
+export interface MmRefs {
+  readonly users: number;
+  readonly count: number;
+}
+
+export type RefOp = 'mmget' | 'mmput' | 'mmgrab' | 'mmdrop';
+
+const REF_DELTA: Record<RefOp, Partial<MmRefs>> = {
+  mmget: { users: 1 },
+  mmput: { users: -1 },
+  mmgrab: { count: 1 },
+  mmdrop: { count: -1 },
+};
+
+/** Apply one reference operation to `mm`'s counts (a missing entry counts from zero). */
+export function applyRef(refs: Readonly<Record<string, MmRefs>>, mm: string, op: RefOp) {
+  const cur = refs[mm] ?? { users: 0, count: 0 };
+  const d = REF_DELTA[op];
+  return { ...refs, [mm]: { users: cur.users + (d.users ?? 0), count: cur.count + (d.count ?? 0) } };
+}

@@ -65,6 +65,21 @@ export function firstUnpopulated<U extends string>(vmas: Vmas<U>): U | null {
   return null;
 }
 
+/**
+ * The mm of the last linked VMA that has no PTE, as seed 003's sketch finds
+ * it: its first loop does not stop at the first unpopulated VMA but
+ * overwrites cur_mm for each one. The i_mmap tree order of two VMAs over the
+ * same page is modelled as the sorted order of their processes.
+ */
+export function lastUnpopulated<U extends string>(vmas: Vmas<U>): U | null {
+  let last: U | null = null;
+  for (const u of (Object.keys(vmas) as U[]).sort()) {
+    const v = vmas[u];
+    if (v?.linked && !v.pte) last = u;
+  }
+  return last;
+}
+
 /** remap_pfn_range() over one mm's linked VMAs (the second loop of the seed-003 walk). */
 export function populateLinked<U extends string>(vmas: Vmas<U>, mm: U): Vmas<U> {
   const v = vmas[mm];

@@ -23,6 +23,7 @@ import {
   addDevice,
   forgetFreed,
   type Kstate,
+  type LockOrder,
   newWalk,
   removeDevice,
   type Type1,
@@ -83,7 +84,12 @@ export interface Callback<C> {
  */
 export function unmapPath<C extends Type1Ctx, E extends RangeEvent>(s: UnmapPathSpec<C>) {
   const { actor, prefix, design, home } = s;
-  const st = { notify: 'unmapListLock', callbacks: 'unmapCallbacks', relock: 'unmapRelock' };
+  const st = {
+    notify: 'unmapListLock',
+    listWait: 'unmapListWait',
+    callbacks: 'unmapCallbacks',
+    relock: 'unmapRelock',
+  };
   const lockFree = (c: C) => c.t1.lock === null;
   const walkOf = (c: C) => c.walk[actor] as Walk;
   const outcome = (k: Kstate, w: Walk) => walkUnmap(k, w, design);
@@ -149,16 +155,29 @@ export function unmapPath<C extends Type1Ctx, E extends RangeEvent>(s: UnmapPath
     (c, e) => ({ k: kstate(c), w: newWalk(rangeOf(e.range ?? 'all', c.t1.dmas.length)) }),
   );
 
+  const takeList: Tr<C, E> = {
+    guard: ({ context }) => context.t1.listLock === null,
+    update: ({ context }) => ({ t1: { ...context.t1, listLock: actor, lock: null } }) as Partial<C>,
+    target: st.callbacks,
+  };
+  // 'list-first' (the U6 patch): mutex_unlock(iommu->lock), then mutex_lock(device_list_lock),
+  // two steps of the same event; 7.3.4 takes device_list_lock with iommu->lock still held.
+  const notifyStates: States<C, E> =
+    design.lockOrder === 'list-first'
+      ? {
+          [st.notify]: {
+            [`${prefix}UnmapListLock`]: [
+              {
+                update: ({ context }) => ({ t1: { ...context.t1, lock: null } }) as Partial<C>,
+                target: st.listWait,
+              },
+            ],
+          },
+          [st.listWait]: { [`${prefix}UnmapListLock`]: [takeList] },
+        }
+      : { [st.notify]: { [`${prefix}UnmapListLock`]: [takeList] } };
   const states: States<C, E> = {
-    [st.notify]: {
-      [`${prefix}UnmapListLock`]: [
-        {
-          guard: ({ context }) => context.t1.listLock === null,
-          update: ({ context }) => ({ t1: { ...context.t1, listLock: actor, lock: null } }) as Partial<C>,
-          target: st.callbacks,
-        },
-      ],
-    },
+    ...notifyStates,
     [st.callbacks]: {
       [`${prefix}UnmapCallback`]: [
         {
@@ -212,19 +231,24 @@ export interface LockPairSpec<C extends Type1Ctx> {
   readonly start?: (c: C) => Partial<C>;
   /** What happens with both locks held (list_add or list_del, plus any bookkeeping). */
   readonly apply: (c: C) => Partial<C>;
+  /** 'list-first' (the U6 patch): device_list_lock is the first step, iommu->lock the second. */
+  readonly order?: LockOrder;
 }
 
 /**
  * mutex_lock(&iommu->lock); mutex_lock(&iommu->device_list_lock); ...; both
- * unlocked: the shape of register_device and unregister_device. Returns the
- * first step's transitions (for the state the actor is in) and the middle state.
+ * unlocked: the shape of register_device and unregister_device (with the U6
+ * patch the other way round). Returns the first step's transitions (for the
+ * state the actor is in) and the middle state.
  */
 export function lockPair<C extends Type1Ctx, E>(s: LockPairSpec<C>) {
+  const [outer, inner] =
+    s.order === 'list-first' ? (['listLock', 'lock'] as const) : (['lock', 'listLock'] as const);
   const first: Tr<C, E>[] = [
     {
-      guard: ({ context }) => s.when(context) && context.t1.lock === null,
+      guard: ({ context }) => s.when(context) && context.t1[outer] === null,
       update: ({ context }) =>
-        ({ ...s.start?.(context), t1: { ...context.t1, lock: s.actor } }) as Partial<C>,
+        ({ ...s.start?.(context), t1: { ...context.t1, [outer]: s.actor } }) as Partial<C>,
       target: s.middle,
     },
   ];
@@ -232,7 +256,7 @@ export function lockPair<C extends Type1Ctx, E>(s: LockPairSpec<C>) {
     [s.middle]: {
       [s.listEvent]: [
         {
-          guard: ({ context }) => context.t1.listLock === null,
+          guard: ({ context }) => context.t1[inner] === null,
           update: ({ context }) => {
             const applied = s.apply(context);
             const t1 = (applied.t1 as Type1 | undefined) ?? context.t1;

@@ -5,19 +5,34 @@
  * the device list that DMA-unmap notifications go to, and the
  * vfio_dma_do_unmap() walk with its notify-and-retry loop.
  *
- * Shared by the container and device-close models (and open to the iommufd
- * models). Everything here runs under iommu->lock in the kernel, so each
- * function is one atomic step; the paths that drop a lock are assembled from
- * these steps in type1-notify.ts. No default export: this is not a model.
+ * Shared by the container, device-close and exec-handoff models. The last
+ * part ("Owner-change proposals") holds the ioctls of the live-update
+ * threads that never landed: seed 000's CHANGE_MM and Steve Sistare's V1
+ * series "vfio: change dma owner" (Dec 2022: VFIO_CHANGE_DMA_OWNER, the
+ * redefined VFIO_DMA_MAP_FLAG_VADDR, close_dma_owner), beside the in-tree
+ * VADDR owner change (vfio_change_dma_owner) they would replace. Everything
+ * here runs under iommu->lock in the kernel, so each function is one atomic
+ * step; the paths that drop a lock are assembled from these steps in
+ * type1-notify.ts. No default export: this is not a model.
  *
  * Abstractions (spec/container.md "Abstraction"): a dma is one page at a
  * fixed iova, so an UNMAP range is a list of dma indices in iova order and
- * the v2 bisect rule never applies; the RLIMIT_MEMLOCK check always passes
- * (the mapper has CAP_IPC_LOCK, which still charges locked_vm); a driver pins
- * a page at most once (pfn_list ref_count: the devices holding the page).
+ * the v2 bisect rule never applies; unless a caller passes its
+ * RLIMIT_MEMLOCK (the exec-handoff model does), the rlimit check always
+ * passes (the mapper has CAP_IPC_LOCK, which still charges locked_vm); a
+ * driver pins a page at most once (pfn_list ref_count: the devices holding
+ * the page); a vaddr is a name ('A', 'B'), and what it maps is looked up in
+ * the model's AddressSpaces (mm.ts).
  */
 import type { Mutex } from './locks.ts';
-import { accountLockedVm, type Mms } from './mm.ts';
+import {
+  type AccountResult,
+  type AddressSpaces,
+  accountLockedVm,
+  type LockLimit,
+  type Mms,
+  objectAt,
+} from './mm.ts';
 
 /**
  * Which kernel's type1 rules apply.
@@ -63,8 +78,19 @@ export interface Type1Design {
    * hands the new vfio_dma the old address and the pointer compares equal.
    */
   readonly dmaAddressReuse?: boolean;
+  /**
+   * The order of iommu->lock and device_list_lock. 'notify-nests' is 7.3.4:
+   * vfio_notify_dma_unmap() and register/unregister_device take device_list_lock
+   * inside iommu->lock, while a compliant driver's callback takes iommu->lock inside
+   * device_list_lock (U6). 'list-first' is the patch of
+   * conformance/kernel/patches/0003: notify drops iommu->lock before it takes
+   * device_list_lock, register/unregister take device_list_lock first.
+   */
+  readonly lockOrder?: LockOrder;
   readonly mutate?: Type1Mutation;
 }
+
+export type LockOrder = 'notify-nests' | 'list-first';
 
 /**
  * A page pinned by vfio_pin_pages() (a struct vfio_pfn in dma->pfn_list),
@@ -92,6 +118,10 @@ export interface Dma {
   readonly mapped: boolean;
   /** The mm whose address space dma->vaddr refers to; null while vaddr_invalid. */
   readonly vaddrMm: string | null;
+  /** dma->vaddr by name; null exactly when vaddrMm is (vaddr_invalid, or no dma). */
+  readonly va: string | null;
+  /** V1's dma->new_vaddr (patch 6/8): registered by MAP_DMA(VADDR), applied by the next VFIO_CHANGE_DMA_OWNER. */
+  readonly newVa: string | null;
   /** The mm pages come from and locked_vm is charged to: dma->mm (7.3), dma->task->mm (6.1). */
   readonly mm: string | null;
   /** dma->locked_vm: pages of this dma charged to `mm`. */
@@ -100,7 +130,18 @@ export interface Dma {
   readonly pin: Pin | null;
 }
 
-export const NO_DMA: Dma = { mapped: false, vaddrMm: null, mm: null, lockedVm: 0, pin: null };
+export const NO_DMA: Dma = {
+  mapped: false,
+  vaddrMm: null,
+  va: null,
+  newVa: null,
+  mm: null,
+  lockedVm: 0,
+  pin: null,
+};
+
+/** The vaddr every dma of the container and device-close models has (they never change a VA, only its mm). */
+export const VA0 = 'A';
 
 /** struct vfio_iommu, the parts the protocols touch. */
 export interface Type1 {
@@ -117,6 +158,11 @@ export interface Type1 {
   readonly domain: boolean;
   /** Pages still pinned after vfio_remove_dma() freed their dma (its WARN_ON), sorted by dma. */
   readonly leaked: readonly Leak[];
+  /**
+   * V1's iommu->task (patch 2/8): the one task allowed to pin, whose mm is
+   * charged for every dma; null in the in-tree kernels (dma->task, dma->mm).
+   */
+  readonly task: string | null;
 }
 
 /** A page nobody will ever unpin: where it was, and the mm still charged for it (null: not charged). */
@@ -134,6 +180,7 @@ export const newType1 = (dmas: number, opts: { emulated: string[]; devices: stri
     emulated: [...opts.emulated].sort(),
     domain: opts.domain,
     leaked: [],
+    task: null,
   }) satisfies Type1;
 
 /** The kernel state a type1 step reads and writes: the iommu and the processes' mms. */
@@ -161,17 +208,26 @@ const without = <T>(xs: readonly T[], x: T) => xs.filter((y) => y !== x);
 
 // ---------------------------------------------------------------- accounting
 
+/** The container and device-close models' mapper: CAP_IPC_LOCK, so the rlimit never refuses (locked_vm is still charged). */
+export const CAP_IPC_LOCK: LockLimit = { rlimit: 0, capIpcLock: true };
+
 /**
  * vfio_lock_acct(dma, npage, async=true) / mm_lock_acct() on `mm`: a dead mm
  * (mmget_not_zero fails) is ESRCH and nothing changes; otherwise
- * mm/util.c:__account_locked_vm() (mm.ts; CAP_IPC_LOCK: never ENOMEM). A
- * decrement below zero wraps in the kernel (WARN_ON_ONCE, then subtract): a
- * negative number here, which accountingConserved looks for.
+ * mm/util.c:__account_locked_vm() (mm.ts) under `limit` (by default
+ * CAP_IPC_LOCK: never ENOMEM). A decrement below zero wraps in the kernel
+ * (WARN_ON_ONCE, then subtract): a negative number here, which
+ * accountingConserved looks for.
  */
-export function lockAcct(mms: Mms, mm: string | null, delta: number): { mms: Mms; ok: boolean } {
+export function lockAcct(
+  mms: Mms,
+  mm: string | null,
+  delta: number,
+  limit: LockLimit = CAP_IPC_LOCK,
+): { mms: Mms; ok: boolean; err?: AccountResult['err'] } {
   if (mm === null) return { mms, ok: false };
-  const r = accountLockedVm(mms, mm, delta, { rlimit: 0, capIpcLock: true });
-  return { mms: r.mms, ok: r.err === undefined };
+  const r = accountLockedVm(mms, mm, delta, limit);
+  return { mms: r.mms, ok: r.err === undefined, err: r.err };
 }
 
 /** Charge `n` pages of dma `i` to its mm; dma->locked_vm moves only when the charge happened (vfio_lock_acct). */
@@ -192,9 +248,9 @@ function chargeDma(k: Kstate, i: number, n: number): Kstate {
  * domain the page is pinned and charged now (vfio_pin_map_dma ->
  * vfio_pin_pages_remote); without one nothing is pinned (lazy, §1.3 step 8).
  */
-export function mapDma(k: Kstate, i: number, callerMm: string): { k: Kstate; ret: Ret } {
+export function mapDma(k: Kstate, i: number, callerMm: string, va: string = VA0): { k: Kstate; ret: Ret } {
   if (k.t1.dmas[i].mapped) return { k, ret: 'EEXIST' };
-  const dma: Dma = { mapped: true, vaddrMm: callerMm, mm: callerMm, lockedVm: 0, pin: null };
+  const dma: Dma = { mapped: true, vaddrMm: callerMm, va, newVa: null, mm: callerMm, lockedVm: 0, pin: null };
   const mapped = { ...k, t1: setDma(k.t1, i, dma) };
   return { k: k.t1.domain ? chargeDma(mapped, i, 1) : mapped, ret: '0' };
 }
@@ -222,7 +278,7 @@ export function unmapVaddr(
     const d = t1.dmas[i];
     if (!d.mapped) continue;
     if (d.vaddrMm === null) return { k, ret: 'EINVAL' }; // rollback: the state before the call
-    t1 = setDma(t1, i, { ...d, vaddrMm: null });
+    t1 = setDma(t1, i, { ...d, vaddrMm: null, va: null });
   }
   return { k: { ...k, t1 }, ret: '0' };
 }
@@ -235,27 +291,34 @@ export function unmapVaddr(
  * dma->locked_vm first, uncharge the old mm only if it is still alive, and
  * make the caller's mm the owner. 6.1 only stores the vaddr (its owner is the
  * task, whose mm exec already replaced) and wakes the vfio_wait() sleepers,
- * which the caller does (type1-wait.ts) when `woke` is set.
+ * which the caller does (type1-wait.ts) when `woke` is set. The new owner is
+ * charged under `opts.limit` (its RLIMIT_MEMLOCK, or CAP_IPC_LOCK); the VA it
+ * passes is `opts.va` and is not checked against anything (T1:vfio_dma_do_map
+ * only compares iova and size).
  */
 export function mapVaddr(
   k: Kstate,
   i: number,
   callerMm: string,
   design: Type1Design,
+  opts: { va?: string; limit?: LockLimit } = {},
 ): { k: Kstate; ret: Ret; woke: boolean } {
   const d = k.t1.dmas[i];
+  const va = opts.va ?? VA0;
   if (!d.mapped) return { k, ret: 'ENOENT', woke: false };
   if (d.vaddrMm !== null) return { k, ret: 'EINVAL', woke: false };
   if (design.kernel === '6.1') {
-    return { k: { ...k, t1: setDma(k.t1, i, { ...d, vaddrMm: callerMm }) }, ret: '0', woke: true };
+    return { k: { ...k, t1: setDma(k.t1, i, { ...d, vaddrMm: callerMm, va }) }, ret: '0', woke: true };
   }
   let mms = k.mms;
   if (d.mm !== callerMm) {
-    const charged = lockAcct(mms, callerMm, d.lockedVm);
+    // T1:vfio_change_dma_owner: charge the caller first (mm_lock_acct with its rlimit) ...
+    const charged = lockAcct(mms, callerMm, d.lockedVm, opts.limit);
     if (!charged.ok) return { k, ret: 'ENOMEM', woke: false };
-    mms = lockAcct(charged.mms, d.mm, -d.lockedVm).mms; // skipped when the old mm is dead
+    // ... then the old owner, only if mmget_not_zero(dma->mm) succeeds.
+    mms = lockAcct(charged.mms, d.mm, -d.lockedVm).mms;
   }
-  const owned: Dma = { ...d, vaddrMm: callerMm, mm: callerMm };
+  const owned: Dma = { ...d, vaddrMm: callerMm, va, mm: callerMm };
   return { k: { t1: setDma(k.t1, i, owned), mms }, ret: '0', woke: false };
 }
 
@@ -482,4 +545,181 @@ export function forgetFreed(w: Walk, before: Type1, after: Type1, design: Type1D
   const advised = w.advised.filter((i) => !freed(i));
   if (!lastFreed && advised.length === w.advised.length) return w;
   return { ...w, advised, ...(lastFreed && { dmaLast: null, retries: 0 }) };
+}
+
+// ---------------------------------------------------------------- owner-change proposals (seeds 000, 001)
+
+/** Who makes an owner-change call: current->group_leader, current->mm, and how its charge is limited. */
+export interface Caller {
+  readonly pid: string;
+  readonly mm: string;
+  readonly limit: LockLimit;
+}
+
+/** The mapped dmas' indices. */
+const mappedDmas = (t1: Type1): number[] => t1.dmas.flatMap((d, i) => (d.mapped ? [i] : []));
+
+/**
+ * Seed 000's CHANGE_MM ("switch all maps to this mm"), which never existed:
+ * read as T1:vfio_change_dma_owner over every dma with one charge up front
+ * (all or nothing): charge the caller for the dmas it does not own yet,
+ * uncharge each old owner that is still alive, move. The vaddrs are not
+ * looked at: the caller asserts its address space maps the same memory at
+ * the same VAs ("The new process should re-establish the same mappings at
+ * the same VA").
+ */
+export function changeMm(k: Kstate, caller: Caller): { k: Kstate; ret: Ret } {
+  const moving = mappedDmas(k.t1).filter((i) => k.t1.dmas[i].mm !== caller.mm);
+  const total = moving.reduce((n, i) => n + k.t1.dmas[i].lockedVm, 0);
+  let mms = k.mms;
+  if (total > 0) {
+    const charged = lockAcct(mms, caller.mm, total, caller.limit);
+    if (!charged.ok) return { k, ret: 'ENOMEM' };
+    mms = charged.mms;
+  }
+  let t1 = k.t1;
+  for (const i of moving) {
+    const d = t1.dmas[i];
+    mms = lockAcct(mms, d.mm, -d.lockedVm).mms; // skipped when the old mm is dead
+    t1 = setDma(t1, i, { ...d, mm: caller.mm, vaddrMm: d.vaddrMm === null ? null : caller.mm });
+  }
+  return { k: { t1, mms }, ret: '0' };
+}
+
+/**
+ * How the model reads VFIO_CHANGE_DMA_OWNER:
+ * - 'v1': the V1 series as posted. MAP_DMA(VADDR) overwrites dma->new_vaddr
+ *   (6/8: `dma->new_vaddr = vaddr`), from any process holding the container;
+ *   change_dma_owner() (8/8) returns ESRCH if get_task_mm(iommu->task)
+ *   fails, then checks every dma with same_file_mapping() (ENXIO) before
+ *   "if any vaddrs change, all must change" (EINVAL).
+ * - 'norestage': this model's earlier reading, from the thread alone: a
+ *   second registration of a dma is EINVAL ("there is no interface to cancel
+ *   the new vaddr's"), and EINVAL is checked before ENXIO.
+ * - 'nocheck': the array form as this model first read it: the caller's
+ *   vaddrs are taken on trust (no same_file_mapping()).
+ */
+export type DmaOwnerReading = 'v1' | 'norestage' | 'nocheck';
+
+/**
+ * V1 6/8, VFIO_IOMMU_MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: "prepare to change
+ * the base virtual address for iova to vaddr ... The change takes effect
+ * after the next call to VFIO_CHANGE_DMA_OWNER". No dma is ENOENT.
+ */
+export function stageVaddr(
+  t1: Type1,
+  i: number,
+  va: string,
+  reading: DmaOwnerReading,
+): { t1: Type1; ret: Ret } {
+  const d = t1.dmas[i];
+  if (!d.mapped) return { t1, ret: 'ENOENT' };
+  if (reading === 'norestage' && d.newVa !== null) return { t1, ret: 'EINVAL' };
+  return { t1: setDma(t1, i, { ...d, newVa: va }), ret: '0' };
+}
+
+/**
+ * V1 8/8 same_file_mapping(mm1, vaddr1, mm2, vaddr2): both VAs lie in a
+ * shared file mapping of the same inode, offset, length and flags. Here: both
+ * name the same memory object, and it is the guest memfd ('G'; anything else
+ * stands for memory that is not that file).
+ */
+export const sameFileMapping = (
+  as: AddressSpaces,
+  mm1: string,
+  va1: string | null,
+  mm2: string,
+  va2: string | null,
+): boolean => {
+  const o = objectAt(as, mm1, va1);
+  return o === 'G' && objectAt(as, mm2, va2) === o;
+};
+
+/**
+ * V1 8/8 change_dma_owner(), under iommu->lock: every dma moves to the caller
+ * and its new vaddr (if one was staged) takes effect, or nothing changes.
+ * `taskMm` is get_task_mm(): the mm of a live process, null once it exited.
+ * The charge is mm_lock_vm(new_task, new_mm, +npages) over every dma, then
+ * mm_lock_vm(old_task, old_mm, -npages) ("should always succeed"); when the
+ * caller already owns the dmas both go to the same mm, so the caller needs
+ * room for twice its pages for a moment.
+ */
+export function changeDmaOwner(
+  k: Kstate,
+  caller: Caller,
+  taskMm: (pid: string) => string | null,
+  as: AddressSpaces,
+  reading: DmaOwnerReading,
+): { k: Kstate; ret: Ret } {
+  const oldTask = k.t1.task;
+  if (oldTask === null) return { k, ret: '0' }; // nothing mapped, nothing to do
+  const oldMm = taskMm(oldTask);
+  if (oldMm === null) return { k, ret: 'ESRCH' }; // "owning task is dead"
+  const idx = mappedDmas(k.t1);
+  const dmas = idx.map((i) => k.t1.dmas[i]);
+  const staged = dmas.filter((d) => d.newVa !== null).length;
+  const partial = staged > 0 && staged < dmas.length;
+  const mismatch =
+    reading !== 'nocheck' && dmas.some((d) => !sameFileMapping(as, oldMm, d.va, caller.mm, d.newVa ?? d.va));
+  if (reading === 'norestage' && partial) return { k, ret: 'EINVAL' };
+  if (mismatch) return { k, ret: 'ENXIO' };
+  if (partial) return { k, ret: 'EINVAL' };
+  const npages = dmas.reduce((n, d) => n + d.lockedVm, 0);
+  let mms = k.mms;
+  if (npages > 0) {
+    const charged = lockAcct(mms, caller.mm, npages, caller.limit);
+    if (!charged.ok) return { k, ret: 'ENOMEM' };
+    mms = lockAcct(charged.mms, oldMm, -npages).mms;
+  }
+  let t1: Type1 = { ...k.t1, task: caller.pid };
+  for (const i of idx) {
+    const d = t1.dmas[i];
+    const va = d.newVa ?? d.va;
+    t1 = setDma(t1, i, { ...d, va, newVa: null, vaddrMm: caller.mm, mm: caller.mm });
+  }
+  return { k: { t1, mms }, ret: '0' };
+}
+
+/**
+ * Seed 001's alternative, in V1's code: one VFIO_CHANGE_DMA_OWNER carrying
+ * (iova, new vaddr) for the dmas in `entries` (null: not in the array). The
+ * entries stand in for staged vaddrs, so the checks are change_dma_owner()'s
+ * (an array that misses a dma is "some but not all": EINVAL); nothing stays
+ * staged whatever the result.
+ */
+export function changeDmaOwnerArray(
+  k: Kstate,
+  caller: Caller,
+  taskMm: (pid: string) => string | null,
+  as: AddressSpaces,
+  entries: readonly (string | null)[],
+  reading: DmaOwnerReading,
+): { k: Kstate; ret: Ret } {
+  const t1 = { ...k.t1, dmas: k.t1.dmas.map((d, i) => (d.mapped ? { ...d, newVa: entries[i] ?? null } : d)) };
+  const r = changeDmaOwner({ ...k, t1 }, caller, taskMm, as, reading);
+  return r.ret === '0' ? r : { k, ret: r.ret };
+}
+
+/**
+ * V1 3/8 + 4/8: a process's mm closes (exit or exec; its canary vma's close
+ * callback) and vfio_iommu_type1_close_dma_owner() runs in it: if it is
+ * iommu->task, vfio_iommu_unmap_unpin_all() removes every dma. Each uncharge
+ * goes through vfio_lock_acct(async): get_task_mm(iommu->task), which is
+ * `ownerMmNow`: null for an exiting task (-ESRCH, nothing uncharged), the new
+ * mm after exec (which was never charged: the counter wraps). iommu->task
+ * stays set (only an UNMAP that empties the list, or release, clears it).
+ */
+export function closeDmaOwner(k: Kstate, pid: string, ownerMmNow: string | null): Kstate {
+  if (k.t1.task !== pid) return k;
+  let mms = k.mms;
+  for (const i of mappedDmas(k.t1)) {
+    if (ownerMmNow !== null) mms = lockAcct(mms, ownerMmNow, -k.t1.dmas[i].lockedVm).mms;
+  }
+  return { mms, t1: { ...k.t1, dmas: k.t1.dmas.map((d) => (d.mapped ? NO_DMA : d)) } };
+}
+
+/** VFIO_IOMMU_UNMAP_DMA of one whole dma (no pins, so no notification): vfio_remove_dma(). */
+export function unmapOne(k: Kstate, i: number, design: Type1Design): { k: Kstate; ret: Ret } {
+  if (!k.t1.dmas[i].mapped) return { k, ret: '0' }; // an empty range unmaps nothing
+  return { k: removeDma(k, i, design), ret: '0' };
 }

@@ -3,7 +3,13 @@
 import { match } from 'ts-pattern';
 import { describe, expect, it } from 'vitest';
 import { assign, setup } from 'xstate';
-import { type Adapter, call, type Mapping, type ReplayTarget } from '../../conformance/adapters/adapter.ts';
+import {
+  type Adapter,
+  call,
+  type Mapping,
+  type PathRun,
+  type ReplayTarget,
+} from '../../conformance/adapters/adapter.ts';
 import type { ConformancePath } from '../../conformance/paths.ts';
 import { replayPath } from '../../conformance/replay.ts';
 import { ModelTracker } from '../../conformance/replay-model.ts';
@@ -238,5 +244,242 @@ describe('replayPath against a fake target', () => {
     const failing = fakeTarget((_a, op) => (op === 'open' ? { errno: 'ENOENT' } : {}));
     expect((await replayPath(toy, broken, path('VmmMap'), failing.target, opts)).status).toBe('setup-error');
     expect((await replayPath(toy, broken, path('VmmMap'), target, opts)).status).toBe('match');
+  });
+});
+
+/**
+ * A second toy: a and b each take one lock and then need the other (a deadlock when both go
+ * first), c's call hits a BUG_ON, d's driver unpin WARNs on a closed device.
+ */
+interface Ctx2 {
+  la: string | null;
+  lb: string | null;
+  kernelBug: boolean;
+  ret: Record<string, string | null>;
+}
+const set2 = (c: Ctx2, actor: string, r: string) => ({ ret: { ...c.ret, [actor]: r } });
+const machine2 = setup({ types: { context: {} as Ctx2, events: {} as { type: string } } }).createMachine({
+  id: 'toy2',
+  type: 'parallel',
+  context: { la: null, lb: null, kernelBug: false, ret: { a: null, b: null, c: null, d: null } },
+  states: {
+    a: {
+      initial: 'idle',
+      states: {
+        idle: {
+          on: {
+            AGo: {
+              guard: ({ context }) => context.la === null,
+              target: 'hold',
+              actions: assign(({ context }) => ({ la: 'a', ...set2(context, 'a', 'blocked') })),
+            },
+          },
+        },
+        hold: {
+          on: {
+            AFinish: {
+              guard: ({ context }) => context.lb === null,
+              target: 'idle',
+              actions: assign(({ context }) => ({ la: null, ...set2(context, 'a', '0') })),
+            },
+          },
+        },
+      },
+    },
+    b: {
+      initial: 'idle',
+      states: {
+        idle: {
+          on: {
+            BGo: {
+              guard: ({ context }) => context.lb === null,
+              target: 'hold',
+              actions: assign(({ context }) => ({ lb: 'b', ...set2(context, 'b', 'blocked') })),
+            },
+          },
+        },
+        hold: {
+          on: {
+            BFinish: {
+              guard: ({ context }) => context.la === null,
+              target: 'idle',
+              actions: assign(({ context }) => ({ lb: null, ...set2(context, 'b', '0') })),
+            },
+          },
+        },
+      },
+    },
+    c: {
+      initial: 'idle',
+      states: {
+        idle: {
+          on: {
+            CBoom: {
+              target: 'dead',
+              actions: assign(({ context }) => ({ kernelBug: true, ...set2(context, 'c', 'BUG') })),
+            },
+          },
+        },
+        dead: { type: 'final' },
+      },
+    },
+    d: {
+      initial: 'idle',
+      states: {
+        idle: { on: { DUnpin: { actions: assign(({ context }) => set2(context, 'd', 'WARN')) } } },
+      },
+    },
+  },
+});
+const TOY2_EVENTS = ['AGo', 'AFinish', 'BGo', 'BFinish', 'CBoom', 'DUnpin'] as const;
+const toy2 = defineModel<Ctx2, { type: string }>({
+  id: 'toy2',
+  machine: machine2,
+  events: () => TOY2_EVENTS.map((type) => ({ type })),
+  invariants: {},
+  calls: ['AGo', 'BGo', 'CBoom', 'DUnpin'],
+}).variant();
+const toy2Adapter: Adapter = {
+  ...toyAdapter,
+  model: 'toy2',
+  eventTypes: TOY2_EVENTS,
+  map: (e): Mapping =>
+    match(e.type as (typeof TOY2_EVENTS)[number])
+      .with('AFinish', 'BFinish', () => ({ kind: 'internal' as const }))
+      .with('DUnpin', () => ({
+        kind: 'call' as const,
+        compare: 'errno' as const,
+        run: async (r: PathRun) => {
+          const o = await r.call('d', 'unpin', {});
+          return o.splat ? { ...o, errno: 'WARN' } : o;
+        },
+      }))
+      .otherwise((type) => ({
+        kind: 'call' as const,
+        compare: 'errno' as const,
+        run: call(type[0].toLowerCase(), type, () => ({})),
+      })),
+};
+const path2 = (...steps: [string, string?][]): ConformancePath => ({
+  id: 'toy2/default/p001',
+  covers: [],
+  steps: steps.map(([type, result]) => ({
+    actor: type[0].toLowerCase(),
+    event: { type },
+    call: !type.endsWith('Finish'),
+    ...(result !== undefined && { result }),
+  })),
+});
+
+/** A fake target whose calls can stay blocked, with settle() answering late or never. */
+function blockingTarget(
+  blocked: Set<string>,
+  late: Record<string, Answer | undefined> = {},
+  splats: Record<string, string> = {},
+) {
+  const lines: string[] = [];
+  const ops: string[] = [];
+  const target: ReplayTarget = {
+    actor: (name) => ({
+      call: async (op) => {
+        ops.push(`${name} ${op}`);
+        if (splats[op]) lines.push(...splats[op].split('\n'));
+        const splat = splats[op] ? { splat: splats[op] } : {};
+        if (blocked.has(op))
+          return { status: 'blocked', seq: 1, ret: null, errno: 'BLOCKED', out: {}, ...splat };
+        return { status: 'done', seq: 1, ret: 0, errno: '0', out: {}, ...splat };
+      },
+      settle: async () => {
+        const l = late[name.split('-').pop() ?? ''];
+        return l ? ({ status: 'done', seq: 1, ret: 0, errno: '0', out: {}, ...l } as CallResult) : undefined;
+      },
+    }),
+    log: () => [...lines],
+  };
+  return { target, ops };
+}
+
+describe('calls left in flight, deadlocks, BUG_ON and lockdep', () => {
+  const deadlockPath = path2(['AGo', 'blocked'], ['BGo', 'blocked']);
+
+  it('a deadlock the model predicts: the first call stays in flight, both stay blocked, the target must restart', async () => {
+    const { target } = blockingTarget(new Set(['AGo', 'BGo']));
+    const r = await replayPath(toy2, toy2Adapter, deadlockPath, target, { ...opts, settleMs: 1 });
+    expect(r.status).toBe('match');
+    expect(r.restartTarget).toBe(true);
+    expect(r.reason).toContain('deadlock: the calls of a are still blocked');
+    expect(r.steps[0].note).toContain('in flight');
+  });
+
+  it('the same calls on a kernel without the deadlock: the first returns late, which the model does not allow there', async () => {
+    const { target } = blockingTarget(new Set(['AGo', 'BGo']), { a: { errno: '0' } });
+    const r = await replayPath(toy2, toy2Adapter, deadlockPath, target, { ...opts, settleMs: 1 });
+    expect(r.status).toBe('diverge');
+    expect(r.reason).toContain('the call of a left in flight returned 0 late');
+  });
+
+  it('a call that must block while the next one runs but returned at once diverges', async () => {
+    const { target } = blockingTarget(new Set(['BGo']));
+    const r = await replayPath(toy2, toy2Adapter, deadlockPath, target, { ...opts, settleMs: 1 });
+    expect(r.status).not.toBe('match');
+  });
+
+  it('a call in flight until the step that ends it: other calls run meanwhile, then its late result is checked', async () => {
+    const warn =
+      '[    3.0] ------------[ cut here ]------------\n[    3.0] WARNING: at vfio_assert_device_open';
+    const p = path2(['AGo', 'blocked'], ['DUnpin'], ['AFinish', '0']);
+    const ok = blockingTarget(new Set(['AGo']), { a: { errno: '0' } }, { unpin: warn });
+    const r = await replayPath(toy2, toy2Adapter, p, ok.target, { ...opts, settleMs: 1 });
+    expect(r.status).toBe('match');
+    expect(r.steps[0].note).toBe('in flight until step 3');
+    expect(ok.ops.slice(0, 2)).toEqual(['t-a AGo', 't-d unpin']);
+    const wrong = blockingTarget(new Set(['AGo']), { a: { errno: 'EINVAL' } }, { unpin: warn });
+    const bad = await replayPath(toy2, toy2Adapter, p, wrong.target, { ...opts, settleMs: 1 });
+    expect(bad.status).toBe('diverge');
+    expect(bad.reason).toContain('returned EINVAL, which the model does not allow here');
+  });
+
+  it('a BUG_ON the model predicts: the killed caller never answers, the oops makes it BUG; the path is kernel-bug', async () => {
+    const { target } = blockingTarget(
+      new Set(['CBoom']),
+      {},
+      {
+        CBoom:
+          '[    9.1] ------------[ cut here ]------------\n[    9.1] kernel BUG at drivers/vfio/vfio_iommu_type1.c:1522!\n[    9.1] Oops: invalid opcode: 0000',
+      },
+    );
+    const r = await replayPath(toy2, toy2Adapter, path2(['CBoom']), target, opts);
+    expect(r.status).toBe('kernel-bug');
+    expect(r.restartTarget).toBe(true);
+    expect(r.steps[0].observed).toBe('BUG');
+  });
+
+  it('a driver result WARN matches the WARN splat the kernel printed, and only with one', async () => {
+    const warn =
+      '[    3.0] ------------[ cut here ]------------\n[    3.0] WARNING: drivers/vfio/vfio_main.c:529 at vfio_assert_device_open';
+    const withSplat = blockingTarget(new Set(), {}, { unpin: warn });
+    expect((await replayPath(toy2, toy2Adapter, path2(['DUnpin']), withSplat.target, opts)).status).toBe(
+      'match',
+    );
+    const without = blockingTarget(new Set());
+    expect((await replayPath(toy2, toy2Adapter, path2(['DUnpin']), without.target, opts)).status).toBe(
+      'diverge',
+    );
+  });
+
+  it('a lockdep report is attached to the step that ran, not compared', async () => {
+    const lockdep = [
+      '[    4.7] ======================================================',
+      '[    4.7] WARNING: possible circular locking dependency detected',
+      '[    4.7] u6/50 is trying to acquire lock:',
+      '[    4.7] ff11 (&iommu->lock#2){+.+.}-{4:4}, at: vfio_iommu_type1_unpin_pages+0x4a/0xac',
+      '[    4.7] but task is already holding lock:',
+      '[    4.7] ff12 (&iommu->device_list_lock){+.+.}-{4:4}, at: vfio_iommu_type1_ioctl+0xccc/0x114a',
+      '[    4.8]  </TASK>',
+    ].join('\n');
+    const { target } = blockingTarget(new Set(), {}, { AGo: lockdep });
+    const r = await replayPath(toy2, toy2Adapter, path2(['AGo', 'blocked'], ['AFinish', '0']), target, opts);
+    expect(r.status).toBe('match');
+    expect(r.steps[0].lockdep?.[0]).toContain('possible circular locking dependency');
   });
 });

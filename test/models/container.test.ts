@@ -94,6 +94,31 @@ describe('seed 000 and U6: the deadlocks, shortest first', () => {
   });
 });
 
+describe('U6 with the patch (conformance/kernel/patches/0003): device_list_lock first everywhere', () => {
+  it('the U6 interleaving goes on: the hotplug waits for device_list_lock holding nothing, the callback unpins', () => {
+    const s = scenario(machineFor({ hotplug: true, lockOrder: 'list-first' }));
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', 'blocked');
+    s.step({ type: 'VmmUnmapListLock' }); // mutex_unlock(iommu->lock)
+    s.step({ type: 'VmmUnmapListLock' }); // mutex_lock(device_list_lock)
+    expect(s.ctx().t1).toMatchObject({ lock: null, listLock: 'vmm' });
+    s.disabled({ type: 'HotplugOpenDevice' }); // register_device waits for device_list_lock first
+    s.step({ type: 'VmmUnmapCallback' }); // the driver's vfio_unpin_pages() gets iommu->lock
+    expect(s.ctx().t1.dmas[0].pin).toBeNull();
+    s.step({ type: 'VmmUnmapListUnlock' });
+    s.step({ type: 'HotplugOpenDevice' }, 'hotplug', 'blocked');
+    s.step({ type: 'VmmUnmapRelock' }, 'vmm', '0');
+    s.step({ type: 'HotplugRegisterListLock' }, 'hotplug', '0');
+    expect(s.ctx().t1.devices).toEqual(['dev2', 'mdev']);
+  });
+
+  it('current-hotplug-fixed holds every property, current-hotplug deadlocks', async () => {
+    expect(violated(await run('current-hotplug-fixed'))).toEqual([]);
+    expect(violated(await run('current-hotplug'))).toEqual(['deadlock']);
+  });
+});
+
 /** What each still-running actor waits for at the end of a counterexample. */
 const waitsOf = (r: ExploreResult, property: string) =>
   Object.fromEntries(

@@ -204,6 +204,14 @@ describe('locks: two UNMAP_DMA threads invert iommu->lock and device_list_lock',
   });
 });
 
+describe('two UNMAP_DMA threads with the U6 patch', () => {
+  it('no deadlock: only the stale view of an unpinned range is left, as with one unmapper', async () => {
+    expect(violated(await run('two-unmappers-fixed'))).toEqual(
+      violated(await run('notify-if-pinned-compliant')),
+    );
+  });
+});
+
 describe('every device close completes', () => {
   it('holds wherever the kernel neither deadlocks nor BUGs during a close', async () => {
     for (const name of ['notify-always-compliant', 'notify-if-pinned-non-compliant', 'two-unmappers']) {

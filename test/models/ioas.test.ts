@@ -72,6 +72,18 @@ describe('ioas verdicts at the default bounds', () => {
   );
 });
 
+describe('the designs with the F1/F2 patches', () => {
+  // What is left is what change-process (USER accounting, neither finding) violates too.
+  it.each([
+    ['change-process-mm-fixed', 'change-process-mm'],
+    ['change-process-none-fixed', 'change-process-none'],
+  ])('%s violates only what change-process does, and less than %s', async (fixed, broken) => {
+    const base = violated(await run('change-process'));
+    expect(violated(await run(fixed))).toEqual(base);
+    expect(violated(await run(broken)).length).toBeGreaterThan(base.length);
+  });
+});
+
 describe('each invariant fires, shortest counterexample first', () => {
   it('noUnmapRetryWarn: a non-compliant access makes UNMAP give up with EDEADLOCK (9 steps)', async () => {
     const t = traceOf(await run('access-unmap-noncompliant'), 'noUnmapRetryWarn');
@@ -462,6 +474,29 @@ describe('conformance probes', () => {
     expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
     expect(f.mm('child0').pinnedVm).toBe(-1); // VmPin of the child reads as a wrapped counter
     expect(f.mm('vmm0').pinnedVm).toBe(1);
+  });
+
+  it('F1 fixed (conformance/kernel/patches/0001): the same U1 sequence returns 0 and moves the charge', () => {
+    const f = fixture('change-process-mm-fixed');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('VmmExec')).toBe('0');
+    expect(f.call('VmmIoasChangeProcess')).toBe('0');
+    expect(f.ctx().k.pages[0]).toMatchObject({ mm: 'vmm1', npinned: 1, lastNpinned: 1 });
+    expect(f.mm('vmm1')).toMatchObject({ lockedVm: 1, pinnedVm: 1 });
+    expect(f.ctx().k.warn).toEqual([]);
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('vmm1')).toMatchObject({ lockedVm: 0, pinnedVm: 0 });
+  });
+
+  it('F2 fixed (conformance/kernel/patches/0002): NONE pages take their pinned_vm to the new owner', () => {
+    const f = fixture('change-process-none-fixed');
+    expect(f.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.call('ChildIoasChangeProcess')).toBe('0');
+    expect(f.mm('vmm0').pinnedVm).toBe(0);
+    expect(f.mm('child0').pinnedVm).toBe(1);
+    expect(f.call('VmmIoasUnmap', { ioas: 1, slot: 0 })).toBe('0');
+    expect(f.mm('child0').pinnedVm).toBe(0);
+    expect(f.mm('vmm0').pinnedVm).toBe(0);
   });
 
   it('probe U3 (USER mode, same uid): CHANGE_PROCESS needs 2×N of RLIMIT_MEMLOCK headroom', () => {
