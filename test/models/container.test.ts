@@ -356,7 +356,7 @@ describe('scenarios, kernel 7.3', () => {
     s.step({ type: 'VmmAttachGroup' }, 'vmm', '0');
     s.step({ type: 'VmmOpenDevice' }, 'vmm', '0');
     s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', '0');
-    expect(s.ctx().t1.dmas[1].pin).toEqual({ from: 'mm1', vaddrMm: 'mm1' });
+    expect(s.ctx().t1.dmas[1].pin).toEqual({ from: 'mm1', vaddrMm: 'mm1', refs: ['mdev'] });
     expect(s.ctx().mms.mm1.lockedVm).toBe(2);
   });
 
