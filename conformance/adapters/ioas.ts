@@ -286,6 +286,10 @@ export const ioasAdapter: Adapter = {
    * cannot be compared from such a state.
    */
   unfit(c, e, variant) {
+    // A path chosen at another `--set areas=N` has RLIMIT_MEMLOCK scaled with its pages (sizedDesign).
+    const rlimit = ioasDesign(variant as keyof typeof VARIANT_DESIGNS).rlimit;
+    if (c.k.procs.vmm.rlimit !== rlimit)
+      return `the fixture is ioas/${variant} at its default size (areas=2, RLIMIT_MEMLOCK ${rlimit} pages)`;
     if (!PIN_COUNTED.has(e.type) || !pinnedByLaterIoas(c, variant)) return null;
     return 'pages pinned only by the domain of an IOAS allocated during the path (the kernel IOAS has none)';
   },
