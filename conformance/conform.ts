@@ -296,8 +296,11 @@ export function formatConformReport(
     `${report.model} / ${report.variant}: ${report.paths.length} paths: ${by('match')} match, ` +
       `${bugs ? `${bugs} kernel-bug (predicted), ` : ''}${by('diverge')} diverge, ` +
       `${by('unreplayable')} unreplayable, ${by('setup-error')} setup errors`,
-    `  uAPI transitions: ${c.total} in the machine, ${c.covered} covered by the paths, ${c.matched} replayed with an allowed result (${pct(c.matched)}%)` +
-      (c.complete && c.covered < c.total ? unreachableNote(c.total - c.covered, c.matched, c.covered) : ''),
+    c.total === 0
+      ? // a path file made from one trace (pathFromTrace) counts no machine total
+        `  uAPI transitions: ${c.covered} covered by the path file, ${c.matched} replayed with an allowed result`
+      : `  uAPI transitions: ${c.total} in the machine, ${c.covered} covered by the paths, ${c.matched} replayed with an allowed result (${pct(c.matched)}%)` +
+        (c.complete && c.covered < c.total ? unreachableNote(c.total - c.covered, c.matched, c.covered) : ''),
     `  results: ${Object.entries(c.results)
       .map(([k, v]) => `${k}${v === 'matched' ? '' : ` (${v})`}`)
       .join(', ')}`,
