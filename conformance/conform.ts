@@ -218,6 +218,12 @@ export function stepCoverage(variant: ResolvedVariant, path: ConformancePath): s
   return keys;
 }
 
+/** With a complete search, the transitions no path covers are unreachable: say so, and the share of the reachable ones. */
+function unreachableNote(unreachable: number, matched: number, reachable: number): string {
+  const share = reachable ? ((100 * matched) / reachable).toFixed(1) : '100.0';
+  return `; the other ${unreachable} ${unreachable === 1 ? 'is' : 'are'} unreachable (complete search): ${share}% of the reachable ones`;
+}
+
 function coverage(run: ConformRun, reports: readonly PathReport[]): CoverageReport {
   const state = new Map<string, 'matched' | 'diverged' | 'not replayed'>();
   const rank = { matched: 2, diverged: 1, 'not replayed': 0 } as const;
@@ -290,10 +296,11 @@ export function formatConformReport(
     `${report.model} / ${report.variant}: ${report.paths.length} paths: ${by('match')} match, ` +
       `${bugs ? `${bugs} kernel-bug (predicted), ` : ''}${by('diverge')} diverge, ` +
       `${by('unreplayable')} unreplayable, ${by('setup-error')} setup errors`,
-    `  uAPI transitions: ${c.total} in the machine, ${c.covered} covered by the paths, ${c.matched} replayed with an allowed result (${pct(c.matched)}%)` +
-      (c.complete && c.covered < c.total
-        ? `; the other ${c.total - c.covered} are unreachable (complete search)`
-        : ''),
+    c.total === 0
+      ? // a path file made from one trace (pathFromTrace) counts no machine total
+        `  uAPI transitions: ${c.covered} covered by the path file, ${c.matched} replayed with an allowed result`
+      : `  uAPI transitions: ${c.total} in the machine, ${c.covered} covered by the paths, ${c.matched} replayed with an allowed result (${pct(c.matched)}%)` +
+        (c.complete && c.covered < c.total ? unreachableNote(c.total - c.covered, c.matched, c.covered) : ''),
     `  results: ${Object.entries(c.results)
       .map(([k, v]) => `${k}${v === 'matched' ? '' : ` (${v})`}`)
       .join(', ')}`,

@@ -11,25 +11,4 @@ packages=(
   libcap-dev busybox-static qemu-system-x86 debian-archive-keyring
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing+=("$p")
-  fi
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -eq 0 ]; then
-  sudo=()
-elif command -v sudo >/dev/null 2>&1; then
-  sudo=(sudo)
-else
-  echo "setup-host.sh: need root (or sudo) to install: ${missing[*]}" >&2
-  exit 1
-fi
-
-echo "setup-host.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup-host.sh: done"
+exec bash "$(dirname "$0")/../scripts/apt-install.sh" setup-host.sh "${packages[@]}"

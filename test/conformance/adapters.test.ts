@@ -287,7 +287,7 @@ describe('planning a run', () => {
 
 describe('vfio-mc conform: usage errors exit 2 before any VM boots', () => {
   it.each([
-    [['conform', 'device-close'], "no conformance adapter for model 'device-close'"],
+    [['conform', 'example-locks'], "no conformance adapter for model 'example-locks'"],
     [['conform', 'ioas', '--variant', 'access-unmap-noncompliant'], 'has no fixture for variant'],
     [['conform', 'container', '--variant', 'current', '--path', 'nope'], "no path 'nope'"],
     [
