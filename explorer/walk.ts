@@ -33,6 +33,8 @@ export type WalkOptions = Partial<WalkConfig>;
 export interface WalkResult {
   readonly model: string;
   readonly variant: string;
+  /** The model parameters the variant was built with (`--set`), so that a replay uses the same ones. */
+  readonly params: Readonly<Record<string, number>>;
   readonly runs: number;
   /** Steps taken over all walks, shrinking included. */
   readonly steps: number;
@@ -130,7 +132,13 @@ export function walk(variant: ResolvedVariant, options: WalkOptions = {}): WalkR
     ? { seed: options.replay.seed, path: options.replay.path, endOnFailure: true }
     : { numRuns: runs, ...(options.seed !== undefined && { seed: options.seed }) };
   const details = fc.check(property, params);
-  const base = { model: variant.modelId, variant: variant.name, runs: details.numRuns, seed: details.seed };
+  const base = {
+    model: variant.modelId,
+    variant: variant.name,
+    params: variant.params,
+    runs: details.numRuns,
+    seed: details.seed,
+  };
   if (!details.failed) return { ...base, steps };
   const failure = details.errorInstance;
   if (!(failure instanceof WalkFailure)) throw failure;

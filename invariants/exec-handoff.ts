@@ -84,7 +84,17 @@ export const kernelMemorySafe: Pred = (s) => !s.context.k.warn.includes(DRAFT_TY
  * still there unless the application unmapped it (the point of every design
  * is that DMA continues; V1's close_dma_owner() unmaps a dead owner's).
  */
-export const mappingsKept: Pred = (s) => mappings(s.context).length === NMAPS - s.context.unmapped;
+export const mappingsKeptOf =
+  (n: number): Pred =>
+  (s) =>
+    mappings(s.context).length === n - s.context.unmapped;
+export const mappingsKept: Pred = mappingsKeptOf(NMAPS);
+
+/** The invariants with `n` mappings (the parameter `maps`); `handoffInvariants` at the default size. */
+export const handoffInvariantsOf = (n: number): Readonly<Record<string, Pred>> => ({
+  ...handoffInvariants,
+  mappingsKept: mappingsKeptOf(n),
+});
 
 export const handoffInvariants: Readonly<Record<string, Pred>> = {
   alwaysPageProvider,

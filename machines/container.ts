@@ -16,26 +16,34 @@
  *   (VMAIN:vfio_device_fops_release): the close-flag notification (seed
  *   000's proposal), ops->close_device, unregister_device, the end of the
  *   last close.
+ * - `mdev2`, `release2` (parameter mdevs=2): a second pinning mdev on the
+ *   same container, in its own emulated group, with its own driver and
+ *   release path. Its events are the first one's with `dev: 1`; the VMM
+ *   holds its device fd too.
  * - `hotplug` (variant current-hotplug): a second VMM thread that opens and
  *   then closes a second emulated device once (register/unregister_device),
  *   for U6. Once: a thread that did it forever would starve the release path
  *   under weak fairness, which Linux mutexes prevent by handing the lock off
  *   to a starved waiter.
  *
- * Kernel objects (context): the type1 iommu (two one-page dmas, so that
- * "some vaddr invalid" differs from "this vaddr invalid"; an IOMMU domain
- * from a vfio-pci group the VMM also holds; the mdev's emulated group), the
- * vfio_wait waiters, the mms and their locked_vm, and the driver's state.
+ * Kernel objects (context): the type1 iommu (`dmas` one-page dmas, two by
+ * default, so that "some vaddr invalid" differs from "this vaddr invalid";
+ * an IOMMU domain from a vfio-pci group the VMM also holds; the mdevs'
+ * emulated groups), the vfio_wait waiters, the mms and their locked_vm, and
+ * the drivers' state.
  *
- * One factory (`buildMachine`) makes every variant from a `Design`.
+ * One factory (`buildMachine`) makes every variant from a `Design`; the
+ * model's parameters (`dmas`, `mdevs`) are fields of it.
  */
 import { setup } from 'xstate';
 import {
   defineModel,
   leadsTo,
+  type ModelBody,
   type ModelSnapshot,
-  type StatePredicate,
+  type Params,
   sometimes,
+  type TemporalProperty,
 } from '../explorer/model.ts';
 import {
   accountingConserved,
@@ -103,11 +111,13 @@ import {
   closeDeviceWait,
   closingDeviceWait,
   dmaName,
+  FIRST_MDEV,
   haltLabel,
   heldBy,
   IOMMU_LOCK,
   LIST_LOCK,
   lockPairWait,
+  type MdevNames,
   mdevIdleWait,
   sharedLabel,
   stateOf,
@@ -116,23 +126,70 @@ import {
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 
-export const DMAS = 2;
-const MDEV = 'mdev';
+/** The hotplug thread's emulated device (variant current-hotplug): it pins nothing. */
 const DEV2 = 'dev2';
+
+/** One mdev on the container: its device (and group) name, its two actors, and how the reports name it. */
+export interface Mdev {
+  /** Index: 0 for the first mdev, 1 for the second; the second's events carry `dev: 1`. */
+  readonly m: number;
+  /** The device on device_list and its emulated group in emulated_iommu_groups. */
+  readonly dev: string;
+  readonly names: MdevNames;
+  /** The VMM's state while its close() of this device's fd waits for the release path. */
+  readonly closingState: string;
+}
+
+export const MDEVS: readonly Mdev[] = [
+  { m: 0, dev: 'mdev', names: FIRST_MDEV, closingState: 'closingDevice' },
+  {
+    m: 1,
+    dev: 'mdev2',
+    names: { worker: 'mdev2', release: 'release2', fd: 'mdev2 device fd' },
+    closingState: 'closingDevice2',
+  },
+];
+
+/** One mdev's driver, the VMM's fd of it, and whether its last close is in progress. */
+export interface MdevState {
+  readonly drv: Driver;
+  readonly deviceFd: boolean;
+  /** Its last close is in progress: the release path runs and the closer waits. */
+  readonly closing: boolean;
+}
 
 export interface Ctx extends Type1Ctx {
   readonly wait: VaddrWait;
+  /** The first mdev's driver. */
   readonly drv: Driver;
   readonly vmm: {
     /** The process's mm; null once it exited. */
     readonly mm: string | null;
     /** The container fd (with the vfio-pci group fd, closed together). */
     readonly containerFd: boolean;
-    /** The mdev's device fd. */
+    /** The first mdev's device fd. */
     readonly deviceFd: boolean;
   };
-  /** The mdev's last close is in progress: the release path runs and the closer waits. */
+  /** The first mdev's last close is in progress: the release path runs and the closer waits. */
   readonly closing: boolean;
+  /** The second mdev (mdevs=2); the first one's state is in drv, vmm.deviceFd and closing, as with one. */
+  readonly mdev2?: MdevState;
+}
+
+const drvOf = (c: Ctx, m: number): Driver => (m === 0 ? c.drv : (c.mdev2 as MdevState).drv);
+const deviceFdOf = (c: Ctx, m: number): boolean =>
+  m === 0 ? c.vmm.deviceFd : (c.mdev2 as MdevState).deviceFd;
+const closingOf = (c: Ctx, m: number): boolean => (m === 0 ? c.closing : (c.mdev2 as MdevState).closing);
+const anyDeviceFd = (c: Ctx): boolean => c.vmm.deviceFd || (c.mdev2?.deviceFd ?? false);
+
+/** The context fields that hold mdev `m`'s state, with `p` laid over them. */
+function setMdev(c: Ctx, m: number, p: Partial<MdevState>): Partial<Ctx> {
+  if (m > 0) return { mdev2: { ...(c.mdev2 as MdevState), ...p } };
+  return {
+    ...(p.drv !== undefined && { drv: p.drv }),
+    ...(p.closing !== undefined && { closing: p.closing }),
+    ...(p.deviceFd !== undefined && { vmm: { ...c.vmm, deviceFd: p.deviceFd } }),
+  };
 }
 
 /**
@@ -183,7 +240,12 @@ export interface Ev {
   readonly type: (typeof CONTAINER_EVENT_TYPES)[number];
   readonly dma?: number;
   readonly range?: Range;
+  /** Which mdev a per-device event is about: absent for the first, 1 for the second (mdevs=2). */
+  readonly dev?: number;
 }
+
+/** The mdev an event is about (0 unless it says otherwise). */
+export const devOf = (e: Ev): number => e.dev ?? 0;
 
 export interface Design {
   readonly kernel: Type1Kernel;
@@ -193,10 +255,16 @@ export interface Design {
   readonly hotplug: boolean;
   /** BUG_ON(++retries > maxRetries) in vfio_dma_do_unmap (the kernel's is 10). */
   readonly maxRetries: number;
+  /** One-page dmas in the container (parameter `dmas`). */
+  readonly dmas: number;
+  /** Pinning mdevs on the container, 1 or 2 (parameter `mdevs`). */
+  readonly mdevs: number;
   /** iommu->lock / device_list_lock order: 7.3.4, or with the U6 patch (Type1Design.lockOrder). */
   readonly lockOrder?: LockOrder;
   readonly mutate?: Type1Mutation;
 }
+
+const mdevsOf = (d: Design): readonly Mdev[] => MDEVS.slice(0, d.mdevs);
 
 const t1Design = (d: Design): Type1Design => ({
   kernel: d.kernel,
@@ -213,7 +281,7 @@ const alive = (c: Ctx) => c.vmm.mm !== null;
 const withK = (k: Kstate): Partial<Ctx> => ({ t1: k.t1, mms: k.mms });
 
 /** The process exited and every fd it had is closed: nothing can start a call any more. */
-const vmmGone = (c: Ctx) => c.vmm.mm === null && !c.vmm.containerFd && !c.vmm.deviceFd;
+const vmmGone = (c: Ctx) => c.vmm.mm === null && !c.vmm.containerFd && !anyDeviceFd(c);
 
 /**
  * Once the VMM is gone and the device released, the kernel-side actors have
@@ -225,7 +293,7 @@ const doneWhenGone = (extra: (c: Ctx) => boolean): T[] => [
 ];
 
 /** The closer leaves once nothing it holds is left: `gone` after exit and the last fd. */
-const homeOrGone = (c: Ctx) => (c.vmm.mm === null && !c.vmm.containerFd && !c.vmm.deviceFd ? 'gone' : 'idle');
+const homeOrGone = (c: Ctx) => (vmmGone(c) ? 'gone' : 'idle');
 
 /** Two transitions to `idle` or `gone`, for a step whose context update is `update`. */
 const toHomeOrGone = (guard: (c: Ctx, e: Ev) => boolean, update: (c: Ctx, e: Ev) => Partial<Ctx>): T[] =>
@@ -247,16 +315,23 @@ const wakeOnInvalidRemoved =
 
 function vmmActor(d: Design): States<Ctx, Ev> {
   const design = t1Design(d);
+  const mdevs = mdevsOf(d);
   const callback = (c: Ctx, dev: string, i: number): Callback<Ctx> => {
-    if (dev !== MDEV) return { needsLock: false, apply: () => ({}) }; // dev2 pins nothing
+    const x = mdevs.find((y) => y.dev === dev);
+    if (x === undefined) return { needsLock: false, apply: () => ({}) }; // dev2 pins nothing
     return {
-      needsLock: callbackNeedsLock('compliant', kstate(c), i),
+      needsLock: callbackNeedsLock('compliant', kstate(c), i, dev),
       apply: (cc) => {
-        const r = dmaUnmapCallback('compliant', cc.drv, kstate(cc), i);
-        return { drv: r.drv, ...withK(r.k) };
+        const r = dmaUnmapCallback('compliant', drvOf(cc, x.m), kstate(cc), i, dev);
+        return { ...setMdev(cc, x.m, { drv: r.drv }), ...withK(r.k) };
       },
     };
   };
+  /** One transition list per mdev, each for the events about it only. */
+  const perMdev = (f: (x: Mdev) => readonly T[]): T[] =>
+    mdevs.flatMap((x) =>
+      f(x).map((t) => ({ ...t, guard: (a) => devOf(a.event) === x.m && (t.guard?.(a) ?? true) })),
+    );
   const unmap = unmapPath<Ctx, Ev>({
     actor: 'vmm',
     prefix: 'Vmm',
@@ -279,9 +354,16 @@ function vmmActor(d: Design): States<Ctx, Ev> {
           const r = mapDma(kstate(context), i, context.vmm.mm as string);
           if (r.ret !== '0') return { ret: ok(context, 'vmm', r.ret) };
           const last = context.lastUnmap.vmm;
+          const heard = mdevs.reduce<Partial<Ctx>>(
+            (acc, x) => ({
+              ...acc,
+              ...setMdev(context, x.m, { drv: registrationEvent(drvOf(context, x.m), i) }),
+            }),
+            {},
+          );
           return {
             ...withK(r.k),
-            drv: registrationEvent(context.drv, i),
+            ...heard,
             ret: ok(context, 'vmm', '0'),
             lastUnmap: { vmm: last === null ? null : last.filter((j) => j !== i) },
           };
@@ -293,7 +375,7 @@ function vmmActor(d: Design): States<Ctx, Ev> {
       {
         guard: ({ context }) => ioctl(context),
         update: ({ context, event }) => {
-          const r = unmapVaddr(kstate(context), rangeOf(event.range ?? 'all', DMAS), design);
+          const r = unmapVaddr(kstate(context), rangeOf(event.range ?? 'all', d.dmas), design);
           return { ...withK(r.k), ret: ok(context, 'vmm', r.ret) };
         },
       },
@@ -334,17 +416,16 @@ function vmmActor(d: Design): States<Ctx, Ev> {
       }),
     ),
     // close(device fd): the last fput runs vfio_device_fops_release before close() returns.
-    VmmCloseDevice: [
+    VmmCloseDevice: perMdev((x) => [
       {
-        guard: ({ context }) => context.vmm.deviceFd,
+        guard: ({ context }) => deviceFdOf(context, x.m),
         update: ({ context }) => ({
-          vmm: { ...context.vmm, deviceFd: false },
-          closing: true,
+          ...setMdev(context, x.m, { deviceFd: false, closing: true }),
           ret: ok(context, 'vmm', 'blocked'),
         }),
-        target: 'closingDevice',
+        target: x.closingState,
       },
-    ],
+    ]),
     // close(container fd) and close(vfio-pci group fd): v6.1's vfio_fops_release sends
     // VFIO_IOMMU_CONTAINER_CLOSE; the pci group detaches (VCONT:vfio_group_detach_container),
     // and so does the mdev group unless its open device still holds the group file.
@@ -352,7 +433,9 @@ function vmmActor(d: Design): States<Ctx, Ev> {
       (c) => c.vmm.containerFd && lockFree(c),
       (c) => {
         let k = detachDomain(kstate(c), design);
-        if (k.t1.emulated.includes(MDEV) && !c.drv.vfioOpen) k = detachEmulated(k, MDEV, design);
+        for (const x of mdevs) {
+          if (k.t1.emulated.includes(x.dev) && !drvOf(c, x.m).vfioOpen) k = detachEmulated(k, x.dev, design);
+        }
         return {
           ...withK(k),
           wait: d.kernel === '6.1' ? containerClose(c.wait) : c.wait,
@@ -363,51 +446,62 @@ function vmmActor(d: Design): States<Ctx, Ev> {
     ),
     // VFIO_GROUP_UNSET_CONTAINER on the mdev group: EBUSY while its device is open
     // (VGRP:vfio_group_ioctl_unset_container, container_users != 1), EINVAL when not set.
-    VmmDetachGroup: [
+    VmmDetachGroup: perMdev((x) => [
       {
         guard: ({ context }) => ioctl(context),
         update: ({ context }) => {
-          if (!context.t1.emulated.includes(MDEV)) return { ret: ok(context, 'vmm', 'EINVAL') };
-          if (context.drv.vfioOpen || context.closing) return { ret: ok(context, 'vmm', 'EBUSY') };
-          return { ...withK(detachEmulated(kstate(context), MDEV, design)), ret: ok(context, 'vmm', '0') };
+          if (!context.t1.emulated.includes(x.dev)) return { ret: ok(context, 'vmm', 'EINVAL') };
+          if (drvOf(context, x.m).vfioOpen || closingOf(context, x.m)) {
+            return { ret: ok(context, 'vmm', 'EBUSY') };
+          }
+          return { ...withK(detachEmulated(kstate(context), x.dev, design)), ret: ok(context, 'vmm', '0') };
         },
       },
-    ],
+    ]),
     // VFIO_GROUP_SET_CONTAINER on the mdev group -> T1:vfio_iommu_type1_attach_group.
-    VmmAttachGroup: [
+    VmmAttachGroup: perMdev((x) => [
       {
         guard: ({ context }) => ioctl(context),
         update: ({ context }) => {
-          const r = attachEmulated(context.t1, MDEV, d.kernel);
+          const r = attachEmulated(context.t1, x.dev, d.kernel);
           return { t1: r.t1, ret: ok(context, 'vmm', r.ret) };
         },
       },
-    ],
+    ]),
     // VFIO_GROUP_GET_DEVICE_FD: first open registers the device (iommu->lock, then
     // device_list_lock), then ops->open_device; the driver learns the existing ranges.
-    VmmOpenDevice: [
+    VmmOpenDevice: perMdev((x) => [
       {
         guard: ({ context }) =>
-          ioctl(context) && !context.vmm.deviceFd && !context.closing && context.t1.listLock === null,
+          ioctl(context) &&
+          !deviceFdOf(context, x.m) &&
+          !closingOf(context, x.m) &&
+          context.t1.listLock === null,
         update: ({ context }) => {
-          if (!context.t1.emulated.includes(MDEV)) return { ret: ok(context, 'vmm', 'EINVAL') };
-          const t1 = registerDevice<Ctx>(MDEV)(context).t1 ?? context.t1;
-          const drv = t1.dmas.reduce((acc, x, i) => (x.mapped ? learn(acc, i) : acc), openDriver(DMAS));
-          return { t1, drv, vmm: { ...context.vmm, deviceFd: true }, ret: ok(context, 'vmm', '0') };
+          if (!context.t1.emulated.includes(x.dev)) return { ret: ok(context, 'vmm', 'EINVAL') };
+          const t1 = registerDevice<Ctx>(x.dev)(context).t1 ?? context.t1;
+          const drv = t1.dmas.reduce((acc, y, i) => (y.mapped ? learn(acc, i) : acc), openDriver(d.dmas));
+          return { t1, ...setMdev(context, x.m, { drv, deviceFd: true }), ret: ok(context, 'vmm', '0') };
         },
       },
-    ],
+    ]),
   };
 
+  const closing = Object.fromEntries(
+    mdevs.map((x) => [
+      x.closingState,
+      {
+        VmmCloseDeviceReturn: toHomeOrGone(
+          (c, e) => devOf(e) === x.m && !closingOf(c, x.m),
+          (c) => ({ ret: ok(c, 'vmm', '0') }),
+        ),
+      },
+    ]),
+  );
   return {
     idle,
     ...unmapStatesWithWake(unmap.states, withWake),
-    closingDevice: {
-      VmmCloseDeviceReturn: toHomeOrGone(
-        (c) => !c.closing,
-        (c) => ({ ret: ok(c, 'vmm', '0') }),
-      ),
-    },
+    ...closing,
     gone: 'final',
   };
 }
@@ -421,41 +515,50 @@ function unmapStatesWithWake(states: States<Ctx, Ev>, withWake: (ts: readonly T[
   return out;
 }
 
-function mdevActor(d: Design): States<Ctx, Ev> {
+/** Mdev `x`'s driver worker. */
+function mdevActor(d: Design, x: Mdev): States<Ctx, Ev> {
   const design = t1Design(d);
+  const me = x.names.worker;
+  const drv = (c: Ctx) => drvOf(c, x.m);
+  const withDrv = (c: Ctx, v: Driver) => setMdev(c, x.m, { drv: v });
   /** vfio_pin_pages() reached the point where v6.1 sleeps: sleep, or fail at once on a closing device. */
   const pinOrSleep = (c: Ctx, i: number): Partial<Ctx> & { sleeping: boolean } => {
-    const r = pinPage(kstate(c), i, design);
+    const r = pinPage(kstate(c), i, design, x.dev);
+    const done = { ...drv(c), inflight: null };
     if (r.ret !== 'wait') {
-      const drv = r.ret === '0' ? learn({ ...c.drv, inflight: null }, i) : { ...c.drv, inflight: null };
-      return { ...withK(r.k), drv, ret: ok(c, 'mdev', r.ret), sleeping: false };
+      return {
+        ...withK(r.k),
+        ...withDrv(c, r.ret === '0' ? learn(done, i) : done),
+        ret: ok(c, me, r.ret),
+        sleeping: false,
+      };
     }
-    if (closingNow(c.wait, MDEV)) {
-      return { drv: { ...c.drv, inflight: null }, ret: ok(c, 'mdev', 'EFAULT'), sleeping: false };
+    if (closingNow(c.wait, x.dev)) {
+      return { ...withDrv(c, done), ret: ok(c, me, 'EFAULT'), sleeping: false };
     }
     return {
-      wait: sleep(c.wait, 'mdev', MDEV),
-      drv: { ...c.drv, inflight: i },
-      ret: ok(c, 'mdev', 'blocked'),
+      wait: sleep(c.wait, me, x.dev),
+      ...withDrv(c, { ...drv(c), inflight: i }),
+      ret: ok(c, me, 'blocked'),
       sleeping: true,
     };
   };
   const strip = ({ sleeping: _s, ...rest }: Partial<Ctx> & { sleeping: boolean }): Partial<Ctx> => rest;
-  const pinEnabled = (c: Ctx, i: number) => lockFree(c) && wantsPin(c.drv, kstate(c), i, false);
-  const woken = (c: Ctx) => lockFree(c) && waiterOf(c.wait, 'mdev')?.woken === true;
+  const pinEnabled = (c: Ctx, i: number) => lockFree(c) && wantsPin(drv(c), kstate(c), i, false, x.dev);
+  const woken = (c: Ctx) => lockFree(c) && waiterOf(c.wait, me)?.woken === true;
   /** After vfio_wait() returns with the lock held again. */
   const afterWake = (c: Ctx): Partial<Ctx> & { sleeping: boolean } => {
-    const me = waiterOf(c.wait, 'mdev');
-    const cc = { ...c, wait: finishWait(c.wait, 'mdev') };
-    if (me && waitResult(c.wait, me) === 'EFAULT') {
+    const waiter = waiterOf(c.wait, me);
+    const cc = { ...c, wait: finishWait(c.wait, me) };
+    if (waiter && waitResult(c.wait, waiter) === 'EFAULT') {
       return {
         wait: cc.wait,
-        drv: { ...c.drv, inflight: null },
-        ret: ok(c, 'mdev', 'EFAULT'),
+        ...withDrv(c, { ...drv(c), inflight: null }),
+        ret: ok(c, me, 'EFAULT'),
         sleeping: false,
       };
     }
-    return { wait: cc.wait, ...pinOrSleep(cc, c.drv.inflight as number) };
+    return { wait: cc.wait, ...pinOrSleep(cc, drv(c).inflight as number) };
   };
   return {
     idle: {
@@ -474,14 +577,15 @@ function mdevActor(d: Design): States<Ctx, Ev> {
       MdevUnpinPages: [
         {
           guard: ({ context, event }) =>
-            lockFree(context) && wantsUnpin('compliant', context.drv, kstate(context), event.dma as number),
+            lockFree(context) &&
+            wantsUnpin('compliant', drv(context), kstate(context), event.dma as number, x.dev),
           update: ({ context, event }) => {
-            const r = workerUnpin(context.drv, kstate(context), event.dma as number);
-            return { drv: r.drv, ...withK(r.k), ret: ok(context, 'mdev', r.ret) };
+            const r = workerUnpin(drv(context), kstate(context), event.dma as number, x.dev);
+            return { ...withDrv(context, r.drv), ...withK(r.k), ret: ok(context, me, r.ret) };
           },
         },
       ],
-      MdevDone: doneWhenGone((c) => !c.drv.vfioOpen),
+      MdevDone: doneWhenGone((c) => !drv(c).vfioOpen),
     },
     waiting: {
       MdevPinWake: [
@@ -500,40 +604,42 @@ function mdevActor(d: Design): States<Ctx, Ev> {
   };
 }
 
-function releaseActor(d: Design): States<Ctx, Ev> {
+/** Mdev `x`'s release path (its last close). */
+function releaseActor(d: Design, x: Mdev): States<Ctx, Ev> {
   const design = t1Design(d);
+  const closing = (c: Ctx) => closingOf(c, x.m);
   const closeDev: T = {
     guard: ({ context }) =>
-      context.closing &&
-      context.drv.inflight === null &&
-      (!closeNeedsLock('compliant', kstate(context)) || lockFree(context)),
+      closing(context) &&
+      drvOf(context, x.m).inflight === null &&
+      (!closeNeedsLock('compliant', kstate(context), x.dev) || lockFree(context)),
     update: ({ context }) => {
-      const r = closeDevice('compliant', context.drv, kstate(context));
-      return { drv: r.drv, ...withK(r.k) };
+      const r = closeDevice('compliant', drvOf(context, x.m), kstate(context), x.dev);
+      return { ...setMdev(context, x.m, { drv: r.drv }), ...withK(r.k) };
     },
     target: 'unregister',
   };
   const unreg = lockPair<Ctx, Ev>({
-    actor: 'release',
+    actor: x.names.release,
     lockEvent: 'ReleaseUnregisterLock',
     listEvent: 'ReleaseUnregisterListLock',
     middle: 'unregisterList',
     next: 'finish',
     when: () => true,
-    apply: unregisterDevice<Ctx>(MDEV),
+    apply: unregisterDevice<Ctx>(x.dev),
     ...(d.lockOrder && { order: d.lockOrder }),
   });
   const notify: States<Ctx, Ev> =
     d.closeFlag === 'none'
-      ? { idle: { ReleaseCloseDevice: [closeDev], ReleaseDone: doneWhenGone((c) => !c.closing) } }
+      ? { idle: { ReleaseCloseDevice: [closeDev], ReleaseDone: doneWhenGone((c) => !closing(c)) } }
       : {
           idle: {
-            ReleaseDone: doneWhenGone((c) => !c.closing),
+            ReleaseDone: doneWhenGone((c) => !closing(c)),
             // The proposal's hook in vfio_device_fops_release, under iommu->lock.
             ReleaseNotifyClose: [
               {
-                guard: ({ context }) => context.closing && lockFree(context),
-                update: ({ context }) => ({ wait: notifyClose(context.wait, MDEV, d.closeFlag) }),
+                guard: ({ context }) => closing(context) && lockFree(context),
+                update: ({ context }) => ({ wait: notifyClose(context.wait, x.dev, d.closeFlag) }),
                 target: 'closeDevice',
               },
             ],
@@ -553,12 +659,11 @@ function releaseActor(d: Design): States<Ctx, Ev> {
           update: ({ context }) => {
             const k = context.vmm.containerFd
               ? kstate(context)
-              : detachEmulated(kstate(context), MDEV, design);
+              : detachEmulated(kstate(context), x.dev, design);
             return {
               ...withK(k),
-              drv: { ...context.drv, vfioOpen: false },
-              wait: closeDone(context.wait, MDEV),
-              closing: false,
+              ...setMdev(context, x.m, { drv: { ...drvOf(context, x.m), vfioOpen: false }, closing: false }),
+              wait: closeDone(context.wait, x.dev),
             };
           },
           target: 'idle',
@@ -603,23 +708,37 @@ function hotplugActor(d: Design): States<Ctx, Ev> {
 }
 
 export function buildMachine(d: Design) {
-  const emulated = d.hotplug ? [MDEV, DEV2] : [MDEV];
+  const mdevs = mdevsOf(d);
+  const devs = mdevs.map((x) => x.dev);
+  const emulated = d.hotplug ? [...devs, DEV2] : devs;
+  const fresh = (): MdevState => ({ drv: openDriver(d.dmas), deviceFd: true, closing: false });
   const context: Ctx = {
-    t1: newType1(DMAS, { emulated, devices: [MDEV], domain: true }),
+    t1: newType1(d.dmas, { emulated, devices: devs, domain: true }),
     mms: { mm0: liveMm() },
     wait: WAIT_IDLE,
-    drv: openDriver(DMAS),
+    drv: openDriver(d.dmas),
     vmm: { mm: 'mm0', containerFd: true, deviceFd: true },
     closing: false,
-    ret: d.hotplug ? { vmm: null, mdev: null, hotplug: null } : { vmm: null, mdev: null },
+    ...(d.mdevs > 1 && { mdev2: fresh() }),
+    ret: {
+      vmm: null,
+      ...Object.fromEntries(mdevs.map((x) => [x.names.worker, null])),
+      ...(d.hotplug && { hotplug: null }),
+    },
     walk: { vmm: null },
     lastUnmap: { vmm: null },
     kernelBug: false,
   };
+  // With two mdevs their actors share the event types and take only the events about their own device.
+  const only = (x: Mdev) => (d.mdevs > 1 ? (e: Ev) => devOf(e) === x.m : undefined);
   const states: Record<string, unknown> = {
     vmm: region('Vmm', 'idle', vmmActor(d)),
-    mdev: region('Mdev', 'idle', mdevActor(d)),
-    release: region('Release', 'idle', releaseActor(d)),
+    ...Object.fromEntries(
+      mdevs.flatMap((x) => [
+        [x.names.worker, region('Mdev', 'idle', mdevActor(d, x), only(x))],
+        [x.names.release, region('Release', 'idle', releaseActor(d, x), only(x))],
+      ]),
+    ),
     ...(d.hotplug && { hotplug: region('Hotplug', 'closed', hotplugActor(d)) }),
   };
   return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
@@ -630,58 +749,85 @@ export function buildMachine(d: Design) {
   } as any);
 }
 
-const DMA_IDS = Array.from({ length: DMAS }, (_x, i) => i);
-const RANGES: readonly Range[] = [...DMA_IDS, 'all'];
 type EvType = Ev['type'];
-const byDma = (type: EvType) => DMA_IDS.map((dma) => ({ type, dma }));
-const byRange = (type: EvType) => RANGES.map((range) => ({ type, range }));
 
-const EVENTS: readonly Ev[] = [
-  ...byDma('VmmMapDma'),
-  ...byRange('VmmUnmapDma'),
-  ...byRange('VmmUnmapVaddr'),
-  ...byDma('VmmMapVaddr'),
-  ...(
-    [
-      'VmmExec',
-      'VmmExit',
-      'VmmCloseDevice',
-      'VmmCloseDeviceReturn',
-      'VmmCloseContainer',
-      'VmmDetachGroup',
-      'VmmAttachGroup',
-      'VmmOpenDevice',
-      'VmmUnmapListLock',
-      'VmmUnmapCallback',
-      'VmmUnmapListUnlock',
-      'VmmUnmapRelock',
-    ] as const
-  ).map((type) => ({ type })),
-  ...byDma('MdevPinPages'),
-  ...byDma('MdevUnpinPages'),
-  { type: 'MdevPinWake' },
-  { type: 'MdevDone' },
-  { type: 'ReleaseDone' },
-  { type: 'HotplugDone' },
-  ...(
-    [
-      'ReleaseNotifyClose',
-      'ReleaseCloseDevice',
-      'ReleaseUnregisterLock',
-      'ReleaseUnregisterListLock',
-      'ReleaseFinish',
-    ] as const
-  ).map((type) => ({ type })),
-  ...(
-    [
-      'HotplugOpenDevice',
-      'HotplugRegisterListLock',
-      'HotplugCloseDevice',
-      'HotplugUnregisterListLock',
-    ] as const
-  ).map((type) => ({ type })),
-  ...haltEvents(['Vmm', 'Mdev', 'Release', 'Hotplug'] as const),
+/** The events about one mdev: the VMM's calls on its group and fd, its driver's steps, its release path. */
+const PER_MDEV: readonly EvType[] = [
+  'VmmCloseDevice',
+  'VmmCloseDeviceReturn',
+  'VmmDetachGroup',
+  'VmmAttachGroup',
+  'VmmOpenDevice',
+  'MdevPinWake',
+  'MdevDone',
+  'ReleaseDone',
+  'ReleaseNotifyClose',
+  'ReleaseCloseDevice',
+  'ReleaseUnregisterLock',
+  'ReleaseUnregisterListLock',
+  'ReleaseFinish',
+  'MdevHalt',
+  'ReleaseHalt',
+  'MdevPinPages',
+  'MdevUnpinPages',
 ];
+
+/** Every event of a design; the first mdev's in the order of the one-mdev model, the second's after them. */
+function eventsOf(d: Pick<Design, 'dmas' | 'mdevs'>): readonly Ev[] {
+  const dmaIds = Array.from({ length: d.dmas }, (_x, i) => i);
+  const ranges: readonly Range[] = [...dmaIds, 'all'];
+  const byDma = (type: EvType) => dmaIds.map((dma) => ({ type, dma }));
+  const byRange = (type: EvType) => ranges.map((range) => ({ type, range }));
+  const first: Ev[] = [
+    ...byDma('VmmMapDma'),
+    ...byRange('VmmUnmapDma'),
+    ...byRange('VmmUnmapVaddr'),
+    ...byDma('VmmMapVaddr'),
+    ...(
+      [
+        'VmmExec',
+        'VmmExit',
+        'VmmCloseDevice',
+        'VmmCloseDeviceReturn',
+        'VmmCloseContainer',
+        'VmmDetachGroup',
+        'VmmAttachGroup',
+        'VmmOpenDevice',
+        'VmmUnmapListLock',
+        'VmmUnmapCallback',
+        'VmmUnmapListUnlock',
+        'VmmUnmapRelock',
+      ] as const
+    ).map((type) => ({ type })),
+    ...byDma('MdevPinPages'),
+    ...byDma('MdevUnpinPages'),
+    { type: 'MdevPinWake' },
+    { type: 'MdevDone' },
+    { type: 'ReleaseDone' },
+    { type: 'HotplugDone' },
+    ...(
+      [
+        'ReleaseNotifyClose',
+        'ReleaseCloseDevice',
+        'ReleaseUnregisterLock',
+        'ReleaseUnregisterListLock',
+        'ReleaseFinish',
+      ] as const
+    ).map((type) => ({ type })),
+    ...(
+      [
+        'HotplugOpenDevice',
+        'HotplugRegisterListLock',
+        'HotplugCloseDevice',
+        'HotplugUnregisterListLock',
+      ] as const
+    ).map((type) => ({ type })),
+    ...haltEvents(['Vmm', 'Mdev', 'Release', 'Hotplug'] as const),
+  ];
+  const about = (m: number): Ev[] =>
+    first.filter((e) => PER_MDEV.includes(e.type)).map((e) => ({ ...e, dev: m }));
+  return [...first, ...MDEVS.slice(1, d.mdevs).flatMap((x) => about(x.m))];
+}
 
 /** The uAPI calls (what the conformance adapter replays); the rest are kernel or driver steps. */
 export const CALLS = [
@@ -715,28 +861,40 @@ const SHOWN = new Set([
 /**
  * p ~> q of "every device close eventually completes", under weak fairness
  * for every actor: a thread inside the kernel does not stop for ever, and
- * the property fails only by a deadlock, a livelock or a halt (BUG).
+ * the property fails only by a deadlock, a livelock or a halt (BUG). One
+ * property a mdev: `everyCloseCompletes` for the first, `everyMdev2CloseCompletes`.
  */
-const closeRequested: StatePredicate<Ctx> = (s) => s.context.closing;
-const closeCompleted: StatePredicate<Ctx> = (s) => !s.context.closing;
+function closeProperties(d: Design): Record<string, TemporalProperty<Ctx>> {
+  return Object.fromEntries(
+    mdevsOf(d).map((x) => [
+      x.m === 0 ? 'everyCloseCompletes' : 'everyMdev2CloseCompletes',
+      leadsTo<Ctx>(
+        (s) => closingOf(s.context, x.m),
+        (s) => !closingOf(s.context, x.m),
+      ),
+    ]),
+  );
+}
 
 // ---------------------------------------------------------------- in the thread's words
 
 /** The events only this model has: the live-update calls (include/uapi/linux/vfio.h) and its kernel steps. */
-const OWN_LABELS: Partial<Record<EvType, (e: Ev, c: Ctx) => string>> = {
+const OWN_LABELS: Partial<Record<EvType, (e: Ev, c: Ctx, x: Mdev) => string>> = {
   VmmUnmapVaddr: (e) =>
     `ioctl(container, VFIO_IOMMU_UNMAP_DMA, ${e.range === 'all' ? 'VADDR|ALL' : `VADDR, ${dmaName(e.range)}`})`,
   VmmMapVaddr: (e) => `ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, ${dmaName(e.dma)})`,
   VmmExec: () => 'execve(vmm)',
   VmmExit: () => 'exit(vmm)',
   VmmCloseContainer: () => 'close(container fd)',
-  VmmDetachGroup: () => 'ioctl(mdev group, VFIO_GROUP_UNSET_CONTAINER)',
-  VmmAttachGroup: () => 'ioctl(mdev group, VFIO_GROUP_SET_CONTAINER)',
-  VmmOpenDevice: () => 'ioctl(mdev group, VFIO_GROUP_GET_DEVICE_FD)',
-  MdevPinWake: (_e, c) => `mdev: vfio_pin_pages(${dmaName(c.drv.inflight)}): woken in vfio_wait`,
-  MdevDone: () => 'mdev: worker ends (VMM gone, device released)',
-  ReleaseNotifyClose: () => 'release: vfio_device_fops_release → set close_flag, wake waiters',
-  ReleaseDone: () => 'release: ends (VMM gone, nothing to release)',
+  VmmDetachGroup: (_e, _c, x) => `ioctl(${x.dev} group, VFIO_GROUP_UNSET_CONTAINER)`,
+  VmmAttachGroup: (_e, _c, x) => `ioctl(${x.dev} group, VFIO_GROUP_SET_CONTAINER)`,
+  VmmOpenDevice: (_e, _c, x) => `ioctl(${x.dev} group, VFIO_GROUP_GET_DEVICE_FD)`,
+  MdevPinWake: (_e, c, x) =>
+    `${x.names.worker}: vfio_pin_pages(${dmaName(drvOf(c, x.m).inflight)}): woken in vfio_wait`,
+  MdevDone: (_e, _c, x) => `${x.names.worker}: worker ends (VMM gone, device released)`,
+  ReleaseNotifyClose: (_e, _c, x) =>
+    `${x.names.release}: vfio_device_fops_release → set close_flag, wake waiters`,
+  ReleaseDone: (_e, _c, x) => `${x.names.release}: ends (VMM gone, nothing to release)`,
   HotplugOpenDevice: () => 'ioctl(dev2 group, VFIO_GROUP_GET_DEVICE_FD)',
   HotplugRegisterListLock: () => `hotplug: register_device: mutex_lock(${LIST_LOCK})`,
   HotplugCloseDevice: () => 'close(dev2 fd)',
@@ -747,62 +905,68 @@ const OWN_LABELS: Partial<Record<EvType, (e: Ev, c: Ctx) => string>> = {
 
 /** How each event reads in seed 000's thread (the reports append the result). */
 export function containerLabel(e: Ev, s: ModelSnapshot<Ctx>): string {
-  const shared = sharedLabel(e, s.context, { Vmm: 'vmm' });
+  const x = MDEVS[devOf(e)];
+  const shared = sharedLabel(e, s.context, { Vmm: 'vmm' }, x.names);
   if (shared !== undefined) return shared;
   const own = OWN_LABELS[e.type];
   if (own === undefined) throw new Error(`no label for ${e.type}`);
-  return own(e, s.context);
+  return own(e, s.context, x);
 }
 
-/** The mdev's dma_unmap callback for `dma` takes iommu->lock (vfio_unpin_pages) when it has a page there. */
+/** A mdev's dma_unmap callback for `dma` takes iommu->lock (vfio_unpin_pages) when it holds a page there. */
 const callbackLocks = (c: Ctx) => (dev: string, dma: number) =>
-  dev === MDEV && callbackNeedsLock('compliant', kstate(c), dma);
+  callbackNeedsLock('compliant', kstate(c), dma, dev);
 
 function vmmWait(state: string, c: Ctx): string | undefined {
-  if (state === 'closingDevice') return closingDeviceWait(c.closing);
+  const closing = MDEVS.find((x) => x.closingState === state);
+  if (closing) return closingDeviceWait(closingOf(c, closing.m), closing.names.fd);
   if (state !== 'idle') return unmapPathWait(state, 'vmm', c, callbackLocks(c));
   // A live VMM can always exit; after exit, exit_files() closes the container fd under iommu->lock.
-  if (alive(c) || c.vmm.deviceFd || !c.vmm.containerFd) return undefined;
+  if (alive(c) || anyDeviceFd(c) || !c.vmm.containerFd) return undefined;
   const on = heldBy(c.t1.lock, 'vmm', IOMMU_LOCK);
   return on && `in exit(), closing the container fd: ${on}`;
 }
 
-function mdevWait(state: string, c: Ctx): string | undefined {
+function mdevWait(x: Mdev, state: string, c: Ctx): string | undefined {
+  const me = x.names.worker;
+  const drv = drvOf(c, x.m);
   if (state === 'idle') {
     const k = kstate(c);
     return mdevIdleWait(
       c,
-      (i) => wantsPin(c.drv, k, i, false),
-      (i) => wantsUnpin('compliant', c.drv, k, i),
+      (i) => wantsPin(drv, k, i, false, x.dev),
+      (i) => wantsUnpin('compliant', drv, k, i, x.dev),
+      me,
     );
   }
   if (state !== 'waiting') return undefined;
-  if (waiterOf(c.wait, 'mdev')?.woken === false) {
-    return `in vfio_wait() for ${dmaName(c.drv.inflight)}'s vaddr (vfio_pin_pages)`;
+  if (waiterOf(c.wait, me)?.woken === false) {
+    return `in vfio_wait() for ${dmaName(drv.inflight)}'s vaddr (vfio_pin_pages)`;
   }
-  const on = heldBy(c.t1.lock, 'mdev', IOMMU_LOCK);
+  const on = heldBy(c.t1.lock, me, IOMMU_LOCK);
   return on && `in vfio_wait(), woken, to retake ${IOMMU_LOCK}: ${on}`;
 }
 
-function releaseWait(d: Design, state: string, c: Ctx): string | undefined {
-  const closeDev = () => closeDeviceWait(c, closeNeedsLock('compliant', kstate(c)));
+function releaseWait(d: Design, x: Mdev, state: string, c: Ctx): string | undefined {
+  const me = x.names.release;
+  const closeDev = () => closeDeviceWait(c, drvOf(c, x.m), closeNeedsLock('compliant', kstate(c), x.dev), me);
   switch (state) {
     case 'idle': {
-      if (!c.closing) return undefined;
+      if (!closingOf(c, x.m)) return undefined;
       if (d.closeFlag === 'none') return closeDev();
       // The proposal's hook runs under iommu->lock.
-      const on = heldBy(c.t1.lock, 'release', IOMMU_LOCK);
+      const on = heldBy(c.t1.lock, me, IOMMU_LOCK);
       return on && `in vfio_device_fops_release, to set close_flag: ${on}`;
     }
     case 'closeDevice':
       return closeDev();
     case 'finish': {
       // With the container fd closed, the group file's last reference goes and the mdev group detaches.
-      const on = c.vmm.containerFd ? undefined : heldBy(c.t1.lock, 'release', IOMMU_LOCK);
-      return on && `in vfio_df_close, detaching the mdev group: ${on}`;
+      const on = c.vmm.containerFd ? undefined : heldBy(c.t1.lock, me, IOMMU_LOCK);
+      return on && `in vfio_df_close, detaching the ${x.dev} group: ${on}`;
     }
     default:
-      return unregisterWait(state, c);
+      return unregisterWait(state, c, me);
   }
 }
 
@@ -829,9 +993,11 @@ export const containerWaits =
     if (c.kernelBug) return undefined; // every actor has its Halt step
     const state = stateOf(s.value, actor);
     if (actor === 'vmm') return vmmWait(state, c);
-    if (actor === 'mdev') return mdevWait(state, c);
-    if (actor === 'release') return releaseWait(d, state, c);
     if (actor === 'hotplug') return hotplugWait(state, c);
+    const worker = MDEVS.find((x) => x.names.worker === actor);
+    if (worker) return mdevWait(worker, state, c);
+    const release = MDEVS.find((x) => x.names.release === actor);
+    if (release) return releaseWait(d, release, state, c);
     return undefined;
   };
 
@@ -853,24 +1019,44 @@ const UNREACHABLE = {
   '*#*Halt': 'no kernel BUG in this model (the two entries above): the halt steps follow BUG_ON only',
 };
 
-/** 7.3 variants: vfio_pin_pages never sleeps. */
-const NO_VFIO_WAIT = {
-  'mdev.idle#MdevPinPages[0]':
-    "7.3's vfio_iommu_type1_pin_pages never sleeps: vfio_wait is gone (reverted in 6.2), a pin " +
-    'while any vaddr is invalid is EBUSY',
-  'mdev.waiting#MdevPinWake': 'no pin ever sleeps in vfio_wait on 7.3, so none wakes',
-};
+/** 7.3 variants: vfio_pin_pages never sleeps (in either mdev's worker). */
+const noVfioWait = (d: Design) =>
+  Object.fromEntries(
+    mdevsOf(d).flatMap((x) => [
+      [
+        `${x.names.worker}.idle#MdevPinPages[0]`,
+        "7.3's vfio_iommu_type1_pin_pages never sleeps: vfio_wait is gone (reverted in 6.2), a pin " +
+          'while any vaddr is invalid is EBUSY',
+      ],
+      [`${x.names.worker}.waiting#MdevPinWake`, 'no pin ever sleeps in vfio_wait on 7.3, so none wakes'],
+    ]),
+  );
 
-const BASE: Design = { kernel: '7.3', closeFlag: 'none', hotplug: false, maxRetries: 10 };
+/**
+ * With one dma the walk notifies it once: every driver's callback unpins its
+ * page there and drops the range, so the relock finds nothing to notify
+ * again. Except on v6.1 with two mdevs: one mdev's pin of that dma can be in
+ * flight across the callbacks (asleep in vfio_wait, woken by MAP_DMA VADDR
+ * before the UNMAP), and it lands after its callback ran.
+ */
+function oneDma(d: Design): Record<string, string> {
+  if (d.dmas > 1 || (d.kernel === '6.1' && d.mdevs > 1)) return {};
+  const why =
+    d.kernel === '7.3'
+      ? "7.3's pins never sleep, so none is in flight across the callbacks"
+      : 'the only driver holds the page notified, so it has no pin in flight (one page at a time)';
+  return {
+    'vmm.unmapRelock#VmmUnmapRelock[1]':
+      'with one dma the walk notifies it once: each callback unpins its page and drops the range, and ' +
+      `${why}: the relock finds nothing to notify`,
+  };
+}
+
+/** The design every variant starts from, at the default sizes. */
+const BASE: Design = { kernel: '7.3', closeFlag: 'none', hotplug: false, maxRetries: 10, dmas: 2, mdevs: 1 };
 
 /** The model factory the tests also use for mutants. */
 export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...over });
-
-/** A variant's machine and its waits, from one design. */
-const designed = (over: Partial<Design>) => ({
-  machine: machineFor(over),
-  waitingFor: containerWaits({ ...BASE, ...over }),
-});
 
 /** Witnesses that the verdicts are not vacuous: the driver pins, the unmap notifies it, a close finishes. */
 const WITNESSES = {
@@ -879,73 +1065,115 @@ const WITNESSES = {
   closeCompletes: sometimes<Ctx>((s) => !s.context.drv.vfioOpen && !s.context.closing),
 };
 
+/** With two mdevs: both hold one page (one vfio_pfn, ref_count 2), and the second's close finishes too. */
+const TWO_MDEV_WITNESSES = {
+  pageSharedByTwoMdevs: sometimes<Ctx>((s) => s.context.t1.dmas.some((x) => (x.pin?.refs.length ?? 0) > 1)),
+  mdev2CloseCompletes: sometimes<Ctx>(
+    (s) => s.context.mdev2 !== undefined && !closingOf(s.context, 1) && !s.context.mdev2.drv.vfioOpen,
+  ),
+};
+
 /** v6.1 variants: a pin does sleep in vfio_wait. */
 const SLEEPS = { pinSleeps: sometimes<Ctx>((s) => s.context.wait.waiters.length > 0) };
 
+/** What the v6.1 close-flag-less designs violate: the deadlock (each mdev's close stays unfinished) and the exec gap. */
+const closesNeverComplete = (d: Design) => ['deadlock', ...Object.keys(closeProperties(d))];
+const EXEC_GAP = ['noPinWithoutPageProvider', 'accountingConserved'];
+
+/**
+ * The variants at the sizes `p`. Their pinned state counts are those of the
+ * default sizes (dmas=2, mdevs=1); their expected verdicts and unreachable
+ * lists hold at every size, an entry depending on it where the size changes
+ * what can happen (spec/container.md, "Sizes").
+ */
+function body(p: Params): ModelBody<Ctx, Ev> {
+  const size = { dmas: p.dmas, mdevs: p.mdevs };
+  const design = (over: Partial<Design>): Design => ({ ...BASE, ...size, ...over });
+  /** A variant's machine and waits, from one design. */
+  const designed = (over: Partial<Design>) => ({
+    machine: buildMachine(design(over)),
+    waitingFor: containerWaits(design(over)),
+  });
+  const base = design({});
+  const sized = (states: number) => (p.dmas === BASE.dmas && p.mdevs === BASE.mdevs ? { states } : {});
+  const events = eventsOf(base);
+  return {
+    ...designed({}),
+    events: () => events,
+    calls: CALLS,
+    label: containerLabel,
+    result: (after, actor, event) =>
+      SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
+    invariants: { noPinWithoutPageProvider, unmapLeavesNoPins, accountingConserved, noKernelBug },
+    properties: { ...closeProperties(base), ...WITNESSES, ...(p.mdevs > 1 && TWO_MDEV_WITNESSES) },
+    fairness: { weak: 'all' },
+    unreachable: UNREACHABLE,
+    defaultVariant: 'current',
+    variants: {
+      'vfio-wait': {
+        description:
+          'v6.1 (seed 000): pins sleep in vfio_wait while their vaddr is invalid; pages follow the task',
+        ...designed({ kernel: '6.1' }),
+        properties: SLEEPS,
+        unreachable: oneDma(design({ kernel: '6.1' })),
+        expect: { violated: [...closesNeverComplete(base), ...EXEC_GAP], ...sized(54_695) },
+      },
+      'close-flag': {
+        description:
+          "seed 000's fix as proposed: device close sets close_flag on the mdev's waiters and wakes them",
+        ...designed({ kernel: '6.1', closeFlag: 'per-waiter' }),
+        properties: SLEEPS,
+        unreachable: oneDma(design({ kernel: '6.1' })),
+        expect: { violated: [...closesNeverComplete(base), ...EXEC_GAP], ...sized(71_232) },
+      },
+      'close-flag-sticky': {
+        description: 'the close flag kept on the device until the close completes, so later pins fail too',
+        ...designed({ kernel: '6.1', closeFlag: 'sticky' }),
+        properties: SLEEPS,
+        unreachable: oneDma(design({ kernel: '6.1' })),
+        expect: { violated: EXEC_GAP, ...sized(70_342) },
+      },
+      current: {
+        description:
+          '7.3: pins EBUSY while any vaddr is invalid; VADDR unmap EBUSY with an mdev; attach EBUSY',
+        ...designed({}),
+        invariants: { vaddrInvalidExcludesMdev },
+        unreachable: { ...noVfioWait(base), ...oneDma(base) },
+        expect: { violated: [], ...sized(19_158) },
+      },
+      'current-hotplug': {
+        description: '7.3 with a second VMM thread opening a second emulated device (U6 lock order)',
+        ...designed({ hotplug: true }),
+        invariants: { vaddrInvalidExcludesMdev },
+        unreachable: { ...noVfioWait(base), ...oneDma(base) },
+        expect: { violated: ['deadlock'], ...sized(96_904) },
+      },
+      'current-hotplug-fixed': {
+        description:
+          '7.3 with the U6 patch (device_list_lock before iommu->lock everywhere) and the hotplug thread',
+        ...designed({ hotplug: true, lockOrder: 'list-first' }),
+        invariants: { vaddrInvalidExcludesMdev },
+        unreachable: { ...noVfioWait(base), ...oneDma(base) },
+        expect: { violated: [], ...sized(100_197) },
+      },
+    },
+    // 400,000 states is far above the default sizes' largest variant; each dma multiplies the
+    // space by about 8 and the second mdev by more, so the cap grows with them.
+    bounds: { depth: 200, maxStates: 400_000 * 10 ** (p.dmas - BASE.dmas + 2 * (p.mdevs - BASE.mdevs)) },
+  };
+}
+
 export default defineModel<Ctx, Ev>({
   id: 'container',
-  description:
-    'VFIO type1 container live update (VADDR unmap/map, exec) with a pinning mdev and device close',
-  ...designed({}),
-  events: () => EVENTS,
-  calls: CALLS,
-  label: containerLabel,
-  result: (after, actor, event) =>
-    SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
-  invariants: { noPinWithoutPageProvider, unmapLeavesNoPins, accountingConserved, noKernelBug },
-  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
-  fairness: { weak: 'all' },
-  unreachable: UNREACHABLE,
-  defaultVariant: 'current',
-  variants: {
-    'vfio-wait': {
-      description:
-        'v6.1 (seed 000): pins sleep in vfio_wait while their vaddr is invalid; pages follow the task',
-      ...designed({ kernel: '6.1' }),
-      properties: SLEEPS,
-      expect: {
-        violated: ['deadlock', 'everyCloseCompletes', 'noPinWithoutPageProvider', 'accountingConserved'],
-        states: 54_695,
-      },
-    },
-    'close-flag': {
-      description:
-        "seed 000's fix as proposed: device close sets close_flag on the mdev's waiters and wakes them",
-      ...designed({ kernel: '6.1', closeFlag: 'per-waiter' }),
-      properties: SLEEPS,
-      expect: {
-        violated: ['deadlock', 'everyCloseCompletes', 'noPinWithoutPageProvider', 'accountingConserved'],
-        states: 71_232,
-      },
-    },
-    'close-flag-sticky': {
-      description: 'the close flag kept on the device until the close completes, so later pins fail too',
-      ...designed({ kernel: '6.1', closeFlag: 'sticky' }),
-      properties: SLEEPS,
-      expect: { violated: ['noPinWithoutPageProvider', 'accountingConserved'], states: 70_342 },
-    },
-    current: {
-      description: '7.3: pins EBUSY while any vaddr is invalid; VADDR unmap EBUSY with an mdev; attach EBUSY',
-      ...designed({}),
-      invariants: { vaddrInvalidExcludesMdev },
-      unreachable: NO_VFIO_WAIT,
-      expect: { violated: [], states: 19_158 },
-    },
-    'current-hotplug': {
-      description: '7.3 with a second VMM thread opening a second emulated device (U6 lock order)',
-      ...designed({ hotplug: true }),
-      invariants: { vaddrInvalidExcludesMdev },
-      unreachable: NO_VFIO_WAIT,
-      expect: { violated: ['deadlock'], states: 96_904 },
-    },
-    'current-hotplug-fixed': {
-      description:
-        '7.3 with the U6 patch (device_list_lock before iommu->lock everywhere) and the hotplug thread',
-      ...designed({ hotplug: true, lockOrder: 'list-first' }),
-      invariants: { vaddrInvalidExcludesMdev },
-      unreachable: NO_VFIO_WAIT,
-      expect: { violated: [], states: 100_197 },
+  description: 'VFIO type1 container live update (VADDR unmap/map, exec) with pinning mdevs and device close',
+  params: {
+    dmas: { default: 2, min: 1, max: 8, description: 'one-page DMA mappings in the container' },
+    mdevs: {
+      default: 1,
+      min: 1,
+      max: 2,
+      description: 'pinning mdevs on the container, each in its own group, with its own driver and release',
     },
   },
-  bounds: { depth: 200, maxStates: 400_000 },
+  build: body,
 });

@@ -13,21 +13,24 @@
  *   or (late driver) when it gets to a queued invalidation.
  * - `release`: the device's last close: ops->close_device, unregister_device
  *   (iommu->lock, then device_list_lock), the end of vfio_df_close.
- * - `unmapper` (variant two-unmappers): a second thread with the container
- *   fd that also calls UNMAP_DMA.
+ * - `unmapper` (variants two-unmappers*): a second thread with the container
+ *   fd that also calls UNMAP_DMA; `unmapper2` a third (parameter unmappers=3).
  *
  * The container holds only the mdev's emulated group (no IOMMU domain, as
  * with the in-tree samples), so MAP_DMA pins nothing and the driver's pins
  * are what locked_vm counts. Kernel 7.3 rules throughout; what varies is the
  * notification trigger and the driver's behaviour.
  *
- * One factory (`buildMachine`) makes every variant from a `Design`.
+ * One factory (`buildMachine`) makes every variant from a `Design`; the
+ * model's parameters (`dmas`, `unmappers`) are fields of it.
  */
 import { setup } from 'xstate';
 import {
   defineModel,
   leadsTo,
+  type ModelBody,
   type ModelSnapshot,
+  type Params,
   type StatePredicate,
   sometimes,
 } from '../explorer/model.ts';
@@ -83,7 +86,6 @@ import {
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 
-export const DMAS = 2;
 const MDEV = 'mdev';
 
 export interface Ctx extends Type1Ctx {
@@ -135,8 +137,12 @@ export interface Design {
   readonly driver: DriverKind;
   /** The driver pins any mapped range, even one it was told is going away (a guest that keeps DMA going). */
   readonly repin: boolean;
-  /** A second thread calls UNMAP_DMA too. */
+  /** Threads besides the VMM call UNMAP_DMA too (the two-unmappers variants). */
   readonly twoUnmappers: boolean;
+  /** With twoUnmappers, how many threads call UNMAP_DMA, the VMM included (parameter `unmappers`). */
+  readonly unmappers: number;
+  /** One-page dmas in the container (parameter `dmas`). */
+  readonly dmas: number;
   /** BUG_ON(++retries > maxRetries) in vfio_dma_do_unmap (the kernel's is 10). */
   readonly maxRetries: number;
   /** iommu->lock / device_list_lock order: 7.3.4, or with the U6 patch (Type1Design.lockOrder). */
@@ -160,13 +166,22 @@ const ok = (c: Ctx, actor: string, r: string) => ({ ...c.ret, [actor]: r });
 const lockFree = (c: Ctx) => c.t1.lock === null;
 const withK = (k: Kstate): Partial<Ctx> => ({ t1: k.t1, mms: k.mms });
 
+/** The unmapping threads besides the VMM: actor and event prefix (`unmapper`/`Unmapper`, `unmapper2`/`Unmapper2`). */
+export const extraUnmappers = (d: Pick<Design, 'twoUnmappers' | 'unmappers'>) =>
+  d.twoUnmappers
+    ? Array.from({ length: d.unmappers - 1 }, (_x, j) => {
+        const n = j === 0 ? '' : String(j + 1);
+        return { actor: `unmapper${n}`, prefix: `Unmapper${n}` };
+      })
+    : [];
+
 /** The registered devices' dma_unmap callbacks: only the mdev is registered. */
 const callbackOf =
   (kind: DriverKind) =>
   (c: Ctx, _dev: string, i: number): Callback<Ctx> => ({
-    needsLock: callbackNeedsLock(kind, kstate(c), i),
+    needsLock: callbackNeedsLock(kind, kstate(c), i, MDEV),
     apply: (cc) => {
-      const r = dmaUnmapCallback(kind, cc.drv, kstate(cc), i);
+      const r = dmaUnmapCallback(kind, cc.drv, kstate(cc), i, MDEV);
       return { drv: r.drv, ...withK(r.k) };
     },
   });
@@ -243,10 +258,10 @@ function mdevActor(d: Design): States<Ctx, Ev> {
       MdevPinPages: [
         {
           guard: ({ context, event }) =>
-            lockFree(context) && wantsPin(context.drv, kstate(context), event.dma as number, d.repin),
+            lockFree(context) && wantsPin(context.drv, kstate(context), event.dma as number, d.repin, MDEV),
           update: ({ context, event }) => {
             const i = event.dma as number;
-            const r = pinPage(kstate(context), i, design);
+            const r = pinPage(kstate(context), i, design, MDEV);
             const drv = r.ret === '0' ? learn(context.drv, i) : context.drv;
             return { ...withK(r.k), drv, ret: ok(context, 'mdev', r.ret) };
           },
@@ -255,9 +270,10 @@ function mdevActor(d: Design): States<Ctx, Ev> {
       MdevUnpinPages: [
         {
           guard: ({ context, event }) =>
-            lockFree(context) && wantsUnpin(d.driver, context.drv, kstate(context), event.dma as number),
+            lockFree(context) &&
+            wantsUnpin(d.driver, context.drv, kstate(context), event.dma as number, MDEV),
           update: ({ context, event }) => {
-            const r = workerUnpin(context.drv, kstate(context), event.dma as number);
+            const r = workerUnpin(context.drv, kstate(context), event.dma as number, MDEV);
             return { drv: r.drv, ...withK(r.k), ret: ok(context, 'mdev', r.ret) };
           },
         },
@@ -282,9 +298,9 @@ function releaseActor(d: Design): States<Ctx, Ev> {
       ReleaseCloseDevice: [
         {
           guard: ({ context }) =>
-            context.closing && (!closeNeedsLock(d.driver, kstate(context)) || lockFree(context)),
+            context.closing && (!closeNeedsLock(d.driver, kstate(context), MDEV) || lockFree(context)),
           update: ({ context }) => {
-            const r = closeDevice(d.driver, context.drv, kstate(context));
+            const r = closeDevice(d.driver, context.drv, kstate(context), MDEV);
             return { drv: r.drv, ...withK(r.k) };
           },
           target: 'unregister',
@@ -306,23 +322,29 @@ function releaseActor(d: Design): States<Ctx, Ev> {
 }
 
 export function buildMachine(d: Design) {
+  const extra = extraUnmappers(d);
+  const perUnmapper = <V>(v: V) => Object.fromEntries([['vmm', v], ...extra.map((u) => [u.actor, v])]);
   const context: Ctx = {
-    t1: newType1(DMAS, { emulated: [MDEV], devices: [MDEV], domain: false }),
+    t1: newType1(d.dmas, { emulated: [MDEV], devices: [MDEV], domain: false }),
     mms: { mm0: liveMm() },
-    drv: openDriver(DMAS),
+    drv: openDriver(d.dmas),
     deviceFd: true,
     closing: false,
-    ret: d.twoUnmappers ? { vmm: null, mdev: null, unmapper: null } : { vmm: null, mdev: null },
-    walk: d.twoUnmappers ? { vmm: null, unmapper: null } : { vmm: null },
-    lastUnmap: d.twoUnmappers ? { vmm: null, unmapper: null } : { vmm: null },
+    ret: { vmm: null, mdev: null, ...Object.fromEntries(extra.map((u) => [u.actor, null])) },
+    walk: perUnmapper(null),
+    lastUnmap: perUnmapper(null),
     kernelBug: false,
   };
-  const second = unmapperStates(d, 'unmapper', 'Unmapper');
   const states: Record<string, unknown> = {
     vmm: region('Vmm', 'idle', vmmActor(d)),
     mdev: region('Mdev', 'idle', mdevActor(d)),
     release: region('Release', 'idle', releaseActor(d)),
-    ...(d.twoUnmappers && { unmapper: region('Unmapper', 'idle', { idle: second.idle, ...second.rest }) }),
+    ...Object.fromEntries(
+      extra.map((u) => {
+        const own = unmapperStates(d, u.actor, u.prefix);
+        return [u.actor, region(u.prefix, 'idle', { idle: own.idle, ...own.rest })];
+      }),
+    ),
   };
   return setup({ types: { context: {} as Ctx, events: {} as Ev } }).createMachine({
     id: 'device-close',
@@ -332,31 +354,36 @@ export function buildMachine(d: Design) {
   } as any);
 }
 
-const DMA_IDS = Array.from({ length: DMAS }, (_x, i) => i);
-const RANGES: readonly Range[] = [...DMA_IDS, 'all'];
-const byDma = (type: string) => DMA_IDS.map((dma) => ({ type, dma }));
-const unmapEvents = (p: string) => [
-  ...RANGES.map((range) => ({ type: `${p}UnmapDma`, range })),
-  ...['UnmapListLock', 'UnmapCallback', 'UnmapListUnlock', 'UnmapRelock'].map((s) => ({ type: `${p}${s}` })),
-];
+/** Every event of a design (the engine drops those no actor handles: the unmappers' in most variants). */
+function eventsOf(d: Pick<Design, 'dmas' | 'unmappers'>): readonly Ev[] {
+  const dmaIds = Array.from({ length: d.dmas }, (_x, i) => i);
+  const ranges: readonly Range[] = [...dmaIds, 'all'];
+  const byDma = (type: string) => dmaIds.map((dma) => ({ type, dma }));
+  const unmapEvents = (p: string) => [
+    ...ranges.map((range) => ({ type: `${p}UnmapDma`, range })),
+    ...['UnmapListLock', 'UnmapCallback', 'UnmapListUnlock', 'UnmapRelock'].map((s) => ({
+      type: `${p}${s}`,
+    })),
+  ];
+  const prefixes = extraUnmappers({ twoUnmappers: true, unmappers: d.unmappers }).map((u) => u.prefix);
+  return [
+    ...byDma('VmmMapDma'),
+    ...unmapEvents('Vmm'),
+    { type: 'VmmCloseDevice' },
+    { type: 'VmmCloseDeviceReturn' },
+    ...prefixes.flatMap(unmapEvents),
+    ...byDma('MdevPinPages'),
+    ...byDma('MdevUnpinPages'),
+    ...['ReleaseCloseDevice', 'ReleaseUnregisterLock', 'ReleaseUnregisterListLock', 'ReleaseFinish'].map(
+      (type) => ({
+        type,
+      }),
+    ),
+    ...haltEvents(['Vmm', 'Mdev', 'Release', ...prefixes]),
+  ];
+}
 
-const EVENTS: readonly Ev[] = [
-  ...byDma('VmmMapDma'),
-  ...unmapEvents('Vmm'),
-  { type: 'VmmCloseDevice' },
-  { type: 'VmmCloseDeviceReturn' },
-  ...unmapEvents('Unmapper'),
-  ...byDma('MdevPinPages'),
-  ...byDma('MdevUnpinPages'),
-  ...['ReleaseCloseDevice', 'ReleaseUnregisterLock', 'ReleaseUnregisterListLock', 'ReleaseFinish'].map(
-    (type) => ({
-      type,
-    }),
-  ),
-  ...haltEvents(['Vmm', 'Mdev', 'Release', 'Unmapper']),
-];
-
-export const CALLS = ['VmmMapDma', 'VmmUnmapDma', 'VmmCloseDevice', 'UnmapperUnmapDma'];
+export const CALLS = ['VmmMapDma', 'VmmUnmapDma', 'VmmCloseDevice', 'UnmapperUnmapDma', 'Unmapper2UnmapDma'];
 
 /** Steps whose result the trace shows: the calls, the driver's kernel-API calls, and the steps that end a call. */
 const SHOWN = new Set([
@@ -365,6 +392,7 @@ const SHOWN = new Set([
   'MdevUnpinPages',
   'VmmUnmapRelock',
   'UnmapperUnmapRelock',
+  'Unmapper2UnmapRelock',
   'VmmCloseDeviceReturn',
 ]);
 
@@ -377,6 +405,8 @@ const BASE: Design = {
   driver: 'compliant',
   repin: false,
   twoUnmappers: false,
+  unmappers: 2,
+  dmas: 2,
   maxRetries: 10,
   dmaAddressReuse: false,
 };
@@ -386,7 +416,7 @@ export const machineFor = (over: Partial<Design>) => buildMachine({ ...BASE, ...
 
 // ---------------------------------------------------------------- in the thread's words
 
-const UNMAPPERS = { Vmm: 'vmm', Unmapper: 'unmapper' };
+const UNMAPPERS = { Vmm: 'vmm', Unmapper: 'unmapper', Unmapper2: 'unmapper2' };
 
 /** How each event reads in seeds 002 and 004 (the reports append the result). */
 export function deviceCloseLabel(e: Ev, s: ModelSnapshot<Ctx>): string {
@@ -404,21 +434,20 @@ export const deviceCloseWaits =
     const state = stateOf(s.value, actor);
     const k = kstate(c);
     switch (actor) {
-      case 'vmm':
-      case 'unmapper':
-        if (state === 'closingDevice') return closingDeviceWait(c.closing);
-        return unmapPathWait(state, actor, c, (_dev, i) => callbackNeedsLock(d.driver, k, i));
       case 'mdev':
         return mdevIdleWait(
           c,
-          (i) => wantsPin(c.drv, k, i, d.repin),
-          (i) => wantsUnpin(d.driver, c.drv, k, i),
+          (i) => wantsPin(c.drv, k, i, d.repin, MDEV),
+          (i) => wantsUnpin(d.driver, c.drv, k, i, MDEV),
         );
       case 'release':
-        if (state === 'idle') return c.closing ? closeDeviceWait(c, closeNeedsLock(d.driver, k)) : undefined;
+        if (state === 'idle')
+          return c.closing ? closeDeviceWait(c, c.drv, closeNeedsLock(d.driver, k, MDEV)) : undefined;
         return unregisterWait(state, c);
       default:
-        return undefined;
+        // The vmm and the other unmapping threads.
+        if (state === 'closingDevice') return closingDeviceWait(c.closing);
+        return unmapPathWait(state, actor, c, (_dev, i) => callbackNeedsLock(d.driver, k, i, MDEV));
     }
   };
 
@@ -461,25 +490,6 @@ const NEVER_UNPINS = {
     'a non-compliant driver never calls vfio_unpin_pages (not in dma_unmap, close_device or its worker)',
 };
 
-/** A variant's machine and its waits, from one design. */
-const designed = (over: Partial<Design>) => ({
-  machine: machineFor(over),
-  waitingFor: deviceCloseWaits({ ...BASE, ...over }),
-});
-
-const cross = (
-  notify: NotifyTrigger,
-  driver: DriverKind,
-  violated: string[],
-  states: number,
-  unreachable: Readonly<Record<string, string>>,
-) => ({
-  description: `notify ${notify}, ${driver} driver`,
-  ...designed({ notify, driver }),
-  unreachable,
-  expect: { violated, states },
-});
-
 /** Witnesses that the verdicts are not vacuous: the driver pins, an unmap notifies it and returns, a close finishes. */
 const WITNESSES = {
   mdevPins: sometimes<Ctx>((s) => s.context.t1.dmas.some((x) => x.pin !== null)),
@@ -488,128 +498,209 @@ const WITNESSES = {
   closeCompletes: sometimes<Ctx>((s) => !s.context.drv.vfioOpen && !s.context.closing),
 };
 
+/**
+ * The variants at the sizes `p`. Their pinned state counts are those of the
+ * default sizes (dmas=2, unmappers=2); their expected verdicts and unreachable
+ * lists hold at every size, an entry depending on it where the size changes
+ * what can happen (spec/device-close.md, "Sizes").
+ */
+function body(p: Params): ModelBody<Ctx, Ev> {
+  const size = { dmas: p.dmas, unmappers: p.unmappers };
+  const defaults = p.dmas === BASE.dmas && p.unmappers === BASE.unmappers;
+  /** A variant's machine and its waits, from one design. */
+  const designed = (over: Partial<Design>) => ({
+    machine: buildMachine({ ...BASE, ...size, ...over }),
+    waitingFor: deviceCloseWaits({ ...BASE, ...size, ...over }),
+  });
+  const expect = (violated: string[], states: number) => ({ violated, ...(defaults && { states }) });
+  const events = eventsOf(size);
+  /**
+   * One dma: the vmm's walk notifies it once. The compliant callback unpins
+   * it and drops the range, and only the vmm maps (never while inside its
+   * UNMAP), so nothing pins it again and the relock removes it.
+   */
+  const oneDma: Record<string, string> =
+    p.dmas === 1
+      ? {
+          'vmm.unmapRelock#VmmUnmapRelock[1]':
+            "with one dma the vmm's walk notifies it once: the compliant callback unpins it and drops " +
+            'the range, and only the vmm maps (not while inside this UNMAP): the relock finds nothing to notify',
+        }
+      : {};
+  const cross = (
+    notify: NotifyTrigger,
+    driver: DriverKind,
+    violated: string[],
+    states: number,
+    unreachable: Readonly<Record<string, string>>,
+  ) => ({
+    description: `notify ${notify}, ${driver} driver`,
+    ...designed({ notify, driver }),
+    unreachable,
+    expect: expect(violated, states),
+  });
+  return {
+    ...designed({}),
+    events: () => events,
+    calls: CALLS,
+    label: deviceCloseLabel,
+    result: (after, actor, event) =>
+      SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
+    invariants: {
+      noPinWithoutPageProvider,
+      unmapLeavesNoPins,
+      accountingConserved,
+      noKernelBug,
+      driverViewConsistent,
+    },
+    properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
+    fairness: { weak: 'all' },
+    defaultVariant: 'notify-if-pinned-compliant',
+    variants: {
+      'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {
+        ...NO_BUG,
+        ...NO_BUG_AT_CALL,
+        ...NO_BUG_AT_RELOCK,
+        ...oneDma,
+      }),
+      'notify-if-pinned-late': cross(
+        'if-pinned',
+        'late',
+        ['driverViewConsistent', 'noKernelBug'],
+        4556,
+        ONE_UNMAPPER,
+      ),
+      'notify-if-pinned-non-compliant': cross(
+        'if-pinned',
+        'non-compliant',
+        ['driverViewConsistent', 'noKernelBug'],
+        2693,
+        {
+          ...ONE_UNMAPPER,
+          ...NEVER_UNPINS,
+          'vmm.unmapRelock#VmmUnmapRelock[2]':
+            'only a pinned dma is notified (if-pinned) and a non-compliant driver never unpins: every ' +
+            'relock meets the same pinned dma again, and notifies or BUGs instead of returning',
+        },
+      ),
+      'notify-always-compliant': cross('always', 'compliant', [], 465, {
+        ...NO_BUG,
+        ...NO_BUG_AT_CALL,
+        ...NO_BUG_AT_RELOCK,
+        ...oneDma,
+      }),
+      'notify-always-late': cross('always', 'late', ['noKernelBug'], 2817, ONE_UNMAPPER),
+      'notify-always-non-compliant': cross(
+        'always',
+        'non-compliant',
+        ['driverViewConsistent', 'noKernelBug'],
+        3032,
+        { ...ONE_UNMAPPER, ...NEVER_UNPINS },
+      ),
+      'notify-always-once-compliant': {
+        description: "seed 002's patch as written: one `advised` flag per UNMAP call",
+        ...designed({ notify: 'always-once' }),
+        unreachable: { ...NO_BUG, ...NO_BUG_AT_CALL, ...NO_BUG_AT_RELOCK, ...oneDma },
+        // The patch announces only the first dma of a walk: its flaw needs a second one in the range.
+        expect: expect(p.dmas > 1 ? ['driverViewConsistent'] : [], 695),
+      },
+      'repin-compliant': {
+        description:
+          'compliant driver whose guest keeps pinning a range while the VMM unmaps it (seed 004 re-pin race)',
+        ...designed({ notify: 'always', repin: true }),
+        unreachable: { ...ONE_UNMAPPER, ...NO_BUG_AT_CALL },
+        expect: expect(['driverViewConsistent', 'noKernelBug'], 6819),
+      },
+      'two-unmappers': {
+        description: 'two threads call UNMAP_DMA with a compliant driver (iommu->lock vs device_list_lock)',
+        ...designed({ twoUnmappers: true }),
+        unreachable: {
+          ...NO_BUG,
+          ...NO_BUG_AT_CALL,
+          '*.unmapRelock#*UnmapRelock[0]':
+            'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
+            'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
+            'twice, BUG_ON(++retries > 10) cannot fire',
+          ...oneDma,
+        },
+        // With a third thread two of them can deadlock while the vmm waits in close(): the release path
+        // then waits for iommu->lock too, and the close never completes.
+        expect: expect(
+          ['deadlock', 'driverViewConsistent', ...(p.unmappers > 2 ? ['everyCloseCompletes'] : [])],
+          19_209,
+        ),
+      },
+      'two-unmappers-reuse': {
+        description: "two UNMAP_DMA threads; a re-mapped dma reuses the freed one's address (dma_last ABA)",
+        // maxRetries 2 keeps this one small (65,903 states); at 10 it takes 80 steps and 209,071 states.
+        ...designed({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
+        unreachable: {
+          ...NO_BUG_AT_CALL,
+          'vmm.unmapRelock#VmmUnmapRelock[0]':
+            "only the other threads' walks can meet a dma freed and mapped again at the same address: " +
+            'that takes another thread that maps, and only the vmm maps (never while inside its own UNMAP)',
+          ...(p.unmappers > 2
+            ? {
+                '*.unmapListLock#*Halt':
+                  'a thread in unmapListLock holds iommu->lock (device_list_lock is taken before ' +
+                  "iommu->lock is dropped), and another's BUG_ON runs in its walk, under iommu->lock",
+              }
+            : {
+                'unmapper.*#UnmapperHalt':
+                  "the BUG is always the unmapper's own (the vmm's walk cannot BUG, above): it ends in " +
+                  "kernelBug, it never halts after another thread's BUG",
+                'vmm.unmapListLock#VmmHalt':
+                  'the vmm holds iommu->lock in unmapListLock (device_list_lock is taken before iommu->lock ' +
+                  "is dropped), and the unmapper's BUG_ON runs in its walk, under iommu->lock",
+              }),
+          'release.unregister*#ReleaseHalt':
+            'the compliant close_device has unpinned every page and closed the driver (no new pins) before ' +
+            'the release leaves idle: no walk has a pinned dma left to retry on',
+          'release.finish#ReleaseHalt': 'as for release.unregister: nothing is pinned after close_device',
+          ...oneDma,
+          ...(p.dmas === 1 && {
+            'vmm.unmapRelock#VmmHalt':
+              'with one dma the vmm waits in unmapRelock only after its callback unpinned that dma and ' +
+              "dropped it, and only the vmm maps: the unmapper's walk finds it unpinned and removes it, no BUG",
+          }),
+        },
+        expect: expect(['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'], 65_903),
+      },
+      'two-unmappers-fixed': {
+        description: 'two UNMAP_DMA threads on a kernel with the U6 patch: no lock inversion left',
+        ...designed({ twoUnmappers: true, lockOrder: 'list-first' }),
+        unreachable: {
+          ...NO_BUG,
+          ...NO_BUG_AT_CALL,
+          '*.unmapRelock#*UnmapRelock[0]':
+            'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
+            'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
+            'twice, BUG_ON(++retries > 10) cannot fire',
+          ...oneDma,
+        },
+        expect: expect(['driverViewConsistent'], 55_970),
+      },
+    },
+    // Far above the default sizes' largest variant; each dma or unmapper multiplies the space, so the cap grows.
+    bounds: {
+      depth: 200,
+      maxStates: 400_000 * 10 ** Math.max(0, p.dmas - BASE.dmas + p.unmappers - BASE.unmappers),
+    },
+  };
+}
+
 export default defineModel<Ctx, Ev>({
   id: 'device-close',
   description: 'DMA-unmap notification to an mdev driver (seeds 002, 004) and the device close path',
-  ...designed({}),
-  events: () => EVENTS,
-  calls: CALLS,
-  label: deviceCloseLabel,
-  result: (after, actor, event) =>
-    SHOWN.has(event.type) ? (after.context.ret[actor] ?? undefined) : undefined,
-  invariants: {
-    noPinWithoutPageProvider,
-    unmapLeavesNoPins,
-    accountingConserved,
-    noKernelBug,
-    driverViewConsistent,
-  },
-  properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
-  fairness: { weak: 'all' },
-  defaultVariant: 'notify-if-pinned-compliant',
-  variants: {
-    'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {
-      ...NO_BUG,
-      ...NO_BUG_AT_CALL,
-      ...NO_BUG_AT_RELOCK,
-    }),
-    'notify-if-pinned-late': cross(
-      'if-pinned',
-      'late',
-      ['driverViewConsistent', 'noKernelBug'],
-      4556,
-      ONE_UNMAPPER,
-    ),
-    'notify-if-pinned-non-compliant': cross(
-      'if-pinned',
-      'non-compliant',
-      ['driverViewConsistent', 'noKernelBug'],
-      2693,
-      {
-        ...ONE_UNMAPPER,
-        ...NEVER_UNPINS,
-        'vmm.unmapRelock#VmmUnmapRelock[2]':
-          'only a pinned dma is notified (if-pinned) and a non-compliant driver never unpins: every ' +
-          'relock meets the same pinned dma again, and notifies or BUGs instead of returning',
-      },
-    ),
-    'notify-always-compliant': cross('always', 'compliant', [], 465, {
-      ...NO_BUG,
-      ...NO_BUG_AT_CALL,
-      ...NO_BUG_AT_RELOCK,
-    }),
-    'notify-always-late': cross('always', 'late', ['noKernelBug'], 2817, ONE_UNMAPPER),
-    'notify-always-non-compliant': cross(
-      'always',
-      'non-compliant',
-      ['driverViewConsistent', 'noKernelBug'],
-      3032,
-      { ...ONE_UNMAPPER, ...NEVER_UNPINS },
-    ),
-    'notify-always-once-compliant': {
-      description: "seed 002's patch as written: one `advised` flag per UNMAP call",
-      ...designed({ notify: 'always-once' }),
-      unreachable: { ...NO_BUG, ...NO_BUG_AT_CALL, ...NO_BUG_AT_RELOCK },
-      expect: { violated: ['driverViewConsistent'], states: 695 },
-    },
-    'repin-compliant': {
+  params: {
+    dmas: { default: 2, min: 1, max: 8, description: 'one-page DMA mappings in the container' },
+    unmappers: {
+      default: 2,
+      min: 2,
+      max: 3,
       description:
-        'compliant driver whose guest keeps pinning a range while the VMM unmaps it (seed 004 re-pin race)',
-      ...designed({ notify: 'always', repin: true }),
-      unreachable: { ...ONE_UNMAPPER, ...NO_BUG_AT_CALL },
-      expect: { violated: ['driverViewConsistent', 'noKernelBug'], states: 6819 },
-    },
-    'two-unmappers': {
-      description: 'two threads call UNMAP_DMA with a compliant driver (iommu->lock vs device_list_lock)',
-      ...designed({ twoUnmappers: true }),
-      unreachable: {
-        ...NO_BUG,
-        ...NO_BUG_AT_CALL,
-        '*.unmapRelock#*UnmapRelock[0]':
-          'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
-          'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
-          'twice, BUG_ON(++retries > 10) cannot fire',
-      },
-      expect: { violated: ['deadlock', 'driverViewConsistent'], states: 19_209 },
-    },
-    'two-unmappers-reuse': {
-      description: "two UNMAP_DMA threads; a re-mapped dma reuses the freed one's address (dma_last ABA)",
-      // maxRetries 2 keeps this one small (65,903 states); at 10 it takes 80 steps and 209,071 states.
-      ...designed({ twoUnmappers: true, dmaAddressReuse: true, maxRetries: 2 }),
-      unreachable: {
-        ...NO_BUG_AT_CALL,
-        'vmm.unmapRelock#VmmUnmapRelock[0]':
-          "only the unmapper's walk can meet a dma freed and mapped again at the same address: that " +
-          'takes another thread that maps, and only the vmm maps (never while inside its own UNMAP)',
-        'unmapper.*#UnmapperHalt':
-          "the BUG is always the unmapper's own (the vmm's walk cannot BUG, above): it ends in " +
-          "kernelBug, it never halts after another thread's BUG",
-        'vmm.unmapListLock#VmmHalt':
-          'the vmm holds iommu->lock in unmapListLock (device_list_lock is taken before iommu->lock is ' +
-          "dropped), and the unmapper's BUG_ON runs in its walk, under iommu->lock",
-        'release.unregister*#ReleaseHalt':
-          'the compliant close_device has unpinned every page and closed the driver (no new pins) before ' +
-          'the release leaves idle: no walk has a pinned dma left to retry on',
-        'release.finish#ReleaseHalt': 'as for release.unregister: nothing is pinned after close_device',
-      },
-      expect: {
-        violated: ['deadlock', 'driverViewConsistent', 'everyCloseCompletes', 'noKernelBug'],
-        states: 65_903,
-      },
-    },
-    'two-unmappers-fixed': {
-      description: 'two UNMAP_DMA threads on a kernel with the U6 patch: no lock inversion left',
-      ...designed({ twoUnmappers: true, lockOrder: 'list-first' }),
-      unreachable: {
-        ...NO_BUG,
-        ...NO_BUG_AT_CALL,
-        '*.unmapRelock#*UnmapRelock[0]':
-          'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
-          'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
-          'twice, BUG_ON(++retries > 10) cannot fire',
-      },
-      expect: { violated: ['driverViewConsistent'], states: 55_970 },
+        'threads calling UNMAP_DMA in the two-unmappers variants, the VMM included (the others: 1)',
     },
   },
-  bounds: { depth: 200, maxStates: 400_000 },
+  build: body,
 });

@@ -14,10 +14,17 @@
  * exec; the new QEMU). The protocols are tables (machines/handoff/): the
  * seed designs' in seed.ts, QEMU's in qemu.ts.
  */
-import { defineModel, leadsTo, recoverable, sometimes, type VariantSpec } from '../explorer/model.ts';
+import {
+  defineModel,
+  leadsTo,
+  type Params,
+  recoverable,
+  sometimes,
+  type VariantSpec,
+} from '../explorer/model.ts';
 import {
   guestRuns,
-  handoffInvariants,
+  handoffInvariantsOf,
   newQemuRuns,
   oneLiveOwner,
   updateStarted,
@@ -30,11 +37,12 @@ import {
   protocolLabel,
   protocolWaitingFor,
 } from './handoff/protocol.ts';
+import { NMAPS } from './handoff/context.ts';
 import { qemuProtocol } from './handoff/qemu.ts';
 import { CHANGE_CALL, seedProtocol } from './handoff/seed.ts';
 
 export type { Actor, HandoffCtx, HandoffDesign, HandoffEv } from './handoff/context.ts';
-export { initialContext, NMAPS, RLIMIT } from './handoff/context.ts';
+export { initialContext, NMAPS, RLIMIT, rlimits } from './handoff/context.ts';
 
 /**
  * Every event type of the model, one place: the conformance adapter's
@@ -224,13 +232,19 @@ function unreachableOf(
   return {};
 }
 
+/**
+ * A design at `maps` mappings. Its pinned state count is the default size's
+ * (maps=2); its expected verdicts and unreachable list hold at every size
+ * (spec/exec-handoff.md, "Sizes").
+ */
 const variant = (
   name: DesignName,
   description: string,
   violated: string[],
   states: number,
+  maps: number,
 ): VariantSpec<HandoffCtx, HandoffEv> => {
-  const d: HandoffDesign = DESIGNS[name];
+  const d: HandoffDesign = { ...DESIGNS[name], maps };
   const p = protocolOf(d);
   return {
     description,
@@ -238,7 +252,7 @@ const variant = (
     events: protocolEvents(p),
     label: protocolLabel(p),
     waitingFor: protocolWaitingFor(p),
-    expect: { violated, states },
+    expect: { violated, ...(maps === NMAPS && { states }) },
     unreachable: unreachableOf(name, d, violated),
     ...(d.protocol === 'qemu' && { properties: QEMU_PROPERTIES, fairness: { weak: 'all' } }),
   };
@@ -458,15 +472,29 @@ export default defineModel<HandoffCtx, HandoffEv>({
   id: 'exec-handoff',
   description:
     'Live-update handoff of DMA mappings across exec: type1 VADDR, CHANGE_MM, CHANGE_DMA_OWNER, CHANGE_PROCESS, QEMU cpr',
-  machine: createHandoffMachine(DESIGNS.vaddr),
-  events: handoffEvents(DESIGNS.vaddr),
-  invariants: handoffInvariants,
-  properties: { recoverable: recoverable(oneLiveOwner) },
-  calls: HANDOFF_CALLS,
-  variants: Object.fromEntries(
-    (Object.keys(VARIANTS) as DesignName[]).map((name) => {
-      const v = VARIANTS[name];
-      return [name, variant(name, v.description, v.violated, v.states)];
-    }),
-  ),
+  params: {
+    maps: {
+      default: NMAPS,
+      min: 2,
+      max: 6,
+      description:
+        'one-page DMA mappings (type1 dmas or IOAS areas) the VMM hands over; RLIMIT_MEMLOCK scales with them',
+    },
+  },
+  build: (p: Params) => {
+    const first = { ...DESIGNS.vaddr, maps: p.maps };
+    return {
+      machine: createHandoffMachine(first),
+      events: handoffEvents(first),
+      invariants: handoffInvariantsOf(p.maps),
+      properties: { recoverable: recoverable(oneLiveOwner) },
+      calls: HANDOFF_CALLS,
+      variants: Object.fromEntries(
+        (Object.keys(VARIANTS) as DesignName[]).map((name) => {
+          const v = VARIANTS[name];
+          return [name, variant(name, v.description, v.violated, v.states, p.maps)];
+        }),
+      ),
+    };
+  },
 });

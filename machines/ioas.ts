@@ -11,7 +11,14 @@
  * attached to IOAS 1). Every variant is one design of the same factory.
  */
 import { setup } from 'xstate';
-import { defineModel, type ModelSnapshot, sometimes, type TemporalProperty } from '../explorer/model.ts';
+import {
+  defineModel,
+  type ModelBody,
+  type ModelSnapshot,
+  type Params,
+  sometimes,
+  type TemporalProperty,
+} from '../explorer/model.ts';
 import * as inv from '../invariants/ioas.ts';
 import { type ChangeImpl, changeProcessBody } from './kernel/iommufd-change-process.ts';
 import {
@@ -681,6 +688,37 @@ export function ioasDesign(
   return { ...BASE_DESIGN, ...VARIANT_DESIGNS[variant], ...over };
 }
 
+/** The areas most variants map into IOAS 1 (the default of the parameter `areas`). */
+export const DEFAULT_AREAS = 2;
+
+/**
+ * The named variant's design with `areas` areas in IOAS 1 where it has two
+ * (the one-area designs, access-unmap-noncompliant and copy-lifecycle,
+ * get `areas - 1`): slots 0, 1, 2 ... with the kinds alternating as the
+ * design's first two, the access pinning every slot if it pinned every one,
+ * RLIMIT_MEMLOCK scaled with the pages (what fitted still fits, what did not
+ * still does not), and a map budget raised by the areas added.
+ */
+export function sizedDesign(variant: keyof typeof VARIANT_DESIGNS, areas: number): IoasDesign {
+  const d = ioasDesign(variant);
+  const own = d.maps.length;
+  const n = own + areas - DEFAULT_AREAS;
+  if (n === own) return d;
+  const other = (k: 'user' | 'file') => (k === 'user' ? 'file' : 'user');
+  const kindOf = (slot: number) =>
+    slot % 2 === 0 ? d.maps[0].kind : (d.maps[1]?.kind ?? other(d.maps[0].kind));
+  const rlimit = (d.rlimit * n) / own;
+  if (!Number.isInteger(rlimit))
+    throw new Error(`ioas/${variant}: rlimit ${d.rlimit} does not scale to ${n} areas`);
+  return {
+    ...d,
+    maps: Array.from({ length: n }, (_x, slot) => ({ ioas: 1, slot, kind: kindOf(slot) })),
+    accessSlots: d.accessSlots.length === own ? Array.from({ length: n }, (_x, slot) => slot) : d.accessSlots,
+    rlimit,
+    ...(d.mapBudget !== undefined && { mapBudget: d.mapBudget + n - own }),
+  };
+}
+
 /** The fixes of conformance/kernel/patches/ (spec/findings/F1-*.md, F2-*.md). */
 const PATCHED: readonly KernelFix[] = ['F1', 'F2'];
 
@@ -934,100 +972,123 @@ export function ioasWitnesses(d: IoasDesign): Record<string, TemporalProperty<Io
   return out;
 }
 
-const variant = (
-  name: keyof typeof VARIANT_DESIGNS,
-  description: string,
-  violated: string[],
-  states: number,
-) => {
-  const d = ioasDesign(name);
-  return {
-    description,
-    machine: createIoasMachine(d),
-    events: ioasEvents(d),
-    label: ioasLabel(d),
-    waitingFor: ioasWaits(d),
-    unreachable: ioasUnreachable(d),
-    properties: ioasWitnesses(d),
-    expect: { violated, states },
+/**
+ * The variants at the size `p`. Their pinned state counts are those of the
+ * default size (areas=2); their expected verdicts and unreachable lists
+ * (derived from each design) hold at every size (spec/ioas.md, "Sizes").
+ */
+function body(p: Params): ModelBody<IoasCtx, IoasEv> {
+  const defaults = p.areas === DEFAULT_AREAS;
+  const variant = (
+    name: keyof typeof VARIANT_DESIGNS,
+    description: string,
+    violated: string[],
+    states: number,
+  ) => {
+    const d = sizedDesign(name, p.areas);
+    return {
+      description,
+      machine: createIoasMachine(d),
+      events: ioasEvents(d),
+      label: ioasLabel(d),
+      waitingFor: ioasWaits(d),
+      unreachable: ioasUnreachable(d),
+      properties: ioasWitnesses(d),
+      expect: { violated, ...(defaults && { states }) },
+    };
   };
-};
+  const first = sizedDesign('access-unmap', p.areas);
+  return {
+    machine: createIoasMachine(first),
+    events: ioasEvents(first),
+    label: ioasLabel(first),
+    waitingFor: ioasWaits(first),
+    invariants: inv.ioasInvariants,
+    calls: IOAS_CALLS,
+    variants: {
+      'access-unmap': variant(
+        'access-unmap',
+        'MAP and MAP_FILE into one IOAS with a domain, UNMAP racing a compliant access that pins and unpins',
+        [],
+        655,
+      ),
+      'access-unmap-noncompliant': variant(
+        'access-unmap-noncompliant',
+        'the access ignores the unmap callback: UNMAP retries, then WARNs and returns EDEADLOCK',
+        ['noUnmapRetryWarn'],
+        163,
+      ),
+      'copy-lifecycle': variant(
+        'copy-lifecycle',
+        'IOAS 2 allocated and destroyed around a COPY that shares IOAS 1 pages; a child takes them with CHANGE_PROCESS',
+        [],
+        21536,
+      ),
+      'change-process': variant(
+        'change-process',
+        'USER accounting: MAP_FILE and a user-VA MAP; the VMM may exec, a child may CHANGE_PROCESS and exit',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        44106,
+      ),
+      'lazy-access': variant(
+        'lazy-access',
+        'no domain: only the access pins, from the source mm (EFAULT once it is dead) or from the memfd; the VMM may exec',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        2711,
+      ),
+      'change-process-mm': variant(
+        'change-process-mm',
+        "MM accounting (U1): CHANGE_PROCESS after the old owner exec'd returns EINVAL but has moved the pages",
+        [
+          'alwaysPageProvider',
+          'pinnableHasProvider',
+          'failedChangeIsNoop',
+          'lastNpinnedSynced',
+          'noChangeProcessUnchargeWarn',
+          'accountingConserved',
+          'accountingNonNegative',
+          'noLockedVmUnderflowWarn',
+        ],
+        159351,
+      ),
+      'change-process-none': variant(
+        'change-process-none',
+        'the VMM keeps CAP_IPC_LOCK, pages are NONE (U2): CHANGE_PROCESS moves the owner but not pinned_vm',
+        ['alwaysPageProvider', 'pinnableHasProvider', 'accountingConserved', 'accountingNonNegative'],
+        101340,
+      ),
+      // The fixed designs violate only what `change-process` (USER accounting, no finding) does:
+      // the owner of a user-VA map may exit while the pages stay pinned (spec/ioas.md).
+      'change-process-mm-fixed': variant(
+        'change-process-mm-fixed',
+        'change-process-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec moves the charge and succeeds',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        96_697,
+      ),
+      'change-process-none-fixed': variant(
+        'change-process-none-fixed',
+        'change-process-none on a kernel with the F1 and F2 patches: pinned_vm of NONE pages moves with the owner',
+        ['alwaysPageProvider', 'pinnableHasProvider'],
+        55_865,
+      ),
+    },
+    // Far above the default size's largest variant; each area multiplies the space, so the cap grows.
+    bounds: { maxStates: 400_000 * 10 ** Math.max(0, p.areas - DEFAULT_AREAS) },
+  };
+}
 
 export default defineModel<IoasCtx, IoasEv>({
   id: 'ioas',
   description: 'iommufd IOAS: map, copy, unmap with access notification, accounting, CHANGE_PROCESS',
-  machine: createIoasMachine(ioasDesign('access-unmap')),
-  events: ioasEvents(ioasDesign('access-unmap')),
-  label: ioasLabel(ioasDesign('access-unmap')),
-  waitingFor: ioasWaits(ioasDesign('access-unmap')),
-  invariants: inv.ioasInvariants,
-  calls: IOAS_CALLS,
-  variants: {
-    'access-unmap': variant(
-      'access-unmap',
-      'MAP and MAP_FILE into one IOAS with a domain, UNMAP racing a compliant access that pins and unpins',
-      [],
-      655,
-    ),
-    'access-unmap-noncompliant': variant(
-      'access-unmap-noncompliant',
-      'the access ignores the unmap callback: UNMAP retries, then WARNs and returns EDEADLOCK',
-      ['noUnmapRetryWarn'],
-      163,
-    ),
-    'copy-lifecycle': variant(
-      'copy-lifecycle',
-      'IOAS 2 allocated and destroyed around a COPY that shares IOAS 1 pages; a child takes them with CHANGE_PROCESS',
-      [],
-      21536,
-    ),
-    'change-process': variant(
-      'change-process',
-      'USER accounting: MAP_FILE and a user-VA MAP; the VMM may exec, a child may CHANGE_PROCESS and exit',
-      ['alwaysPageProvider', 'pinnableHasProvider'],
-      44106,
-    ),
-    'lazy-access': variant(
-      'lazy-access',
-      'no domain: only the access pins, from the source mm (EFAULT once it is dead) or from the memfd; the VMM may exec',
-      ['alwaysPageProvider', 'pinnableHasProvider'],
-      2711,
-    ),
-    'change-process-mm': variant(
-      'change-process-mm',
-      "MM accounting (U1): CHANGE_PROCESS after the old owner exec'd returns EINVAL but has moved the pages",
-      [
-        'alwaysPageProvider',
-        'pinnableHasProvider',
-        'failedChangeIsNoop',
-        'lastNpinnedSynced',
-        'noChangeProcessUnchargeWarn',
-        'accountingConserved',
-        'accountingNonNegative',
-        'noLockedVmUnderflowWarn',
-      ],
-      159351,
-    ),
-    'change-process-none': variant(
-      'change-process-none',
-      'the VMM keeps CAP_IPC_LOCK, pages are NONE (U2): CHANGE_PROCESS moves the owner but not pinned_vm',
-      ['alwaysPageProvider', 'pinnableHasProvider', 'accountingConserved', 'accountingNonNegative'],
-      101340,
-    ),
-    // The fixed designs violate only what `change-process` (USER accounting, no finding) does:
-    // the owner of a user-VA map may exit while the pages stay pinned (spec/ioas.md).
-    'change-process-mm-fixed': variant(
-      'change-process-mm-fixed',
-      'change-process-mm on a kernel with the F1 and F2 patches: CHANGE_PROCESS after exec moves the charge and succeeds',
-      ['alwaysPageProvider', 'pinnableHasProvider'],
-      96_697,
-    ),
-    'change-process-none-fixed': variant(
-      'change-process-none-fixed',
-      'change-process-none on a kernel with the F1 and F2 patches: pinned_vm of NONE pages moves with the owner',
-      ['alwaysPageProvider', 'pinnableHasProvider'],
-      55_865,
-    ),
+  params: {
+    areas: {
+      default: DEFAULT_AREAS,
+      min: 2,
+      max: 4,
+      description:
+        'areas mapped into IOAS 1 (MAP_FILE and MAP alternately, all pinned by the access); ' +
+        'access-unmap-noncompliant and copy-lifecycle map areas - 1',
+    },
   },
-  bounds: { maxStates: 400_000 },
+  build: body,
 });

@@ -30,6 +30,7 @@ import {
   type PathRun,
   sameObservation,
   SetupError,
+  Unreplayable,
 } from './adapter.ts';
 import { CONTAINER_EVENT_TYPES } from '../../machines/container.ts';
 
@@ -53,7 +54,21 @@ const IN_FLIGHT_CALLBACK_MS = 6000;
 const worker = (r: PathRun, line: string) => r.call(MDEV, 'pin_worker', { uuid: r.uuids[0], line });
 const iovaOf = (dma: number | undefined) => `0x${(IOVA + (dma ?? 0) * PAGE).toString(16)}`;
 
-type Ev = { readonly type: string; readonly dma?: number; readonly range?: number | 'all' };
+type Ev = {
+  readonly type: string;
+  readonly dma?: number;
+  readonly range?: number | 'all';
+  /** The second mdev (model parameter mdevs=2): no fixture here. */
+  readonly dev?: number;
+};
+
+/** The fixture is the model at its default sizes: two dmas, one mdev (`--set dmas=2,mdevs=1`). */
+function beyondFixture(e: Ev): string | undefined {
+  if (e.dev !== undefined && e.dev !== 0) return 'the second mdev (mdevs=2) has no fixture in this adapter';
+  const dma = e.dma ?? (typeof e.range === 'number' ? e.range : undefined);
+  if (dma !== undefined && dma >= DMAS) return `dma${dma}: the fixture maps ${DMAS} dmas (dmas=${DMAS})`;
+  return undefined;
+}
 
 const rangeArgs = (range: number | 'all' | undefined) =>
   range === 'all' || range === undefined
@@ -82,6 +97,16 @@ const HOTPLUG_VARIANTS = ['current-hotplug', 'current-hotplug-fixed'];
 
 export function mapContainerEvent(e: Ev): Mapping {
   const type = e.type as ContainerEvent;
+  const beyond = beyondFixture(e);
+  if (beyond !== undefined) {
+    return {
+      kind: 'call',
+      compare: 'errno',
+      run: async () => {
+        throw new Unreplayable(beyond);
+      },
+    };
+  }
   return match(type)
     .with('VmmMapDma', () => ({
       kind: 'call' as const,

@@ -195,6 +195,15 @@ export const handoffAdapter: Adapter = {
   observe: (r) => observeVm(r, ['vmm', 'holder', 'image']),
   predict: (c, o) => iommufdVm(c, o, procOf),
   fits: (c, o) => sameObservation(iommufdVm(c, o, procOf), o),
+  /**
+   * The fixture maps NMAPS areas (the model's default size, maps=2); a path chosen at another
+   * `--set maps=N` has N areas (mapped, or unmapped by the application) and other RLIMIT_MEMLOCK
+   * values, so none of its states stands for the target.
+   */
+  unfit: (c) => {
+    const maps = c.k.areas.length + c.unmapped;
+    return maps === NMAPS ? null : `the fixture maps ${NMAPS} areas (maps=${NMAPS}); this path has ${maps}`;
+  },
   map: (e, _actor, variant) => mapHandoffEvent(e as Ev, variant),
   async teardown(r) {
     await r.exitAll();

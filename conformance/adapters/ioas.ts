@@ -229,6 +229,19 @@ function pinnedByLaterIoas(c: any, variant: string): boolean {
   );
 }
 
+/**
+ * The fixture (RLIMIT_MEMLOCK, the buffer) is the variant at the model's default
+ * size, areas=2: a slot the default design never maps comes from a larger one.
+ */
+function beyondFixture(e: Ev, variant: string): Mapping | undefined {
+  const d = ioasDesign(variant as keyof typeof VARIANT_DESIGNS);
+  const slots = new Set([...d.maps.map((m) => m.slot), ...d.copies.map((c) => c.dst[1])]);
+  if (e.slot === undefined || slots.has(e.slot)) return undefined;
+  return errnoCall(async () => {
+    throw new Unreplayable(`slot${e.slot}: the fixture is ioas/${variant} at its default size (areas=2)`);
+  });
+}
+
 /** The mock access honours the unmap callback: a non-compliant access is not reachable with it. */
 const SUPPORTED = Object.keys(VARIANT_DESIGNS).filter((v) => v !== 'access-unmap-noncompliant');
 
@@ -273,6 +286,10 @@ export const ioasAdapter: Adapter = {
    * cannot be compared from such a state.
    */
   unfit(c, e, variant) {
+    // A path chosen at another `--set areas=N` has RLIMIT_MEMLOCK scaled with its pages (sizedDesign).
+    const rlimit = ioasDesign(variant as keyof typeof VARIANT_DESIGNS).rlimit;
+    if (c.k.procs.vmm.rlimit !== rlimit)
+      return `the fixture is ioas/${variant} at its default size (areas=2, RLIMIT_MEMLOCK ${rlimit} pages)`;
     if (!PIN_COUNTED.has(e.type) || !pinnedByLaterIoas(c, variant)) return null;
     return 'pages pinned only by the domain of an IOAS allocated during the path (the kernel IOAS has none)';
   },
@@ -281,7 +298,7 @@ export const ioasAdapter: Adapter = {
   observe: (r) => observeVm(r, ['vmm', 'child']),
   predict: (c, o) => iommufdVm(c, o),
   fits: (c, o, variant) => pinnedByLaterIoas(c, variant) || sameObservation(iommufdVm(c, o), o),
-  map: (e) => mapIoasEvent(e as Ev),
+  map: (e, _actor, variant) => beyondFixture(e as Ev, variant) ?? mapIoasEvent(e as Ev),
   async teardown(r) {
     await r.exitAll();
   },

@@ -27,15 +27,17 @@ import {
 export type Actor = 'vmm' | 'holder' | 'image';
 export const ACTORS: readonly Actor[] = ['vmm', 'holder', 'image'];
 
-/** Two mappings of one page each. */
+/** Mappings of one page each: two by default (the model parameter `maps`, HandoffDesign.maps). */
 export const NMAPS = 2;
 /**
- * RLIMIT_MEMLOCK in pages. `ok` (2×N) leaves room for every charge,
- * USER mode's double charge (U3) included; `low` (N−1) fits no charge of the N
- * pinned pages; `tight` (N+1) is a deployment sized for the guest with some
- * headroom (libvirt: guest memory + 1 GiB), below U3's 2×N.
+ * RLIMIT_MEMLOCK in pages for N mappings. `ok` (2×N) leaves room for every
+ * charge, USER mode's double charge (U3) included; `low` (N−1) fits no charge
+ * of the N pinned pages; `tight` (N+1) is a deployment sized for the guest
+ * with some headroom (libvirt: guest memory + 1 GiB), below U3's 2×N.
  */
-export const RLIMIT = { ok: 2 * NMAPS, low: NMAPS - 1, tight: NMAPS + 1 } as const;
+export const rlimits = (n: number) => ({ ok: 2 * n, low: n - 1, tight: n + 1 }) as const;
+/** The RLIMIT_MEMLOCK values at the default size. */
+export const RLIMIT = rlimits(NMAPS);
 
 /** The VA where the image maps the guest memory when it does not reuse the old one. */
 export const VA_NEW = 'B';
@@ -44,7 +46,7 @@ export const GUEST = 'G';
 export const OTHER = 'X';
 
 /** What the uninitialised slot of the draft's all_npinned[] may hold: nothing, a page, more than any rlimit. */
-export const JUNK = [0, 1, RLIMIT.ok + 1] as const;
+export const junkOf = (n: number): readonly number[] => [0, 1, rlimits(n).ok + 1];
 
 /** Type1 rules of the in-tree kernel the type1 designs run on. */
 export const T1_73: Type1Design = { kernel: '7.3', notify: 'if-pinned', maxRetries: 10 };
@@ -81,7 +83,12 @@ export interface HandoffDesign {
   readonly qemu?: QemuFlow;
   /** RLIMIT_MEMLOCK of every process at the start (default `ok`). */
   readonly memlock?: keyof typeof RLIMIT;
+  /** How many one-page mappings the VMM has made (the parameter `maps`; default NMAPS). */
+  readonly maps?: number;
 }
+
+/** The design's number of mappings. */
+export const mapsOf = (d: HandoffDesign): number => d.maps ?? NMAPS;
 
 export interface Signals {
   /** Where the VMM (the old QEMU) is; the other actors wait on it. */
@@ -150,7 +157,8 @@ export const taskMm =
 const newMm = { alive: true, lockedVm: 0, pinnedVm: 0 };
 
 export function initialContext(d: HandoffDesign): HandoffCtx {
-  const rlimit = RLIMIT[d.memlock ?? 'ok'];
+  const n = mapsOf(d);
+  const rlimit = rlimits(n)[d.memlock ?? 'ok'];
   const proc = { uid: 'u', rlimit, cap: d.cap ?? false };
   const transfer = d.qemu?.mode === 'cpr-transfer';
   const k0: Iommufd = {
@@ -179,7 +187,7 @@ export function initialContext(d: HandoffDesign): HandoffCtx {
   if (usesIommufd(d)) {
     // IOMMU_IOAS_MAP(_FILE) into an IOAS with a domain: pinned and charged at map time.
     const k = update(k0, (k) => {
-      for (let slot = 0; slot < NMAPS; slot++) {
+      for (let slot = 0; slot < n; slot++) {
         const id = allocPages(k, d.mapKind ?? 'file', 'vmm', k.ctxMode, 1);
         insertArea(k, { ioas: 1, slot, pages: id, busy: false, filled: true, accesses: 0, prevent: false });
         pinAll(k, k.pages[id]!, 'mm0');
@@ -188,8 +196,8 @@ export function initialContext(d: HandoffDesign): HandoffCtx {
     return { ...base, k, t1: null };
   }
   // VFIO_IOMMU_MAP_DMA with a domain: pinned from current->mm and charged to its locked_vm.
-  let ks: Kstate = { t1: newType1(NMAPS, { emulated: [], devices: [], domain: true }), mms: k0.mms };
-  for (let i = 0; i < NMAPS; i++) ks = mapDma(ks, i, 'mm0', VA0).k;
+  let ks: Kstate = { t1: newType1(n, { emulated: [], devices: [], domain: true }), mms: k0.mms };
+  for (let i = 0; i < n; i++) ks = mapDma(ks, i, 'mm0', VA0).k;
   // V1 2/8: the first task to map becomes iommu->task.
   const v1 = d.protocol === 'staged' || d.protocol === 'array';
   return { ...base, k: { ...k0, mms: ks.mms }, t1: { ...ks.t1, task: v1 ? 'vmm' : null } };

@@ -37,7 +37,7 @@ import {
   type HandoffCtx,
   type HandoffDesign,
   type HandoffEv,
-  NMAPS,
+  mapsOf,
   onType1,
   withType1,
   ownerChange,
@@ -52,7 +52,8 @@ import { execImage, exitProcess, mapGuest, mmapLabel, row } from './seed.ts';
 
 type Step = StepFn<HandoffCtx, HandoffEv>;
 
-const ALL_DMAS = Array.from({ length: NMAPS }, (_, i) => i);
+/** Every dma of the design (QEMU's pre_save invalidates them all). */
+const allDmas = (d: HandoffDesign) => Array.from({ length: mapsOf(d) }, (_, i) => i);
 
 const CP = 'ioctl(iommufd, IOMMU_IOAS_CHANGE_PROCESS)';
 
@@ -89,7 +90,7 @@ export function qemuProtocol(d: HandoffDesign): Protocol {
     const { ctx, err } = iommufd
       ? changeProcess(d, c, 'vmm', `pre_save: ${CP}`)
       : (() => {
-          const r = withType1(c, (ks) => unmapVaddr(ks, ALL_DMAS, T1_73));
+          const r = withType1(c, (ks) => unmapVaddr(ks, allDmas(d), T1_73));
           return { ctx: setRet(r.ctx, 'vmm', r.err), err: r.err };
         })();
     // A failed pre_save fails the migration and the VM resumes (qemu_savevm_state_complete_precopy).

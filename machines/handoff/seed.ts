@@ -32,13 +32,13 @@ import {
   type HandoffDesign,
   type HandoffEv,
   isRunning,
-  JUNK,
-  NMAPS,
+  junkOf,
+  mapsOf,
   onType1,
   OTHER,
   ownerChange,
   pidOf,
-  RLIMIT,
+  rlimits,
   setRet,
   setSig,
   sorted,
@@ -51,7 +51,8 @@ import type { Protocol, Row } from './protocol.ts';
 
 type Step = StepFn<HandoffCtx, HandoffEv>;
 
-const dmaIdx = Array.from({ length: NMAPS }, (_, i) => i);
+/** The design's dma indices. */
+const dmaIdx = (d: HandoffDesign) => Array.from({ length: mapsOf(d) }, (_, i) => i);
 const VAS = [VA0, VA_NEW];
 const dmaName = (i: number | undefined) => `dma${i ?? 0}`;
 
@@ -128,7 +129,8 @@ export function changeBody(d: HandoffDesign, c: HandoffCtx, a: Actor, ev: Handof
       case 'array': {
         // The caller passes the VA where it believes each dma's memory is: its own guest memory.
         const va = ev.va ?? VA0;
-        const entries = dmaIdx.map((i) => (ev.complete === false && i === NMAPS - 1 ? null : va));
+        const n = mapsOf(d);
+        const entries = dmaIdx(d).map((i) => (ev.complete === false && i === n - 1 ? null : va));
         return onType1(k, t1, (ks) => changeDmaOwnerArray(ks, caller, taskMm(c), c.as, entries, reading));
       }
       case 'changeProcess': {
@@ -159,8 +161,8 @@ const changeLabel =
         return 'ioctl(container, VFIO_CHANGE_DMA_OWNER)';
       case 'array': {
         const va = ev.va ?? VA0;
-        const n = ev.complete === false ? NMAPS - 1 : NMAPS;
-        return `ioctl(container, VFIO_CHANGE_DMA_OWNER, [${dmaIdx
+        const n = ev.complete === false ? mapsOf(d) - 1 : mapsOf(d);
+        return `ioctl(container, VFIO_CHANGE_DMA_OWNER, [${dmaIdx(d)
           .slice(0, n)
           .map((i) => `${dmaName(i)}@${va}`)
           .join(', ')}])`;
@@ -180,7 +182,7 @@ const changeParams = (d: HandoffDesign, a: Actor): Partial<HandoffEv>[] => {
           { complete: true, va },
           { complete: false, va },
         ]);
-  if (d.flaws?.junkSlot) return JUNK.map((junk) => ({ junk }));
+  if (d.flaws?.junkSlot) return junkOf(mapsOf(d)).map((junk) => ({ junk }));
   return [{}];
 };
 
@@ -202,7 +204,7 @@ export function seedProtocol(d: HandoffDesign): Protocol {
   };
 
   const vmmInvalidate: Step = (c) => {
-    const r = withType1(c, (ks) => unmapVaddr(ks, dmaIdx, T1_73));
+    const r = withType1(c, (ks) => unmapVaddr(ks, dmaIdx(d), T1_73));
     const next = setRet(r.ctx, 'vmm', r.err);
     return r.err
       ? { next: 'start', ctx: next }
@@ -216,7 +218,7 @@ export function seedProtocol(d: HandoffDesign): Protocol {
           ? c.sig.vmm === 'forked' && c.sig.holderTook && holderAlive(c)
           : c.sig.vmm === 'start';
     if (!ready) return null;
-    const ctx = execImage(c, RLIMIT[ev.rlimit ?? 'ok']);
+    const ctx = execImage(c, rlimits(mapsOf(d))[ev.rlimit ?? 'ok']);
     return { next: 'execed', ctx: setSig(setRet(ctx, 'vmm', null), { vmm: 'execed' }) };
   };
   /**
@@ -255,8 +257,9 @@ export function seedProtocol(d: HandoffDesign): Protocol {
       : null;
   const imageSetrlimit: Step = (c) => {
     const p = c.k.procs.vmm;
-    if (p.rlimit >= RLIMIT.ok) return null;
-    const k = { ...c.k, procs: { ...c.k.procs, vmm: { ...p, rlimit: RLIMIT.ok } } };
+    const ok = rlimits(mapsOf(d)).ok;
+    if (p.rlimit >= ok) return null;
+    const k = { ...c.k, procs: { ...c.k.procs, vmm: { ...p, rlimit: ok } } };
     return { next: 'mapped', ctx: setRet({ ...c, k }, 'image', null) };
   };
   const imageChange: Step = (c, ev) => {
@@ -290,7 +293,7 @@ export function seedProtocol(d: HandoffDesign): Protocol {
 
   const vaddrLabel = (ev: HandoffEv) =>
     `ioctl(container, VFIO_IOMMU_MAP_DMA, VADDR, ${dmaName(ev.dma)}, vaddr=${ev.va ?? VA0})`;
-  const dmaVa = dmaIdx.flatMap((dma) => VAS.map((va) => ({ dma, va })));
+  const dmaVa = dmaIdx(d).flatMap((dma) => VAS.map((va) => ({ dma, va })));
   const execParams = [{ rlimit: 'ok' as const }, { rlimit: 'low' as const }];
   const execLabel = (ev: HandoffEv) => `execve(qemu) [RLIMIT_MEMLOCK ${ev.rlimit ?? 'ok'}]`;
 
@@ -333,7 +336,7 @@ export function seedProtocol(d: HandoffDesign): Protocol {
                   holderStage,
                   ['running'],
                   vaddrLabel,
-                  dmaIdx.map((dma) => ({ dma })),
+                  dmaIdx(d).map((dma) => ({ dma })),
                 ),
               ]
             : []),
@@ -369,7 +372,7 @@ export function seedProtocol(d: HandoffDesign): Protocol {
             'ImageSetrlimit',
             imageSetrlimit,
             ['mapped'],
-            () => `setrlimit(RLIMIT_MEMLOCK, ${RLIMIT.ok} pages)`,
+            () => `setrlimit(RLIMIT_MEMLOCK, ${rlimits(mapsOf(d)).ok} pages)`,
           ),
         ]
       : []),

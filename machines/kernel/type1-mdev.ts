@@ -12,8 +12,12 @@
  * only ranges in its view, so a compliant one never pins a range again after
  * its invalidation; `repin` lifts that (a guest that keeps DMA going to a
  * range the VMM is unmapping), which is the race seed 004's retry loop is for.
+ *
+ * The functions that touch pins take the device `dev` the driver drives: on
+ * a container with several pinning devices each holds its own reference to a
+ * shared page (type1.ts Pin.refs), and unpins only that.
  */
-import { type Kstate, unpinPage } from './type1.ts';
+import { holds, type Kstate, unpinPage } from './type1.ts';
 
 /**
  * - 'compliant': unpins in the callback and in close_device, as the comment
@@ -53,16 +57,16 @@ export const learn = (drv: Driver, i: number): Driver => ({ ...drv, view: setAt(
 /** A registration event for dma `i` (the VMM mapped it) reaches an open driver. */
 export const registrationEvent = (drv: Driver, i: number): Driver => (drv.open ? learn(drv, i) : drv);
 
-/** May the driver's own thread try vfio_pin_pages() on dma `i` now? */
-export const wantsPin = (drv: Driver, k: Kstate, i: number, repin: boolean): boolean =>
-  drv.open && drv.inflight === null && k.t1.dmas[i].pin === null && (repin || drv.view[i]);
+/** May the driver's own thread try vfio_pin_pages() on dma `i` now? (It holds no page there yet.) */
+export const wantsPin = (drv: Driver, k: Kstate, i: number, repin: boolean, dev: string): boolean =>
+  drv.open && drv.inflight === null && !holds(k.t1, i, dev) && (repin || drv.view[i]);
 
-/** Does the dma_unmap callback for dma `i` call vfio_unpin_pages(), which takes iommu->lock? */
-export const callbackNeedsLock = (kind: DriverKind, k: Kstate, i: number): boolean =>
-  kind === 'compliant' && k.t1.dmas[i].pin !== null;
+/** Does `dev`'s dma_unmap callback for dma `i` call vfio_unpin_pages(), which takes iommu->lock? */
+export const callbackNeedsLock = (kind: DriverKind, k: Kstate, i: number, dev: string): boolean =>
+  kind === 'compliant' && holds(k.t1, i, dev);
 
 /**
- * ops->dma_unmap(vdev, dma->iova, dma->size) for dma `i`, run by the
+ * `dev`'s ops->dma_unmap(vdev, dma->iova, dma->size) for dma `i`, run by the
  * unmapping task under device_list_lock. The compliant driver drops the range
  * and unpins its page; the late one drops the range and queues the unpin; the
  * non-compliant one ignores it.
@@ -72,38 +76,47 @@ export function dmaUnmapCallback(
   drv: Driver,
   k: Kstate,
   i: number,
+  dev: string,
 ): { drv: Driver; k: Kstate } {
   if (kind === 'non-compliant') return { drv, k };
   const dropped = { ...drv, view: setAt(drv.view, i, false) };
-  if (kind === 'compliant') return { drv: dropped, k: unpinPage(k, i) };
-  const pinned = k.t1.dmas[i].pin !== null;
+  if (kind === 'compliant') return { drv: dropped, k: unpinPage(k, i, dev) };
+  const pinned = holds(k.t1, i, dev);
   return { drv: { ...dropped, pending: setAt(drv.pending, i, drv.pending[i] || pinned) }, k };
 }
 
-export const closeNeedsLock = (kind: DriverKind, k: Kstate): boolean =>
-  kind === 'compliant' && k.t1.dmas.some((d) => d.pin !== null);
+export const closeNeedsLock = (kind: DriverKind, k: Kstate, dev: string): boolean =>
+  kind === 'compliant' && k.t1.dmas.some((_d, i) => holds(k.t1, i, dev));
 
 /**
  * ops->close_device, run by the release path after the driver's in-flight
  * pins returned (the model's driver waits for them). A driver must unpin
  * everything here (UAPI-FACTS §1.10); the late one queues it.
  */
-export function closeDevice(kind: DriverKind, drv: Driver, k: Kstate): { drv: Driver; k: Kstate } {
+export function closeDevice(
+  kind: DriverKind,
+  drv: Driver,
+  k: Kstate,
+  dev: string,
+): { drv: Driver; k: Kstate } {
   const closed = { ...drv, open: false, view: drv.view.map(() => false) };
   if (kind === 'compliant') {
-    return { drv: closed, k: k.t1.dmas.reduce((acc, _d, i) => unpinPage(acc, i), k) };
+    return { drv: closed, k: k.t1.dmas.reduce((acc, _d, i) => unpinPage(acc, i, dev), k) };
   }
   if (kind === 'late') {
-    return { drv: { ...closed, pending: k.t1.dmas.map((d, i) => drv.pending[i] || d.pin !== null) }, k };
+    return {
+      drv: { ...closed, pending: k.t1.dmas.map((_d, i) => drv.pending[i] || holds(k.t1, i, dev)) },
+      k,
+    };
   }
   return { drv: closed, k };
 }
 
 /** May the driver's worker call vfio_unpin_pages() on dma `i` now? (A non-compliant driver never does.) */
-export const wantsUnpin = (kind: DriverKind, drv: Driver, k: Kstate, i: number): boolean => {
+export const wantsUnpin = (kind: DriverKind, drv: Driver, k: Kstate, i: number, dev: string): boolean => {
   if (kind === 'non-compliant') return false;
   if (kind === 'late' && drv.pending[i]) return true;
-  return drv.open && k.t1.dmas[i].pin !== null;
+  return drv.open && holds(k.t1, i, dev);
 };
 
 /**
@@ -111,8 +124,13 @@ export const wantsUnpin = (kind: DriverKind, drv: Driver, k: Kstate, i: number):
  * VMAIN:vfio_unpin_pages() only WARNs (vfio_assert_device_open) and returns:
  * the page stays pinned. Returns the call's result for the trace.
  */
-export function workerUnpin(drv: Driver, k: Kstate, i: number): { drv: Driver; k: Kstate; ret: string } {
+export function workerUnpin(
+  drv: Driver,
+  k: Kstate,
+  i: number,
+  dev: string,
+): { drv: Driver; k: Kstate; ret: string } {
   const done = { ...drv, pending: setAt(drv.pending, i, false) };
   if (!drv.vfioOpen) return { drv: done, k, ret: 'WARN' };
-  return { drv: done, k: unpinPage(k, i), ret: '0' };
+  return { drv: done, k: unpinPage(k, i, dev), ret: '0' };
 }

@@ -112,17 +112,31 @@ export interface Type1Event {
   readonly range?: Range;
 }
 
+/** How one mdev's actors and fd are named in the reports: the first is `mdev`, `release`, `device fd`. */
+export interface MdevNames {
+  /** The driver's worker (its pins and unpins). */
+  readonly worker: string;
+  /** The device's release path. */
+  readonly release: string;
+  /** The VMM's device fd of it. */
+  readonly fd: string;
+}
+
+export const FIRST_MDEV: MdevNames = { worker: 'mdev', release: 'release', fd: 'device fd' };
+
 /**
  * The labels of the events the container and device-close models share: the
  * VMM's MAP_DMA, UNMAP_DMA (by any unmapping actor, with its notification
  * steps) and device close, the driver's pin and unpin, the release path, and
  * the halts. `unmappers` maps each unmapping actor's event prefix to the actor
- * (`{ Vmm: 'vmm' }`). Undefined for an event the model must label itself.
+ * (`{ Vmm: 'vmm' }`); `mdev` names the device the event is about. Undefined
+ * for an event the model must label itself.
  */
 export function sharedLabel(
   e: Type1Event,
-  c: Type1Ctx & { readonly drv: Driver },
+  c: Type1Ctx,
   unmappers: Readonly<Record<string, string>>,
+  mdev: MdevNames = FIRST_MDEV,
 ): string | undefined {
   for (const [prefix, actor] of Object.entries(unmappers)) {
     if (e.type === `${prefix}UnmapDma`) return `ioctl(container, VFIO_IOMMU_UNMAP_DMA, ${rangeArg(e.range)})`;
@@ -134,50 +148,52 @@ export function sharedLabel(
     case 'VmmMapDma':
       return `ioctl(container, VFIO_IOMMU_MAP_DMA, ${dmaName(e.dma)})`;
     case 'VmmCloseDevice':
-      return 'close(device fd)';
+      return `close(${mdev.fd})`;
     case 'VmmCloseDeviceReturn':
       // The close that blocked returns: "close(device fd) … blocks", later "… close(device fd) = 0".
-      return '… close(device fd)';
+      return `… close(${mdev.fd})`;
     case 'MdevPinPages':
-      return `mdev: vfio_pin_pages(${dmaName(e.dma)})`;
+      return `${mdev.worker}: vfio_pin_pages(${dmaName(e.dma)})`;
     case 'MdevUnpinPages':
-      return `mdev: vfio_unpin_pages(${dmaName(e.dma)})`;
+      return `${mdev.worker}: vfio_unpin_pages(${dmaName(e.dma)})`;
     case 'ReleaseCloseDevice':
-      return 'release: vfio_device_fops_release → ops->close_device';
+      return `${mdev.release}: vfio_device_fops_release → ops->close_device`;
     case 'ReleaseUnregisterLock':
-      return `release: unregister_device: mutex_lock(${IOMMU_LOCK})`;
+      return `${mdev.release}: unregister_device: mutex_lock(${IOMMU_LOCK})`;
     case 'ReleaseUnregisterListLock':
-      return `release: unregister_device: mutex_lock(${LIST_LOCK})`;
+      return `${mdev.release}: unregister_device: mutex_lock(${LIST_LOCK})`;
     case 'ReleaseFinish':
-      return 'release: vfio_df_close: open_count--';
+      return `${mdev.release}: vfio_df_close: open_count--`;
     case 'MdevHalt':
-      return haltLabel('mdev');
+      return haltLabel(mdev.worker);
     case 'ReleaseHalt':
-      return haltLabel('release');
+      return haltLabel(mdev.release);
     default:
       return undefined;
   }
 }
 
-/** The closer of the mdev's device fd: its close() returns only after the release path (the last fput). */
-export const closingDeviceWait = (closing: boolean): string | undefined =>
+/** The closer of a mdev's device fd (`fd`): its close() returns only after the release path (the last fput). */
+export const closingDeviceWait = (closing: boolean, fd = 'device fd'): string | undefined =>
   closing
-    ? 'in close(device fd): the last close waits for the release path (vfio_device_fops_release)'
+    ? `in close(${fd}): the last close waits for the release path (vfio_device_fops_release)`
     : undefined;
 
 /**
- * The release path at ops->close_device: the driver first waits for its pin
- * in flight (v6.1's sleeping vfio_pin_pages), then unpins under iommu->lock
- * when `needsLock`.
+ * The release path (actor `release`) at ops->close_device of the device
+ * whose driver is `drv`: the driver first waits for its pin in flight (v6.1's
+ * sleeping vfio_pin_pages), then unpins under iommu->lock when `needsLock`.
  */
 export function closeDeviceWait(
-  c: Type1Ctx & { readonly drv: Driver },
+  c: Type1Ctx,
+  drv: Driver,
   needsLock: boolean,
+  release = 'release',
 ): string | undefined {
-  if (c.drv.inflight !== null) {
-    return `in ops->close_device: the driver waits for its vfio_pin_pages(${dmaName(c.drv.inflight)}) to return`;
+  if (drv.inflight !== null) {
+    return `in ops->close_device: the driver waits for its vfio_pin_pages(${dmaName(drv.inflight)}) to return`;
   }
-  const on = needsLock ? heldBy(c.t1.lock, 'release', IOMMU_LOCK) : undefined;
+  const on = needsLock ? heldBy(c.t1.lock, release, IOMMU_LOCK) : undefined;
   return on && `in ops->close_device, to unpin: ${on}`;
 }
 
@@ -186,8 +202,9 @@ export function mdevIdleWait(
   c: Type1Ctx,
   wantsPin: (dma: number) => boolean,
   wantsUnpin: (dma: number) => boolean,
+  worker = 'mdev',
 ): string | undefined {
-  const on = heldBy(c.t1.lock, 'mdev', IOMMU_LOCK);
+  const on = heldBy(c.t1.lock, worker, IOMMU_LOCK);
   if (on === undefined) return undefined;
   const dmas = c.t1.dmas.map((_d, i) => i);
   const pin = dmas.find(wantsPin);
@@ -197,9 +214,9 @@ export function mdevIdleWait(
 }
 
 /** The release path's unregister_device (unregister, unregisterList states); undefined elsewhere. */
-export function unregisterWait(state: string, c: Type1Ctx): string | undefined {
-  if (state === 'unregister') return lockPairWait('unregister_device', true, 'release', c);
-  if (state === 'unregisterList') return lockPairWait('unregister_device', false, 'release', c);
+export function unregisterWait(state: string, c: Type1Ctx, release = 'release'): string | undefined {
+  if (state === 'unregister') return lockPairWait('unregister_device', true, release, c);
+  if (state === 'unregisterList') return lockPairWait('unregister_device', false, release, c);
   return undefined;
 }
 

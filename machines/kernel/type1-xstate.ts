@@ -34,8 +34,19 @@ export interface Tr<C, E> {
 /** An actor's states: each maps event types to candidate transitions (first enabled wins), or is final. */
 export type States<C, E> = Record<string, 'final' | Record<string, readonly Tr<C, E>[]>>;
 
-/** The actor's region config, with the halt wiring added. `prefix` is its event prefix (Vmm, Mdev ...). */
-export function region<C extends BugCtx, E>(prefix: string, initial: string, states: States<C, E>) {
+/**
+ * The actor's region config, with the halt wiring added. `prefix` is its
+ * event prefix (Vmm, Mdev ...). `accepts`, when given, narrows every
+ * transition of the region (its halt too) to the events it returns true for:
+ * two actors of one kind (two mdevs' workers) share the event types and tell
+ * their events apart by a field.
+ */
+export function region<C extends BugCtx, E>(
+  prefix: string,
+  initial: string,
+  states: States<C, E>,
+  accepts?: (e: E) => boolean,
+) {
   const out: Record<string, unknown> = {};
   for (const [name, on] of Object.entries(states)) {
     if (on === 'final') {
@@ -43,20 +54,21 @@ export function region<C extends BugCtx, E>(prefix: string, initial: string, sta
       continue;
     }
     const transitions: Record<string, unknown[]> = {};
-    for (const [type, list] of Object.entries(on)) transitions[type] = list.map(compile);
-    transitions[`${prefix}Halt`] = [
-      { guard: ({ context }: Args<C, E>) => context.kernelBug, target: 'halted' },
-    ];
+    for (const [type, list] of Object.entries(on)) transitions[type] = list.map((t) => compile(t, accepts));
+    transitions[`${prefix}Halt`] = [compile<C, E>({ target: 'halted' }, accepts, true)];
     out[name] = { on: transitions };
   }
   out.halted ??= { type: 'final' };
   return { initial, states: out };
 }
 
-function compile<C extends BugCtx, E>(t: Tr<C, E>) {
+/** One transition: disabled after a BUG (or, for a halt, only after one), and only for accepted events. */
+function compile<C extends BugCtx, E>(t: Tr<C, E>, accepts?: (e: E) => boolean, halt = false) {
   const g = t.guard;
+  const bug = halt ? (a: Args<C, E>) => a.context.kernelBug : (a: Args<C, E>) => !a.context.kernelBug;
+  const own = accepts ? (a: Args<C, E>) => bug(a) && accepts(a.event) : bug;
   return {
-    guard: g ? (a: Args<C, E>) => !a.context.kernelBug && g(a) : (a: Args<C, E>) => !a.context.kernelBug,
+    guard: g ? (a: Args<C, E>) => own(a) && g(a) : own,
     ...(t.update && { actions: assign(t.update as any) }),
     ...(t.target && { target: t.target }),
   };

@@ -20,9 +20,9 @@
  * the v2 bisect rule never applies; unless a caller passes its
  * RLIMIT_MEMLOCK (the exec-handoff model does), the rlimit check always
  * passes (the mapper has CAP_IPC_LOCK, which still charges locked_vm); a
- * driver pins a page at most once (pfn_list ref_count 0 or 1); a vaddr is a
- * name ('A', 'B'), and what it maps is looked up in the model's
- * AddressSpaces (mm.ts).
+ * driver pins a page at most once (pfn_list ref_count: the devices holding
+ * the page); a vaddr is a name ('A', 'B'), and what it maps is looked up in
+ * the model's AddressSpaces (mm.ts).
  */
 import type { Mutex } from './locks.ts';
 import {
@@ -92,13 +92,26 @@ export interface Type1Design {
 
 export type LockOrder = 'notify-nests' | 'list-first';
 
-/** A page pinned by vfio_pin_pages(), with where it came from (for noPinWithoutPageProvider). */
+/**
+ * A page pinned by vfio_pin_pages() (a struct vfio_pfn in dma->pfn_list),
+ * with where it came from (for noPinWithoutPageProvider).
+ */
 export interface Pin {
-  /** The mm whose page tables the pin walked (vfio_pin_page_external's mm). */
+  /** The mm whose page tables the first pin walked (vfio_pin_page_external's mm). */
   readonly from: string;
   /** The mm whose address space dma->vaddr belonged to at that moment; null if it was invalid. */
   readonly vaddrMm: string | null;
+  /**
+   * The devices holding the page, sorted: vpfn->ref_count is their number.
+   * The kernel keeps only the count; each driver knows what it pinned, and
+   * a compliant one unpins only that.
+   */
+  readonly refs: readonly string[];
 }
+
+/** Does `dev` hold the page of dma `i`? */
+export const holds = (t1: Type1, i: number, dev: string): boolean =>
+  t1.dmas[i].pin?.refs.includes(dev) ?? false;
 
 /** struct vfio_dma, one page. An unmapped slot is exactly NO_DMA so that equal states encode equally. */
 export interface Dma {
@@ -325,16 +338,18 @@ export function ownerExec(t1: Type1, oldMm: string, newMm: string | null, kernel
 export type PinOutcome = { k: Kstate; ret: Ret } | { k: Kstate; ret: 'wait' };
 
 /**
- * vfio_pin_pages() of one page in dma `i` by a registered device
+ * vfio_pin_pages() of one page in dma `i` by the registered device `dev`
  * (VMAIN:vfio_pin_pages -> T1:vfio_iommu_type1_pin_pages), under iommu->lock.
  * 7.3: any invalid vaddr is EBUSY (with a WARN_ONCE). 6.1: an invalid vaddr
  * of *this* dma (vfio_find_dma_valid) means sleeping in vfio_wait(): the
  * result 'wait', which the caller turns into a waiter. Then: an empty device
- * list is EINVAL, no dma is EINVAL, a dead source mm is ENODEV
- * (mmget_not_zero in 7.3, get_task_mm in 6.1). The page is charged only when
- * no IOMMU domain exists (do_accounting).
+ * list is EINVAL, no dma is EINVAL. A page another device pinned already is
+ * shared (vfio_iova_get_vfio_pfn: ref_count++), without looking at the mm or
+ * charging again. Otherwise a dead source mm is ENODEV (mmget_not_zero in
+ * 7.3, get_task_mm in 6.1), and the new page is charged only when no IOMMU
+ * domain exists (do_accounting).
  */
-export function pinPage(k: Kstate, i: number, design: Type1Design): PinOutcome {
+export function pinPage(k: Kstate, i: number, design: Type1Design, dev: string): PinOutcome {
   const { t1 } = k;
   const d = t1.dmas[i];
   if (design.kernel === '7.3' && vaddrInvalidCount(t1) > 0) return { k, ret: 'EBUSY' };
@@ -344,19 +359,28 @@ export function pinPage(k: Kstate, i: number, design: Type1Design): PinOutcome {
   }
   if (t1.devices.length === 0) return { k, ret: 'EINVAL' };
   if (!d.mapped) return { k, ret: 'EINVAL' };
+  if (d.pin !== null) {
+    const shared = { ...d.pin, refs: sortedAdd(d.pin.refs, dev) };
+    return { k: { ...k, t1: setDma(t1, i, { ...d, pin: shared }) }, ret: '0' };
+  }
   if (d.mm === null || !k.mms[d.mm]?.alive) return { k, ret: 'ENODEV' };
-  const pinned = { ...k, t1: setDma(t1, i, { ...d, pin: { from: d.mm, vaddrMm: d.vaddrMm } }) };
+  const pinned = { ...k, t1: setDma(t1, i, { ...d, pin: { from: d.mm, vaddrMm: d.vaddrMm, refs: [dev] } }) };
   return { k: t1.domain ? pinned : chargeDma(pinned, i, 1), ret: '0' };
 }
 
 /**
- * vfio_unpin_pages() of the page in dma `i` (T1:vfio_iommu_type1_unpin_pages
- * -> vfio_unpin_page_external): a page with no vpfn is skipped silently; the
- * uncharge happens only without an IOMMU domain, and only if dma->mm lives.
+ * vfio_unpin_pages() by `dev` of its page in dma `i`
+ * (T1:vfio_iommu_type1_unpin_pages -> vfio_unpin_page_external): a page with
+ * no vpfn is skipped silently (and the model's drivers unpin only what they
+ * hold); vfio_iova_put_vfio_pfn drops one reference, and only the last one
+ * frees the page, with the uncharge only without an IOMMU domain, and only
+ * if dma->mm lives.
  */
-export function unpinPage(k: Kstate, i: number): Kstate {
+export function unpinPage(k: Kstate, i: number, dev: string): Kstate {
   const d = k.t1.dmas[i];
-  if (!d.mapped || d.pin === null) return k;
+  if (!d.mapped || d.pin === null || !d.pin.refs.includes(dev)) return k;
+  const refs = without(d.pin.refs, dev);
+  if (refs.length > 0) return { ...k, t1: setDma(k.t1, i, { ...d, pin: { ...d.pin, refs } }) };
   const unpinned = { ...k, t1: setDma(k.t1, i, { ...d, pin: null }) };
   return k.t1.domain ? unpinned : chargeDma(unpinned, i, -1);
 }

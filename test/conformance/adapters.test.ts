@@ -312,3 +312,41 @@ describe('vfio-mc conform: usage errors exit 2 before any VM boots', () => {
     expect(err.join('')).toContain(message);
   });
 });
+
+describe('the fixtures stand for the models at their default sizes', () => {
+  const initial = async (model: string, variant: string, params: Record<string, number>) => {
+    const m = await findModel(model);
+    const v = m.variant(variant, params);
+    return v.machine.config.context as any;
+  };
+
+  it('exec-handoff: a path at maps=3 is unfit from its first state, at maps=2 it is not', async () => {
+    const a = adapterFor('exec-handoff', 'iommufd-change-process');
+    const e = { type: 'HolderIoasChangeProcess' };
+    expect(a.unfit?.(await initial('exec-handoff', 'iommufd-change-process', {}), e, 'x')).toBeNull();
+    expect(a.unfit?.(await initial('exec-handoff', 'iommufd-change-process', { maps: 3 }), e, 'x')).toBe(
+      'the fixture maps 2 areas (maps=2); this path has 3',
+    );
+  });
+
+  it('ioas: a path at areas=3 (RLIMIT_MEMLOCK scaled) is unfit, at areas=2 it is not', async () => {
+    const a = adapterFor('ioas', 'change-process');
+    const e = { type: 'VmmIoasMap', ioas: 1, slot: 0 };
+    expect(a.unfit?.(await initial('ioas', 'change-process', {}), e, 'change-process')).toBeNull();
+    expect(a.unfit?.(await initial('ioas', 'change-process', { areas: 3 }), e, 'change-process')).toBe(
+      'the fixture is ioas/change-process at its default size (areas=2, RLIMIT_MEMLOCK 4 pages)',
+    );
+  });
+
+  it('container: the events of a third dma or of the second mdev are unreplayable', async () => {
+    const a = adapterFor('container', 'current');
+    const run = (e: Record<string, unknown>) => {
+      const m = a.map({ type: 'VmmMapDma', ...e }, 'vmm', 'current');
+      return m.kind === 'call' ? m.run({} as PathRun) : Promise.resolve('not a call');
+    };
+    await expect(run({ dma: 2 })).rejects.toThrow('dma2: the fixture maps 2 dmas (dmas=2)');
+    await expect(run({ type: 'VmmOpenDevice', dev: 1 })).rejects.toThrow(
+      'the second mdev (mdevs=2) has no fixture in this adapter',
+    );
+  });
+});

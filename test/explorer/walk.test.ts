@@ -62,3 +62,11 @@ describe('random deep walks', () => {
     );
   });
 });
+
+describe('walk records the parameters', () => {
+  it('the result names the --set values the variant was built with', async () => {
+    const { default: regions } = await import('../../explorer/bench/dma-regions.ts');
+    const r = walk(regions.variant('default', { regions: 2 }), { runs: 2, depth: 5, seed: 1 });
+    expect(r.params).toEqual({ regions: 2, pins: 2 });
+  });
+});

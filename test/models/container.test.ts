@@ -356,7 +356,7 @@ describe('scenarios, kernel 7.3', () => {
     s.step({ type: 'VmmAttachGroup' }, 'vmm', '0');
     s.step({ type: 'VmmOpenDevice' }, 'vmm', '0');
     s.step({ type: 'MdevPinPages', dma: 1 }, 'mdev', '0');
-    expect(s.ctx().t1.dmas[1].pin).toEqual({ from: 'mm1', vaddrMm: 'mm1' });
+    expect(s.ctx().t1.dmas[1].pin).toEqual({ from: 'mm1', vaddrMm: 'mm1', refs: ['mdev'] });
     expect(s.ctx().mms.mm1.lockedVm).toBe(2);
   });
 
@@ -461,5 +461,88 @@ describe('scenarios, v6.1 (vfio_wait)', () => {
     s.step({ type: 'ReleaseNotifyClose' });
     s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', 'EFAULT'); // the device is marked closing
     s.step({ type: 'ReleaseCloseDevice' });
+  });
+});
+
+describe('sizes: the parameters dmas and mdevs', () => {
+  it('two pinning mdevs (mdevs=2, dmas=1): current holds completely, and both hold one page', async () => {
+    const v = model.variant('current', { dmas: 1, mdevs: 2 });
+    const r = await explore(v);
+    const status = (name: string) => r.properties.find((p) => p.name === name)?.status;
+    expect(r.complete).toBe(true);
+    expect(r.states).toBe(45_630);
+    expect(violated(r)).toEqual([]);
+    expect(status('everyMdev2CloseCompletes')).toBe('holds');
+    expect(status('pageSharedByTwoMdevs')).toBe('holds');
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('one dma: the relock never notifies again in 7.3, and says why', async () => {
+    const r = await explore(model.variant('current', { dmas: 1 }));
+    expect(r.complete).toBe(true);
+    expect(r.coverage.unreachable['vmm.unmapRelock#VmmUnmapRelock[1]']).toMatch(/with one dma/);
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('an out-of-range size or an unknown parameter is one clear error', () => {
+    expect(() => model.variant('current', { dmas: 9 })).toThrow(
+      "model 'container': dmas must be an integer from 1 to 8, got 9",
+    );
+    expect(() => model.variant('current', { mdevs: 3 })).toThrow(
+      "model 'container': mdevs must be an integer from 1 to 2, got 3",
+    );
+    expect(() => model.variant('current', { vmms: 2 })).toThrow(
+      "model 'container' has no parameter 'vmms' (parameters: dmas, mdevs)",
+    );
+  });
+
+  it('the second mdev shares a pinned page: one vfio_pfn, freed by the last unpin of the walk', () => {
+    const s = scenario(machineFor({ mdevs: 2 }));
+    const two = { dev: 1 };
+    s.step({ type: 'VmmMapDma', dma: 0 }, 'vmm', '0');
+    s.step({ type: 'MdevPinPages', dma: 0 }, 'mdev', '0');
+    s.step({ type: 'MdevPinPages', dma: 0, ...two }, 'mdev2', '0'); // vfio_iova_get_vfio_pfn: ref_count 2
+    expect(s.ctx().t1.dmas[0].pin?.refs).toEqual(['mdev', 'mdev2']);
+    s.step({ type: 'VmmUnmapDma', range: 0 }, 'vmm', 'blocked');
+    s.step({ type: 'VmmUnmapListLock' });
+    s.step({ type: 'VmmUnmapCallback' }); // mdev's callback: one reference left
+    expect(s.ctx().t1.dmas[0].pin?.refs).toEqual(['mdev2']);
+    s.disabled({ type: 'VmmUnmapListUnlock' }); // every registered device's callback runs first
+    s.step({ type: 'VmmUnmapCallback' }); // mdev2's: the last one, the page goes
+    expect(s.ctx().t1.dmas[0].pin).toBeNull();
+    s.step({ type: 'VmmUnmapListUnlock' });
+    s.step({ type: 'VmmUnmapRelock' }, 'vmm', '0');
+    expect(s.ctx().mms.mm0.lockedVm).toBe(0);
+  });
+
+  it("each mdev's close is its own: the second's release path runs while the first stays open", () => {
+    const s = scenario(machineFor({ mdevs: 2 }));
+    const two = { dev: 1 };
+    s.step({ type: 'VmmCloseDevice', ...two }, 'vmm', 'blocked');
+    expect(s.value().vmm).toBe('closingDevice2');
+    s.disabled({ type: 'ReleaseCloseDevice' }); // the first mdev is not closing
+    s.step({ type: 'ReleaseCloseDevice', ...two });
+    s.step({ type: 'ReleaseUnregisterLock', ...two });
+    s.step({ type: 'ReleaseUnregisterListLock', ...two });
+    expect(s.ctx().t1.devices).toEqual(['mdev']);
+    s.step({ type: 'ReleaseFinish', ...two });
+    s.step({ type: 'VmmCloseDeviceReturn', ...two }, 'vmm', '0');
+    s.step({ type: 'VmmDetachGroup', ...two }, 'vmm', '0');
+    s.step({ type: 'VmmDetachGroup' }, 'vmm', 'EBUSY'); // the first mdev's device is still open
+    expect(s.ctx().t1.emulated).toEqual(['mdev']);
+  });
+
+  it('the second mdev reads as itself in the reports', () => {
+    const v = model.variant('current', { mdevs: 2 });
+    const s = { context: v.machine.config.context, value: {} } as unknown as ModelSnapshot<Ctx>;
+    const label = (e: Ev) => containerLabel(e, s);
+    expect(label({ type: 'MdevPinPages', dma: 1, dev: 1 })).toBe('mdev2: vfio_pin_pages(dma1)');
+    expect(label({ type: 'VmmCloseDevice', dev: 1 })).toBe('close(mdev2 device fd)');
+    expect(label({ type: 'VmmOpenDevice', dev: 1 })).toBe('ioctl(mdev2 group, VFIO_GROUP_GET_DEVICE_FD)');
+    expect(label({ type: 'ReleaseUnregisterLock', dev: 1 })).toBe(
+      'release2: unregister_device: mutex_lock(iommu->lock)',
+    );
   });
 });

@@ -351,3 +351,52 @@ describe('scenarios', () => {
     expect(s.ctx().walk.vmm?.retries).toBe(0);
   });
 });
+
+describe('sizes: the parameters dmas and unmappers', () => {
+  it('four dmas: notify-always-compliant still holds completely, every transition explained', async () => {
+    const r = await explore(model.variant('notify-always-compliant', { dmas: 4 }));
+    expect(r.complete).toBe(true);
+    expect(r.states).toBe(6_489);
+    expect(violated(r)).toEqual([]);
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('one dma: the patch as written is harmless, its flaw needs a second dma in the range', async () => {
+    const r = await explore(model.variant('notify-always-once-compliant', { dmas: 1 }));
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual([]);
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('three UNMAP_DMA threads: two deadlock while the vmm waits in close(), which then never returns', async () => {
+    const v = model.variant('two-unmappers', { dmas: 1, unmappers: 3 });
+    const r = await explore(v);
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual(['deadlock', 'driverViewConsistent', 'everyCloseCompletes']);
+    const lasso = r.violations.find((x) => x.property === 'everyCloseCompletes');
+    expect(lasso?.trace.map((s) => s.actor)).toEqual([
+      'vmm',
+      'vmm',
+      'mdev',
+      'unmapper',
+      'unmapper',
+      'unmapper2',
+    ]);
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('an out-of-range size or an unknown parameter is one clear error', () => {
+    expect(() => model.variant('two-unmappers', { unmappers: 4 })).toThrow(
+      "model 'device-close': unmappers must be an integer from 2 to 3, got 4",
+    );
+    expect(() => model.variant('two-unmappers', { dmas: 0 })).toThrow(
+      "model 'device-close': dmas must be an integer from 1 to 8, got 0",
+    );
+    expect(() => model.variant('two-unmappers', { mdevs: 2 })).toThrow(
+      "model 'device-close' has no parameter 'mdevs' (parameters: dmas, unmappers)",
+    );
+  });
+});

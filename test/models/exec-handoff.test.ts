@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { type AnyMachineSnapshot, type EventObject, getInitialSnapshot, transition } from 'xstate';
 import { type CompiledState, createCompiledEngine } from '../../explorer/engine-compiled.ts';
+import { explore } from '../../explorer/explore.ts';
 import type { ModelSnapshot, ResolvedVariant } from '../../explorer/model.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import model, {
@@ -678,5 +679,52 @@ describe('one handoff a scenario', () => {
     expect(g.ctx().t1!.dmas.map((x) => x.va)).toEqual(['A', 'A']);
     expect(g.call('ImageAbandon')).toBeNull();
     expect(g.done()).toBe(true);
+  });
+});
+
+describe('sizes: the parameter maps', () => {
+  const at = (name: DesignName, maps: number) => explore(model.variant(name, { maps }));
+
+  it('three mappings: the per-dma designs grow as the spec table says, the all-at-once calls do not', async () => {
+    const counts: Record<string, number> = {};
+    for (const name of [
+      'vaddr',
+      'change-dma-owner-staged',
+      'change-dma-owner-array',
+      'iommufd-change-process',
+    ] as const) {
+      const r = await at(name, 3);
+      expect(r.complete).toBe(true);
+      expect(violated(r)).toEqual([...(model.variant(name).expect?.violated ?? [])].sort());
+      expect(r.coverage.staleUnreachable).toEqual([]);
+      counts[name] = r.states;
+    }
+    expect(counts).toEqual({
+      vaddr: 416,
+      'change-dma-owner-staged': 1_763,
+      'change-dma-owner-array': 28,
+      'iommufd-change-process': 10,
+    });
+  });
+
+  it('the holder killed with three mappings: close_dma_owner unmaps all three (mappingsKept)', async () => {
+    const r = await at('change-dma-owner-staged-holder-killed', 3);
+    expect(violated(r)).toEqual(['mappingsKept', 'recoverable']);
+  });
+
+  it('RLIMIT_MEMLOCK scales with the mappings: ok is 2×N, low N−1, tight N+1', () => {
+    const d = { ...DESIGNS['qemu-cpr-exec-iommufd-user'], maps: 3 };
+    expect(initialContext(d).k.procs.vmm.rlimit).toBe(4);
+    expect(initialContext({ ...d, memlock: 'ok' }).k.procs.vmm.rlimit).toBe(6);
+    expect(initialContext(d).k.areas).toHaveLength(3);
+  });
+
+  it('an out-of-range size or an unknown parameter is one clear error', () => {
+    expect(() => model.variant('vaddr', { maps: 1 })).toThrow(
+      "model 'exec-handoff': maps must be an integer from 2 to 6, got 1",
+    );
+    expect(() => model.variant('vaddr', { dmas: 3 })).toThrow(
+      "model 'exec-handoff' has no parameter 'dmas' (parameters: maps)",
+    );
   });
 });

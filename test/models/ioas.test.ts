@@ -22,6 +22,7 @@ import model, {
   ioasEvents,
   ioasLabel,
   ioasWaits,
+  sizedDesign,
 } from '../../machines/ioas.ts';
 import { WARN } from '../../machines/kernel/iommufd-pages.ts';
 import { exploreOnce, traceOf as traceOfSteps, violated } from './support.ts';
@@ -510,5 +511,47 @@ describe('conformance probes', () => {
     expect(room.call('VmmIoasMapFile', { ioas: 1, slot: 0 })).toBe('0');
     expect(room.call('ChildIoasChangeProcess')).toBe('0');
     expect(room.ctx().k.users.u).toBe(1);
+  });
+});
+
+describe('sizes: the parameter areas', () => {
+  it('three areas (areas=3): access-unmap holds completely, the access pinning all three', async () => {
+    const v = model.variant('access-unmap', { areas: 3 });
+    const r = await explore(v);
+    expect(r.complete).toBe(true);
+    expect(r.states).toBe(7_096);
+    expect(violated(r)).toEqual([]);
+    expect(unexplained(r.coverage)).toEqual([]);
+    expect(r.coverage.staleUnreachable).toEqual([]);
+  });
+
+  it('areas=3: the non-compliant access still makes UNMAP give up, in the same 9 steps', async () => {
+    const r = await explore(model.variant('access-unmap-noncompliant', { areas: 3 }));
+    expect(r.complete).toBe(true);
+    expect(violated(r)).toEqual(['noUnmapRetryWarn']);
+    expect(traceOf(r, 'noUnmapRetryWarn')).toHaveLength(9);
+  });
+
+  it('a design grows by areas of alternating kinds, with RLIMIT_MEMLOCK and the map budget in step', () => {
+    const d = sizedDesign('change-process-mm', 4);
+    expect(d.maps.map((m) => `${m.slot}:${m.kind}`)).toEqual(['0:file', '1:user', '2:file', '3:user']);
+    expect(d.rlimit).toBe(8); // 4 pages for 2 areas
+    expect(d.mapBudget).toBe(5); // 3 for 2 areas
+    const one = sizedDesign('access-unmap-noncompliant', 3);
+    expect(one.maps.map((m) => m.kind)).toEqual(['file', 'user']);
+    expect(one.accessSlots).toEqual([0, 1]);
+    expect(sizedDesign('lazy-access', 2)).toEqual(ioasDesign('lazy-access'));
+  });
+
+  it('an out-of-range size or an unknown parameter is one clear error', () => {
+    expect(() => model.variant('access-unmap', { areas: 5 })).toThrow(
+      "model 'ioas': areas must be an integer from 2 to 4, got 5",
+    );
+    expect(() => model.variant('access-unmap', { areas: 1 })).toThrow(
+      "model 'ioas': areas must be an integer from 2 to 4, got 1",
+    );
+    expect(() => model.variant('access-unmap', { accesses: 2 })).toThrow(
+      "model 'ioas' has no parameter 'accesses' (parameters: areas)",
+    );
   });
 });

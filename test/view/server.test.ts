@@ -115,7 +115,11 @@ describe('the state an address names', () => {
     const cases: [string, number, string][] = [
       ['/container/nope/', 400, "model 'container' has no variant 'nope' (variants: vfio-wait, close-flag"],
       ['/ioas/current/', 404, "this server runs model 'container', not 'ioas'"],
-      ['/container/current/?set=dmas=3', 400, "model 'container' has no parameter 'dmas'"],
+      [
+        '/container/current/?set=vmms=3',
+        400,
+        "model 'container' has no parameter 'vmms' (parameters: dmas, mdevs)",
+      ],
       [
         '/container/current/%E0%A4%A',
         400,
@@ -336,8 +340,8 @@ describe('binding', () => {
     await expect(startServer('container', { port: 0, variant: 'nope' })).rejects.toThrow(
       "model 'container' has no variant 'nope'",
     );
-    await expect(startServer('container', { port: 0, set: 'dmas=2' })).rejects.toThrow(
-      "model 'container' has no parameter 'dmas'",
+    await expect(startServer('container', { port: 0, set: 'dmas=9' })).rejects.toThrow(
+      "model 'container': dmas must be an integer from 1 to 8, got 9",
     );
   });
 });
