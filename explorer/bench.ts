@@ -81,6 +81,9 @@ function vfioMc(name: string, model: string, set: string, workers: number, extra
     '--no-trails',
     '--no-progress',
     '--json',
+    // past the default bound of a million states: the big rows are at 5.7 million
+    '--max-states',
+    String(100_000_000),
     ...extra,
   ]);
   const j = JSON.parse(m.stdout);
@@ -241,7 +244,7 @@ if (spinRow) {
 }
 check(
   rate(all) >= 1.7 * rate(one),
-  `${cores} workers at least 1.7x 1 worker: ${(rate(all) / rate(one)).toFixed(2)}x`,
+  `${cores} workers at least 1.7x 1 worker: ${(rate(all) / rate(one)).toFixed(3)}x`,
 );
 for (const r of bigRows.filter((x) => x.states >= 5_000_000)) {
   const b = (r.rssMB * 2 ** 20) / r.states;
