@@ -12,8 +12,8 @@
  * back what was there writes nothing. Two kinds of reads are copies, not
  * dependencies, and are not recorded:
  * - a value read by enumeration (spread, Object.assign, Object.values) whose
- *   object the step replaces by a new one holding the same value under the
- *   same key: `{ ...c.ret, vmm: '0' }` copies `ret.mdev`;
+ *   object the step replaces by a new one: `{ ...c.ret, vmm: '0' }` copies
+ *   `ret.mdev` and overwrites `ret.vmm`;
  * - an object read and put back at its own path.
  * An object put anywhere else is a read of its whole subtree (a deep read).
  * The one thing this cannot see is a decision taken on values read by
@@ -38,6 +38,8 @@ export interface Footprint {
 }
 
 const KEYS = '#keys';
+/** The path segment a key set is read or written at: an array's length, an object's `#keys`. */
+const keysOf = (o: object) => (Array.isArray(o) ? 'length' : KEYS);
 const REAL = Symbol('footprint.real');
 
 interface Wrapped {
@@ -92,10 +94,7 @@ export class Recorder {
         return k in real;
       },
       ownKeys() {
-        if (self.recording) {
-          if (Array.isArray(real)) self.shallow.add(join(path, 'length'));
-          else self.keySets.set(path, real);
-        }
+        if (self.recording) self.keySets.set(path, real);
         return Reflect.ownKeys(real);
       },
       getOwnPropertyDescriptor(_t, k) {
@@ -122,7 +121,7 @@ export class Recorder {
     this.recording = false;
     const out = this.direct();
     for (const p of this.enumerated.keys()) out.push({ path: p, deep: false });
-    for (const p of this.keySets.keys()) out.push({ path: join(p, KEYS), deep: false });
+    for (const [p, real] of this.keySets) out.push({ path: join(p, keysOf(real)), deep: false });
     return out;
   }
 
@@ -138,17 +137,16 @@ export class Recorder {
       if (!isObject(o) || this.wrappers.has(o)) return undefined; // kept (the proxy) or gone
       return o === at(before, p, this) ? undefined : o;
     };
-    for (const [p, v] of this.enumerated) {
+    for (const p of this.enumerated.keys()) {
       const dot = p.lastIndexOf('.');
       const parent = dot < 0 ? '' : p.slice(0, dot);
-      const o = rebuilt(parent);
-      const copied = o !== undefined && (o as Record<string, unknown>)[p.slice(dot + 1)] === v;
-      if (!copied) reads.push({ path: p, deep: false });
+      // Copied to the object that replaces its own, or overwritten there: not a dependency.
+      if (rebuilt(parent) === undefined) reads.push({ path: p, deep: false });
     }
     for (const [p, real] of this.keySets) {
       const o = rebuilt(p);
       if (o === undefined || !Object.keys(real).every((k) => has(o, k)))
-        reads.push({ path: join(p, KEYS), deep: false });
+        reads.push({ path: join(p, keysOf(real)), deep: false });
     }
     // Objects the step put somewhere other than where it read them.
     const visit = (x: unknown, p: string) => {
@@ -299,6 +297,13 @@ const segmentMatches = (a: string, b: string) => a === '*' || b === '*' || a ===
 export function prefixOf(prefix: Pattern, path: Pattern): boolean {
   if (prefix.length > path.length) return false;
   for (let i = 0; i < prefix.length; i++) if (!segmentMatches(prefix[i], path[i])) return false;
+  return true;
+}
+
+/** Whether pattern `a` covers pattern `b`: each of its segments is '*' or b's own, and it is no longer. */
+export function covers(a: Pattern, b: Pattern): boolean {
+  if (a.length > b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== '*' && a[i] !== b[i]) return false;
   return true;
 }
 

@@ -34,6 +34,7 @@ import type { EventObject, StateValue } from 'xstate';
 import { canonical } from './canonical.ts';
 import { type Engine, type SearchQuery, transitionName } from './engine.ts';
 import {
+  covers,
   type Footprint,
   generalise,
   overlap,
@@ -118,21 +119,21 @@ export class Declared {
     readonly footprints: Footprints,
     actors: readonly string[],
   ) {
-    for (const name of Object.keys(footprints.actors)) {
-      if (!actors.includes(name))
-        throw new ModelError(`footprints: '${name}' is not an actor (actors: ${actors.join(', ')})`);
-    }
+    // An entry for an actor this variant does not have is ignored (one declaration serves every
+    // variant); a misspelt actor is simply undeclared, which costs reduction, never soundness.
     this.events = (footprints.events ?? []).map(parsePattern);
     this.extraVisible = footprints.visible ?? [];
     this.actors = new Map(
-      Object.entries(footprints.actors).map(([name, a]) => {
-        const base = parseSpec(a);
-        // Deepest node first: the first key that is the node or an ancestor of it wins.
-        const states = Object.entries(a.states ?? {})
-          .map(([k, s]) => [k, parseSpec(s)] as [string, Spec])
-          .sort((x, y) => y[0].length - x[0].length);
-        return [name, { base, states, all: states.reduce((acc, [, s]) => union(acc, s), base) }];
-      }),
+      Object.entries(footprints.actors)
+        .filter(([name]) => actors.includes(name))
+        .map(([name, a]) => {
+          const base = parseSpec(a);
+          // Deepest node first: the first key that is the node or an ancestor of it wins.
+          const states = Object.entries(a.states ?? {})
+            .map(([k, s]) => [k, parseSpec(s)] as [string, Spec])
+            .sort((x, y) => y[0].length - x[0].length);
+          return [name, { base, states, all: states.reduce((acc, [, s]) => union(acc, s), base) }];
+        }),
     );
   }
 
@@ -194,7 +195,9 @@ export class Visible {
   }
 
   describe(): string[] {
-    return [...this.keys].map((k) => k.replace(/^~/, '')).concat([...this.controls].map((a) => `$state.${a}`));
+    return [...this.keys]
+      .map((k) => k.replace(/^~/, ''))
+      .concat([...this.controls].map((a) => `$state.${a}`));
   }
 }
 
@@ -216,7 +219,8 @@ export function checkFootprint(
   const reads = specs.flatMap((s) => s.at!.spec.reads);
   const writes = specs.flatMap((s) => s.at!.spec.writes);
   const where = specs.map((s) => s.at!.where).join(' + ');
-  const read = fp.reads.find((r) => !readCovered(r, reads));
+  // Reading an object on the way down to a field the step writes is implied by that write.
+  const read = fp.reads.find((r) => !readCovered(r, r.nav ? [...reads, ...writes] : reads));
   if (read !== undefined)
     throw new ModelError(
       `--por: ${what()} reads ${read.deep ? 'all of ' : ''}${read.path || 'the whole context'}, which ${where} does not declare`,
@@ -241,7 +245,12 @@ function stepName<S>(engine: Engine<S>, machineId: string, s: S, e: EventObject,
 }
 
 /** Check what the event generator reads in a state against footprints.events. */
-function checkGenerator(declared: Declared, variant: ResolvedVariant, view: ModelSnapshot, actors: readonly string[]) {
+function checkGenerator(
+  declared: Declared,
+  variant: ResolvedVariant,
+  view: ModelSnapshot,
+  actors: readonly string[],
+) {
   const { reads } = callModel('the event generator (events)', () =>
     recordPredicate(view, actors, (v) => variant.events(v)),
   );
@@ -255,7 +264,11 @@ function checkGenerator(declared: Declared, variant: ResolvedVariant, view: Mode
 }
 
 /** The variant's invariants and `sometimes` predicates, recording what they read into `visible`; a new path throws VisibleGrew. */
-export function watched(variant: ResolvedVariant, visible: Visible, actors: readonly string[]): ResolvedVariant {
+export function watched(
+  variant: ResolvedVariant,
+  visible: Visible,
+  actors: readonly string[],
+): ResolvedVariant {
   const watch =
     (name: string, holds: StatePredicate): StatePredicate =>
     (view) => {
@@ -340,7 +353,14 @@ export function withPor<S>(
     let blocked = false; // an enabled step of a shared or unowned event type
     for (const e of events) {
       const who = owners.get(e.type) ?? [];
-      if (check) checkFootprint(declared, who, view.value, stepName(base, machineId, s, e, who), recordStep(base, s, e));
+      if (check)
+        checkFootprint(
+          declared,
+          who,
+          view.value,
+          stepName(base, machineId, s, e, who),
+          recordStep(base, s, e),
+        );
       const next = inner.step(s, e);
       if (next === null) continue;
       if (who.length !== 1) {
@@ -470,7 +490,11 @@ export function checkSample<S>(
  * the union over the nodes seen, and per node what was seen there. A
  * proposal to review (the walks may miss steps), never used unreviewed.
  */
-export function proposeFootprints<S>(variant: ResolvedVariant, base: Engine<S>, o: SampleOptions): Footprints {
+export function proposeFootprints<S>(
+  variant: ResolvedVariant,
+  base: Engine<S>,
+  o: SampleOptions,
+): Footprints {
   const seen = new Map<string, Map<string, { reads: Set<string>; writes: Set<string> }>>();
   const events = new Set<string>();
   walkSample(
@@ -494,7 +518,8 @@ export function proposeFootprints<S>(variant: ResolvedVariant, base: Engine<S>, 
         if (!r.path.startsWith('$state.')) events.add(`${r.nav ? '~' : ''}${generalise(r.path)}`);
       }),
   );
-  const actors: Record<string, { reads: string[]; writes: string[]; states: Record<string, FootprintSpec> }> = {};
+  const actors: Record<string, { reads: string[]; writes: string[]; states: Record<string, FootprintSpec> }> =
+    {};
   for (const [actor, nodes] of seen) {
     const all = { reads: new Set<string>(), writes: new Set<string>() };
     const states: Record<string, FootprintSpec> = {};
@@ -512,7 +537,7 @@ export function proposeFootprints<S>(variant: ResolvedVariant, base: Engine<S>, 
 function tidy(paths: ReadonlySet<string>): string[] {
   const plain = [...paths].filter((p) => !p.startsWith('~'));
   const navs = [...paths].filter((p) => p.startsWith('~')).map((p) => p.slice(1));
-  const keep = plain.filter((p) => !plain.some((q) => q !== p && prefixOf(parsePattern(q), parsePattern(p))));
+  const keep = plain.filter((p) => !plain.some((q) => q !== p && covers(parsePattern(q), parsePattern(p))));
   for (const n of navs) {
     if (!plain.some((q) => overlap(parsePattern(q), parsePattern(n)))) keep.push(n);
   }

@@ -115,6 +115,7 @@ import {
   unregisterWait,
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
+import { CONTAINER_FOOTPRINTS } from './footprints/container.ts';
 
 export const DMAS = 2;
 const MDEV = 'mdev';
@@ -896,6 +897,7 @@ export default defineModel<Ctx, Ev>({
   properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
   fairness: { weak: 'all' },
   unreachable: UNREACHABLE,
+  footprints: CONTAINER_FOOTPRINTS,
   defaultVariant: 'current',
   variants: {
     'vfio-wait': {

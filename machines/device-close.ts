@@ -82,6 +82,7 @@ import {
   unregisterWait,
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
+import { DEVICE_CLOSE_FOOTPRINTS } from './footprints/device-close.ts';
 
 export const DMAS = 2;
 const MDEV = 'mdev';
@@ -506,6 +507,7 @@ export default defineModel<Ctx, Ev>({
   },
   properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
   fairness: { weak: 'all' },
+  footprints: DEVICE_CLOSE_FOOTPRINTS,
   defaultVariant: 'notify-if-pinned-compliant',
   variants: {
     'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {

@@ -33,6 +33,7 @@ import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
 import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
+import { IOAS_FOOTPRINTS } from './footprints/ioas.ts';
 
 export type Actor = 'vmm' | 'child' | 'access';
 type Cpu = 'vmm' | 'child';
@@ -962,6 +963,7 @@ export default defineModel<IoasCtx, IoasEv>({
   waitingFor: ioasWaits(ioasDesign('access-unmap')),
   invariants: inv.ioasInvariants,
   calls: IOAS_CALLS,
+  footprints: IOAS_FOOTPRINTS,
   variants: {
     'access-unmap': variant(
       'access-unmap',
