@@ -257,11 +257,9 @@ async function compareReductions(variant: ResolvedVariant, reduced: ExploreResul
   const verdicts = (r: ExploreResult) =>
     Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
   const a = verdicts(full);
-  const combos = [
-    ['symmetry'],
-    ['por'],
-    ['por', 'symmetry'],
-  ].filter((c) => (!c.includes('symmetry') || variant.symmetry) && (!c.includes('por') || variant.footprints));
+  const combos = [['symmetry'], ['por'], ['por', 'symmetry']].filter(
+    (c) => (!c.includes('symmetry') || variant.symmetry) && (!c.includes('por') || variant.footprints),
+  );
   const rows = [];
   for (const c of combos) {
     const same = c.join('+') === [...reduced.reductions].sort().join('+');

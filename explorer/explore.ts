@@ -200,15 +200,15 @@ async function exploreWith(
   outcome ??= reduced
     ? search(reduced.variant, engine, { ...searchConfig, labels: temporalLabels(reduced.variant) })
     : parallel
-    ? await searchInParallel(variant, {
-        ...searchConfig,
-        workers,
-        check: cfg.check,
-        symmetry: cfg.symmetry,
-        checkpoint: cfg.checkpoint,
-        resume: cfg.resume,
-      })
-    : search(variant, engine, searchConfig);
+      ? await searchInParallel(variant, {
+          ...searchConfig,
+          workers,
+          check: cfg.check,
+          symmetry: cfg.symmetry,
+          checkpoint: cfg.checkpoint,
+          resume: cfg.resume,
+        })
+      : search(variant, engine, searchConfig);
   const violations: Violation[] = [];
   const verdicts: PropertyVerdict[] = [];
   const cut = outcome.complete ? undefined : `search cut off by ${boundName(outcome.cutBy)}`;
@@ -414,7 +414,13 @@ async function exploreReduced(full: ResolvedVariant, cfg: ExploreConfig): Promis
       withPor(inner, base, seen, declared, visible, { check: cfg.check, ...cfg.porOptions }, stats);
     const engine = wrapped(base, variant, cfg.check, cfg.symmetry, por);
     try {
-      const result = await exploreWith(full, one, { engine, ...(note && { note }), variant: seen, stats, restarts });
+      const result = await exploreWith(full, one, {
+        engine,
+        ...(note && { note }),
+        variant: seen,
+        stats,
+        restarts,
+      });
       return cfg.shortest ? await shortestViolations(full, one, result) : result;
     } catch (e) {
       if (!(e instanceof VisibleGrew) || restarts >= MAX_RESTARTS) throw e;

@@ -69,10 +69,9 @@ export class Recorder {
     const known = this.cache.get(path);
     if (known !== undefined && this.wrappers.get(known)?.real === real) return known as T;
     let pending: PropertyKey | undefined;
-    const self = this;
     const target = Array.isArray(real) ? [] : {};
     const proxy = new Proxy(target, {
-      get(_t, k) {
+      get: (_t, k) => {
         if (k === REAL) return real;
         const own = has(real, k);
         const viaEnumeration = pending === k;
@@ -81,27 +80,27 @@ export class Recorder {
         if (typeof k === 'symbol') return v;
         if (!own && k in real) return v; // a method from the prototype (map, filter...)
         const p = join(path, k);
-        if (self.recording) {
+        if (this.recording) {
           if (viaEnumeration && own) {
-            if (!isObject(v)) self.enumerated.set(p, v);
-          } else (isObject(v) ? self.nav : self.shallow).add(p);
+            if (!isObject(v)) this.enumerated.set(p, v);
+          } else (isObject(v) ? this.nav : this.shallow).add(p);
         }
-        return isObject(v) ? self.wrap(v, p) : v;
+        return isObject(v) ? this.wrap(v, p) : v;
       },
-      has(_t, k) {
+      has: (_t, k) => {
         // `k in x` reads whether k is there, not its value: like reading an object on the way down.
-        if (typeof k !== 'symbol' && self.recording) self.nav.add(join(path, k));
+        if (typeof k !== 'symbol' && this.recording) this.nav.add(join(path, k));
         return k in real;
       },
-      ownKeys() {
-        if (self.recording) self.keySets.set(path, real);
+      ownKeys: () => {
+        if (this.recording) this.keySets.set(path, real);
         return Reflect.ownKeys(real);
       },
-      getOwnPropertyDescriptor(_t, k) {
+      getOwnPropertyDescriptor: (_t, k) => {
         const d = Reflect.getOwnPropertyDescriptor(real, k);
         if (d === undefined) return undefined;
         pending = k;
-        const value = isObject(d.value) ? self.wrap(d.value, join(path, String(k))) : d.value;
+        const value = isObject(d.value) ? this.wrap(d.value, join(path, String(k))) : d.value;
         // An array target has its own non-configurable length; every other property is reported configurable.
         const lengthOfArray = Array.isArray(real) && k === 'length';
         return { value, writable: true, enumerable: d.enumerable, configurable: !lengthOfArray };
@@ -187,7 +186,8 @@ export class Recorder {
       if (Array.isArray(x)) return x.map(real);
       return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, real(v)]));
     };
-    globalThis.structuredClone = ((x: unknown, o?: StructuredSerializeOptions) => original(real(x), o)) as typeof structuredClone;
+    globalThis.structuredClone = ((x: unknown, o?: StructuredSerializeOptions) =>
+      original(real(x), o)) as typeof structuredClone;
     try {
       return fn();
     } finally {

@@ -90,7 +90,9 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
     lines.push(
       `  partial-order reduction: ${p.reduced.toLocaleString('en')} of ${p.expanded.toLocaleString('en')} states expanded ` +
         `with one actor's steps${p.restarts ? `, ${p.restarts} restart(s) for a larger visible set` : ''}; ` +
-        (p.checked ? 'every evaluated step within its declared footprint' : 'footprints not checked (--no-check)'),
+        (p.checked
+          ? 'every evaluated step within its declared footprint'
+          : 'footprints not checked (--no-check)'),
     );
   }
   if (r.spilledMB > 0) lines.push(`  the frontier spilled ${r.spilledMB} MB to disk (--memory)`);
