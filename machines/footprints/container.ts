@@ -1,9 +1,9 @@
 /**
  * The container model's footprints for partial-order reduction (--por; explorer/model.ts
  * Footprints): what each actor's steps read and write of the context, per state node.
- * Learnt with `vfio-mc explore container --por=propose` over every variant (300 walks each,
- * mm names generalised to `mms.*`), then reviewed; every search under --por checks them.
- * Patterns over indices (`t1.dmas.*`) so that they hold for any number of dmas.
+ * Learnt with `vfio-mc explore container --por=propose` over every variant (mm names
+ * generalised to `mms.*`), then widened where the check of a full --por search of
+ * each variant named a step outside them. Patterns over indices (`t1.dmas.*`).
  */
 import type { Footprints } from '../../explorer/model.ts';
 
@@ -22,6 +22,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         'ret.vmm',
         't1.#keys',
         't1.devices.*',
+        't1.devices.length',
         't1.dmas.*.#keys',
         't1.dmas.*.lockedVm',
         't1.dmas.*.mapped',
@@ -41,6 +42,10 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         'vmm.mm',
         'wait',
         'walk.vmm',
+        'walk.vmm.advised.*',
+        'walk.vmm.advised.length',
+        'walk.vmm.dmaLast',
+        'walk.vmm.target',
       ],
       writes: [
         'closing',
@@ -169,6 +174,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
             'mms.*.alive',
             'mms.*.lockedVm',
             'ret.vmm',
+            't1.devices.length',
             't1.dmas.*.lockedVm',
             't1.dmas.*.mapped',
             't1.dmas.*.mm',
@@ -180,7 +186,11 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
             't1.lock',
             'wait.waiters.*.woken',
             'wait.waiters.length',
+            'walk.vmm.advised.*',
+            'walk.vmm.advised.length',
+            'walk.vmm.dmaLast',
             'walk.vmm.range',
+            'walk.vmm.target',
           ],
           writes: [
             'lastUnmap.vmm',
@@ -191,6 +201,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
             't1.dmas.*.mm',
             't1.dmas.*.va',
             't1.dmas.*.vaddrMm',
+            't1.lock',
             'wait.waiters.*.woken',
             'walk.vmm',
           ],
