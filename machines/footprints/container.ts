@@ -3,7 +3,10 @@
  * Footprints): what each actor's steps read and write of the context, per state node.
  * Learnt with `vfio-mc explore container --por=propose` over every variant (mm names
  * generalised to `mms.*`), then widened where the check of a full --por search of
- * each variant named a step outside them. Patterns over indices (`t1.dmas.*`).
+ * each variant named a step outside them. Patterns over indices (`t1.dmas.*`), so any
+ * `--set dmas=N` is covered. Every actor reads `mdev2` (the second mdev's state, absent at
+ * mdevs=1); steps with two mdevs are not declared: `--por --set mdevs=2` stops with a model
+ * error naming the first undeclared path.
  */
 import type { Footprints } from '../../explorer/model.ts';
 
@@ -11,6 +14,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
   actors: {
     vmm: {
       reads: [
+        'mdev2',
         'closing',
         'drv.open',
         'drv.vfioOpen',
@@ -75,12 +79,13 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
       ],
       states: {
         closingDevice: {
-          reads: ['closing', 'kernelBug', 'ret.vmm', 'vmm.containerFd', 'vmm.deviceFd', 'vmm.mm'],
+          reads: ['mdev2', 'closing', 'kernelBug', 'ret.vmm', 'vmm.containerFd', 'vmm.deviceFd', 'vmm.mm'],
           writes: ['ret.vmm'],
         },
         gone: { reads: [], writes: [] },
         idle: {
           reads: [
+            'mdev2',
             'closing',
             'drv.open',
             'drv.vfioOpen',
@@ -139,6 +144,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         unmapCallbacks: {
           reads: [
+            'mdev2',
             'drv.view.*',
             'kernelBug',
             'mms',
@@ -157,6 +163,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         unmapListLock: {
           reads: [
+            'mdev2',
             'kernelBug',
             't1.dmas.*.mapped',
             't1.dmas.*.vaddrMm',
@@ -169,6 +176,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         unmapListWait: { reads: ['kernelBug', 't1.listLock'], writes: ['t1.listLock'] },
         unmapRelock: {
           reads: [
+            'mdev2',
             'kernelBug',
             'lastUnmap.vmm',
             'mms.*.alive',
@@ -210,6 +218,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
     },
     mdev: {
       reads: [
+        'mdev2',
         'drv.inflight',
         'drv.open',
         'drv.pending.*',
@@ -251,6 +260,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         done: { reads: [], writes: [] },
         idle: {
           reads: [
+            'mdev2',
             'drv.inflight',
             'drv.open',
             'drv.pending.*',
@@ -286,6 +296,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         waiting: {
           reads: [
+            'mdev2',
             'drv.inflight',
             'drv.view.*',
             'kernelBug',
@@ -313,6 +324,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
     },
     release: {
       reads: [
+        'mdev2',
         'closing',
         'drv.inflight',
         'drv.open',
@@ -362,6 +374,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
       states: {
         closeDevice: {
           reads: [
+            'mdev2',
             'closing',
             'drv.inflight',
             'drv.open',
@@ -381,6 +394,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         done: { reads: [], writes: [] },
         finish: {
           reads: [
+            'mdev2',
             'closing',
             'drv.vfioOpen',
             'kernelBug',
@@ -408,6 +422,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         idle: {
           reads: [
+            'mdev2',
             'closing',
             'drv.inflight',
             'drv.open',
@@ -443,13 +458,14 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         unregister: { reads: ['kernelBug', 't1.listLock', 't1.lock'], writes: ['t1.listLock', 't1.lock'] },
         unregisterList: {
-          reads: ['kernelBug', 't1.devices.*', 't1.listLock', 't1.lock'],
+          reads: ['mdev2', 'kernelBug', 't1.devices.*', 't1.listLock', 't1.lock'],
           writes: ['t1.devices.*', 't1.listLock', 't1.lock'],
         },
       },
     },
     hotplug: {
       reads: [
+        'mdev2',
         'kernelBug',
         'ret.hotplug',
         't1.devices.*',
@@ -463,6 +479,7 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
       states: {
         closed: {
           reads: [
+            'mdev2',
             'kernelBug',
             'ret.hotplug',
             't1.listLock',
@@ -475,15 +492,15 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
         },
         done: { reads: [], writes: [] },
         open: {
-          reads: ['kernelBug', 'ret.hotplug', 't1.listLock', 't1.lock'],
+          reads: ['mdev2', 'kernelBug', 'ret.hotplug', 't1.listLock', 't1.lock'],
           writes: ['ret.hotplug', 't1.listLock', 't1.lock'],
         },
         registering: {
-          reads: ['kernelBug', 'ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
+          reads: ['mdev2', 'kernelBug', 'ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
           writes: ['ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
         },
         unregistering: {
-          reads: ['kernelBug', 'ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
+          reads: ['mdev2', 'kernelBug', 'ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
           writes: ['ret.hotplug', 't1.devices.*', 't1.listLock', 't1.lock'],
         },
       },
