@@ -9,6 +9,9 @@
  * - the naive xstate BFS (transition() and JSON keys), at 5 regions;
  * - vfio-mc at 8 regions (5,764,801 states) for the memory a state costs;
  * - the container model at --set dmas=3 and dmas=4, where it has that parameter;
+ * - the reductions (--compare-reductions) on container, device-close and ioas at
+ *   their defaults: states and wall time unreduced, under --por, and with --symmetry
+ *   where the model declares it (footprints checked on every step, as by default);
  * - vfio-mc as N processes over a loopback redis-server (explorer/bench/distributed.ts):
  *   its overhead against N worker threads, and the bytes through the broker a state.
  *
@@ -229,6 +232,37 @@ if (!values.quick) {
   } else console.log('\ncontainer: the model has no parameter `dmas`');
   bigRows.push(...containerRows);
 }
+
+/** --compare-reductions on a registered model at its defaults: one row per reduction it declares. */
+function reductions(model: string): string[] {
+  const m = measured([
+    process.execPath,
+    BIN,
+    'explore',
+    model,
+    '--por',
+    '--compare-reductions',
+    '--workers',
+    '1',
+    '--no-trails',
+    '--no-progress',
+    '--json',
+  ]);
+  const c = JSON.parse(m.stdout).comparison;
+  return [
+    `  ${model.padEnd(13)} unreduced ${fmt(c.states.unreduced).padStart(8)} states ${c.seconds.unreduced.toFixed(1).padStart(6)} s`,
+    ...c.rows.map(
+      (r: { reductions: string[]; states: number; factor: number; seconds: number; sameVerdicts: boolean }) =>
+        `  ${''.padEnd(13)} ${r.reductions.join('+').padEnd(9)} ${fmt(r.states).padStart(8)} states ${r.seconds
+          .toFixed(1)
+          .padStart(6)} s  ${r.factor.toFixed(2)}x fewer${r.sameVerdicts ? '' : '  VERDICTS DIFFER'}`,
+    ),
+  ];
+}
+
+console.log('\nreductions (default variant and parameters, 1 worker, footprints checked):');
+for (const model of ['container', 'device-close', 'ioas'])
+  for (const line of reductions(model)) console.log(line);
 
 console.log('\ntargets (issue "Exhaustive runs at realistic sizes"):');
 const check = (ok: boolean, text: string) => console.log(`  ${ok ? 'met    ' : 'NOT MET'}  ${text}`);

@@ -211,6 +211,14 @@ function searchFrom(
   const budget = memoryBudget(dataBudget(cfg.memoryLimit), () => store.bytes + (edges?.bytes ?? 0));
   let spilled = 0;
 
+  // Every state numbered below this was reached at a level no deeper than the one being expanded.
+  let expandedBelow = 0;
+  engine.attach?.({
+    closed: (fp) => {
+      const i = store.find(fp);
+      return i >= 0 && i < expandedBelow;
+    },
+  });
   const init = engine.initial();
   store.startLevel();
   store.add(pack(init), -1, -1);
@@ -221,6 +229,7 @@ function searchFrom(
 
   levels: for (; frontier.length > 0; depth++) {
     const atBound = depth >= cfg.depth;
+    expandedBelow = store.size;
     const next = new Frontier(budget.frontier());
     if (!atBound) store.startLevel();
     let f = 0;

@@ -100,6 +100,7 @@ export function toJson(r: ExploreResult) {
     engine: r.engine,
     checking: r.checking,
     reductions: r.reductions,
+    ...(r.partialOrder && { partialOrder: r.partialOrder }),
     workers: r.workers,
     bounds: r.bounds,
     ...(r.cutBy && { cutBy: r.cutBy }),
@@ -116,6 +117,7 @@ export function violationJson(v: Violation) {
     ...(v.cycleStart !== undefined && { cycleStart: v.cycleStart }),
     ...(v.trail && { trail: v.trail }),
     ...(v.waiting && { waiting: v.waiting }),
+    ...(v.reducedOnly && { reducedOnly: true }),
     trace: v.trace.map((s) => ({
       actor: s.actor,
       event: s.event,

@@ -25,7 +25,8 @@ import {
 } from './cli-output.ts';
 import { unexplained } from './coverage.ts';
 import { createReferenceEngine } from './engine-reference.ts';
-import { AUTO_PROBE_STATES, explore } from './explore.ts';
+import { AUTO_PROBE_STATES, explore, pickEngine } from './explore.ts';
+import { DEFAULT_SAMPLE, proposeFootprints } from './por.ts';
 import { initModelDir } from './init.ts';
 import { readJsonFile } from './json-file.ts';
 import {
@@ -169,6 +170,9 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   const variant = resumed?.variant ?? (await variantOf(target as string, o)).variant;
   const broker = brokerTargetOf(o, variant);
   if (broker && broker.node > 0) return serveNode(variant, broker, o.memory);
+  if (o.por === 'propose') return proposeDeclaration(variant, o);
+  if (o.por !== undefined && o.por !== true)
+    throw new ModelError(`--por takes no value or 'propose', got '${o.por}'`);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
   if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
@@ -194,6 +198,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       ...(resumed && { resume: resumed.checkpoint }),
       ...(broker && { broker: { ...broker, log: brokerLog } }),
       symmetry: o.symmetry === true,
+      por: o.por === true,
+      shortest: o.shortest === true,
       onProgress: (p) => progress.update(p),
     });
   } catch (e) {
@@ -224,33 +230,75 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   return exitOf(result, o);
 }
 
-/** --compare-reductions: the same search without reductions, and both counts (and verdicts) side by side. */
+/** `--por=propose`: footprints learnt on random walks, printed as a declaration to review and paste. */
+function proposeDeclaration(variant: ResolvedVariant, o: Opts): number {
+  const engine = pickEngine(variant, o.engine ?? 'auto').engine;
+  const proposal = proposeFootprints(variant, engine, { ...DEFAULT_SAMPLE, walks: 200 });
+  print(
+    o.json
+      ? JSON.stringify(proposal, null, 2)
+      : `// ${variant.modelId} / ${variant.name}: footprints seen on 200 random walks of ${DEFAULT_SAMPLE.depth} steps.\n` +
+          `// Review before use: a step the walks never took is missing. Paste as the model's \`footprints\`.\n` +
+          `footprints: ${JSON.stringify(proposal, null, 2)}`,
+  );
+  return EXIT.ok;
+}
+
+/**
+ * --compare-reductions: the same search without reductions, and with each
+ * reduction the model declares (symmetry, POR, both): state counts, times
+ * and whether the verdicts agree.
+ */
 async function compareReductions(variant: ResolvedVariant, reduced: ExploreResult, o: Opts) {
   if (reduced.reductions.length === 0)
-    throw new ModelError('--compare-reductions needs a reduction (--symmetry)');
-  const full = await explore(variant, {
-    depth: o.depth,
-    maxStates: o.maxStates,
-    check: o.check,
-    workers: o.workers,
-  });
+    throw new ModelError('--compare-reductions needs a reduction (--symmetry, --por)');
+  const bounds = { depth: o.depth, maxStates: o.maxStates, check: o.check };
+  const full = await explore(variant, { ...bounds, workers: o.workers });
   const verdicts = (r: ExploreResult) =>
     Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
   const a = verdicts(full);
-  const b = verdicts(reduced);
+  const combos = [['symmetry'], ['por'], ['por', 'symmetry']].filter(
+    (c) => (!c.includes('symmetry') || variant.symmetry) && (!c.includes('por') || variant.footprints),
+  );
+  const rows = [];
+  for (const c of combos) {
+    const same = c.join('+') === [...reduced.reductions].sort().join('+');
+    const r = same
+      ? reduced
+      : await explore(variant, {
+          ...bounds,
+          workers: c.includes('por') ? 1 : o.workers,
+          symmetry: c.includes('symmetry'),
+          por: c.includes('por'),
+        });
+    const b = verdicts(r);
+    rows.push({
+      reductions: c,
+      states: r.states,
+      factor: full.states / r.states,
+      seconds: r.seconds,
+      sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+    });
+  }
+  const asked = rows.find((x) => x.reductions.join('+') === [...reduced.reductions].sort().join('+'))!;
   return {
     reductions: reduced.reductions,
-    states: { unreduced: full.states, reduced: reduced.states, factor: full.states / reduced.states },
-    seconds: { unreduced: full.seconds, reduced: reduced.seconds },
-    sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+    states: { unreduced: full.states, reduced: asked.states, factor: asked.factor },
+    seconds: { unreduced: full.seconds, reduced: asked.seconds },
+    sameVerdicts: rows.every((x) => x.sameVerdicts),
+    rows,
   };
 }
 
 function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReductions>>>): string {
   const n = (x: number) => x.toLocaleString('en');
   return [
-    `reductions (${c.reductions.join(' + ')}): ${n(c.states.reduced)} states, ${n(c.states.unreduced)} without ` +
-      `(${c.states.factor.toFixed(1)}x fewer); ${c.seconds.reduced.toFixed(1)} s against ${c.seconds.unreduced.toFixed(1)} s`,
+    `reductions: ${n(c.states.unreduced)} states without, ${c.seconds.unreduced.toFixed(1)} s`,
+    ...c.rows.map(
+      (r) =>
+        `  ${r.reductions.join(' + ').padEnd(16)} ${n(r.states).padStart(10)} states  ${r.factor.toFixed(1).padStart(6)}x fewer  ` +
+        `${r.seconds.toFixed(1).padStart(6)} s${r.sameVerdicts ? '' : '  VERDICTS DIFFER'}`,
+    ),
     c.sameVerdicts
       ? '  the same verdict for every property judged'
       : '  VERDICTS DIFFER: a bug in the reduction, please report it',
@@ -690,7 +738,15 @@ export function buildProgram(): Command {
       .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
       .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
       .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
-      .option('--compare-reductions', 'also explore without the reductions, and print both state counts'),
+      .option(
+        '--por [propose]',
+        "partial-order reduction by the model's declared footprints; --por=propose prints a declaration learnt on random walks",
+      )
+      .option('--shortest', 'with --por: search the unreduced graph again for shortest counterexamples')
+      .option(
+        '--compare-reductions',
+        'also explore without reductions and with each one the model declares, and print the state counts',
+      ),
   )
     .addOption(checkOption())
     .option(

@@ -45,6 +45,18 @@ export interface Engine<S = unknown> {
   lastFired(): readonly number[];
   /** The same control state with another context (checking mode re-runs a step on a copy). */
   withContext(s: S, context: unknown): S;
+  /** A reduction that must ask the search about its visited set (por.ts's cycle proviso) is told how, once. */
+  attach?(query: SearchQuery): void;
+}
+
+/** What a search strategy answers a reduction about the states it has visited. */
+export interface SearchQuery {
+  /**
+   * Whether the state was reached at a level no deeper than the one being
+   * expanded: a superset of the states already expanded (Closed), which does
+   * not depend on the order within a level.
+   */
+  closed(fp: Fingerprint): boolean;
 }
 
 export type AnyEngine = Engine<any>;

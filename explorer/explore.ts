@@ -20,6 +20,16 @@ import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import { checkedEngine } from './model-checks.ts';
 import { concreteEvents, withSymmetry } from './symmetry.ts';
+import {
+  checkSample,
+  Declared,
+  type PorOptions,
+  type PorStats,
+  Visible,
+  VisibleGrew,
+  watched,
+  withPor,
+} from './por.ts';
 import type { ExploreResult, PropertyVerdict, Violation, Waiting } from './result.ts';
 import { checkTemporal, hasTemporal, temporalLabels } from './temporal.ts';
 import { replay } from './trace.ts';
@@ -49,6 +59,12 @@ export interface ExploreConfig {
   readonly resume?: Checkpoint;
   /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
   readonly symmetry: boolean;
+  /** Partial-order reduction (por.ts): in a state, one actor's steps only, where that loses no violation. */
+  readonly por: boolean;
+  /** The reduction's options (its test hook). */
+  readonly porOptions?: PorOptions;
+  /** Under --por, search the unreduced graph again to each violation's depth, for a shortest counterexample. */
+  readonly shortest: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
   /** Run as node 0 of a distributed search over this broker (distributed-bfs.ts); `workers` is ignored. */
@@ -78,6 +94,9 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     checkpoint: options.checkpoint,
     resume: options.resume,
     symmetry: options.resume?.symmetry ?? options.symmetry ?? false,
+    por: options.por ?? false,
+    ...(options.porOptions && { porOptions: options.porOptions }),
+    shortest: options.shortest ?? false,
     onProgress: options.onProgress,
     broker: options.broker,
   };
@@ -93,14 +112,26 @@ export function chooseEngine(
   note?: string;
 } {
   const chosen = pickEngine(variant, which);
+  return { ...chosen, engine: wrapped(chosen.engine, variant, check, symmetry) };
+}
+
+/** An engine with the reductions and checking mode laid over it. */
+function wrapped(
+  engine: AnyEngine,
+  variant: ResolvedVariant,
+  check: boolean,
+  symmetry: boolean,
+  por?: (inner: AnyEngine) => AnyEngine,
+): AnyEngine {
   if (symmetry && variant.symmetry === undefined) {
     throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
   }
-  const engine = symmetry ? withSymmetry(chosen.engine, variant) : chosen.engine;
-  return { ...chosen, engine: check ? checkedEngine(engine, variant.machine.id) : engine };
+  const inner = symmetry ? withSymmetry(engine, variant) : engine;
+  const reduced = por ? por(inner) : inner;
+  return check ? checkedEngine(reduced, variant.machine.id) : reduced;
 }
 
-function pickEngine(
+export function pickEngine(
   variant: ResolvedVariant,
   which: ExploreConfig['engine'],
 ): {
@@ -120,8 +151,17 @@ function pickEngine(
 
 export async function explore(full: ResolvedVariant, options: ExploreOptions = {}): Promise<ExploreResult> {
   const cfg = resolveExploreOptions(full, options);
+  if (cfg.por) return exploreReduced(full, cfg);
+  return exploreWith(full, cfg);
+}
+
+async function exploreWith(
+  full: ResolvedVariant,
+  cfg: ExploreConfig,
+  reduced?: ReducedSearch,
+): Promise<ExploreResult> {
   const { variant, skipped } = judged(full, cfg);
-  const { engine, note } = chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry);
+  const { engine, note } = reduced ?? chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry);
   const searchConfig = {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
@@ -157,16 +197,18 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
     }
   }
   const parallel = workers > 1 || cfg.checkpoint !== undefined || cfg.resume !== undefined;
-  outcome ??= parallel
-    ? await searchInParallel(variant, {
-        ...searchConfig,
-        workers,
-        check: cfg.check,
-        symmetry: cfg.symmetry,
-        checkpoint: cfg.checkpoint,
-        resume: cfg.resume,
-      })
-    : search(variant, engine, searchConfig);
+  outcome ??= reduced
+    ? search(reduced.variant, engine, { ...searchConfig, labels: temporalLabels(reduced.variant) })
+    : parallel
+      ? await searchInParallel(variant, {
+          ...searchConfig,
+          workers,
+          check: cfg.check,
+          symmetry: cfg.symmetry,
+          checkpoint: cfg.checkpoint,
+          resume: cfg.resume,
+        })
+      : search(variant, engine, searchConfig);
   const violations: Violation[] = [];
   const verdicts: PropertyVerdict[] = [];
   const cut = outcome.complete ? undefined : `search cut off by ${boundName(outcome.cutBy)}`;
@@ -185,6 +227,7 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
       kind,
       ...trace,
       ...(kind === 'deadlock' && { waiting: waitingAt(variant, trace.last) }),
+      ...(cfg.por && { reducedOnly: true }),
     });
   }
   const temporal = checkTemporal(variant, engine, outcome);
@@ -193,7 +236,7 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
       name,
       kind,
       status: 'not checked',
-      note: 'not under --symmetry (run without it to judge)',
+      note: `not under ${[cfg.symmetry && '--symmetry', cfg.por && '--por'].filter(Boolean).join(' and ')} (run without it to judge)`,
     });
   }
   for (const t of temporal) {
@@ -220,8 +263,11 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
     engine: engine.kind,
     ...(note && { engineNote: note }),
     checking: cfg.check,
-    reductions: cfg.symmetry ? ['symmetry'] : [],
+    reductions: [...(cfg.symmetry ? ['symmetry'] : []), ...(cfg.por ? ['por'] : [])],
     workers,
+    ...(reduced && {
+      partialOrder: { ...reduced.stats, restarts: reduced.restarts, checked: cfg.check },
+    }),
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
@@ -311,16 +357,88 @@ async function searchInParallel(
 
 /**
  * The variant as the search judges it, and the properties it does not judge:
- * under symmetry, temporal properties other than `sometimes` (as in TLC).
+ * under symmetry or partial-order reduction, temporal properties other than
+ * `sometimes` (as in TLC; the ample sets here keep reachability, not paths).
  */
 export function judged(
   variant: ResolvedVariant,
-  cfg: Pick<ExploreConfig, 'symmetry'>,
+  cfg: Pick<ExploreConfig, 'symmetry'> & Partial<Pick<ExploreConfig, 'por'>>,
 ): { variant: ResolvedVariant; skipped: [string, PropertyVerdict['kind']][] } {
-  if (!cfg.symmetry) return { variant, skipped: [] };
+  if (!cfg.symmetry && !cfg.por) return { variant, skipped: [] };
   const kept = Object.entries(variant.properties).filter(([, p]) => p.kind === 'sometimes');
   const skipped = Object.entries(variant.properties)
     .filter(([, p]) => p.kind !== 'sometimes')
     .map(([name, p]) => [name, p.kind] as [string, PropertyVerdict['kind']]);
   return { variant: { ...variant, properties: Object.fromEntries(kept) }, skipped };
+}
+
+/** A search under partial-order reduction: its engine, the variant whose predicates record the visible set, its counts. */
+interface ReducedSearch {
+  readonly engine: AnyEngine;
+  readonly note?: string;
+  readonly variant: ResolvedVariant;
+  readonly stats: PorStats;
+  readonly restarts: number;
+}
+
+/** Restarts allowed when an invariant reads a path not yet visible; each adds at least one path. */
+const MAX_RESTARTS = 8;
+
+/**
+ * `--por`: the declaration checked on a sample of the unreduced graph, then
+ * the one-thread BFS with the reduction (its cycle proviso asks the visited
+ * set, which worker partitions split). An invariant that reads a path not
+ * yet visible restarts the search with it.
+ */
+async function exploreReduced(full: ResolvedVariant, cfg: ExploreConfig): Promise<ExploreResult> {
+  if ((typeof cfg.workers === 'number' && cfg.workers > 1) || cfg.checkpoint || cfg.resume || cfg.broker)
+    throw new ModelError(
+      '--por runs on the one-thread search (--workers 1, no --checkpoint, --resume or --broker): ' +
+        'its cycle proviso asks the visited set, which the partitions of a parallel search split',
+    );
+  if (full.footprints === undefined)
+    throw new ModelError(
+      `--por: model '${full.modelId}' declares no footprints (vfio-mc explore ${full.modelId} --por=propose prints a proposal)`,
+    );
+  const one = { ...cfg, workers: 1 };
+  const { variant } = judged(full, one);
+  const sample = pickEngine(variant, cfg.engine).engine;
+  const declared = new Declared(full.footprints, sample.actors);
+  const visible = new Visible(declared.extraVisible);
+  checkSample(variant, sample, declared, visible);
+  for (let restarts = 0; ; restarts++) {
+    const { engine: base, note } = pickEngine(variant, cfg.engine);
+    const stats: PorStats = { expanded: 0, reduced: 0 };
+    const seen = watched(variant, visible, base.actors);
+    const por = (inner: AnyEngine) =>
+      withPor(inner, base, seen, declared, visible, { check: cfg.check, ...cfg.porOptions }, stats);
+    const engine = wrapped(base, variant, cfg.check, cfg.symmetry, por);
+    try {
+      const result = await exploreWith(full, one, {
+        engine,
+        ...(note && { note }),
+        variant: seen,
+        stats,
+        restarts,
+      });
+      return cfg.shortest ? await shortestViolations(full, one, result) : result;
+    } catch (e) {
+      if (!(e instanceof VisibleGrew) || restarts >= MAX_RESTARTS) throw e;
+    }
+  }
+}
+
+/** `--shortest`: the unreduced search to the depth of the longest violation found, whose traces are shortest. */
+async function shortestViolations(
+  full: ResolvedVariant,
+  cfg: ExploreConfig,
+  reduced: ExploreResult,
+): Promise<ExploreResult> {
+  if (reduced.violations.length === 0) return reduced;
+  const depth = Math.max(...reduced.violations.map((v) => v.trace.length));
+  const plain = await exploreWith(full, { ...cfg, por: false, depth });
+  const violations = reduced.violations.map(
+    (v) => plain.violations.find((w) => w.property === v.property && w.kind === v.kind) ?? v,
+  );
+  return { ...reduced, violations };
 }

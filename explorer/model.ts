@@ -127,6 +127,41 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly unreachable?: Unreachable;
   /** Interchangeable ids (`--symmetry`): see Symmetry. */
   readonly symmetry?: Symmetry<TContext>;
+  /** What each actor's transitions read and write (`--por`): see Footprints. */
+  readonly footprints?: Footprints;
+}
+
+/**
+ * What each actor's transitions may read and write of the context, for
+ * partial-order reduction (`--por`, por.ts). Paths are dotted patterns over
+ * the context, `*` standing for any one key or index: `t1.dmas.*.pin`,
+ * `mms.*.lockedVm`, `vmm.deviceFd`; a pattern covers everything below it
+ * (`t1.dmas` covers `t1.dmas.0.pin`). Declared, never trusted: every step the
+ * reduced search evaluates, and a sample of the unreduced graph, is recorded
+ * and checked against it (`vfio-mc explore MODEL --por=propose` prints one
+ * learnt from random walks, to review and paste).
+ */
+export interface Footprints {
+  /** Per actor (top-level region); an actor left out is dependent on every other one. */
+  readonly actors: Readonly<Record<string, ActorFootprint>>;
+  /** Context paths the event generator reads (default: none). */
+  readonly events?: readonly string[];
+  /** Paths to treat as visible beyond those the invariants are seen to read. */
+  readonly visible?: readonly string[];
+}
+
+export interface FootprintSpec {
+  readonly reads?: readonly string[];
+  readonly writes?: readonly string[];
+}
+
+export interface ActorFootprint extends FootprintSpec {
+  /**
+   * Refinements per state node of the actor, by its path ('idle',
+   * 'unmap.walking'): in that node (or below it) the actor's transitions
+   * read and write only these; the deepest node that matches wins.
+   */
+  readonly states?: Readonly<Record<string, FootprintSpec>>;
 }
 
 /**
@@ -250,6 +285,7 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = an
   readonly waitingFor: WaitingFor<TContext> | undefined;
   readonly unreachable: Unreachable;
   readonly symmetry: Symmetry<TContext> | undefined;
+  readonly footprints: Footprints | undefined;
   readonly result: (
     before: ModelSnapshot<TContext>,
     after: ModelSnapshot<TContext>,
@@ -369,6 +405,7 @@ function resolveVariant<TContext, TEvent extends EventObject>(
     waitingFor: v.waitingFor ?? spec.waitingFor,
     unreachable: { ...spec.unreachable, ...v.unreachable },
     symmetry: v.symmetry ?? spec.symmetry,
+    footprints: v.footprints ?? spec.footprints,
     result: spec.result
       ? (_before, after, actor, event) => spec.result?.(after, actor, event)
       : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),

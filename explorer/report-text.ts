@@ -85,6 +85,16 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
+  if (r.partialOrder) {
+    const p = r.partialOrder;
+    lines.push(
+      `  partial-order reduction: ${p.reduced.toLocaleString('en')} of ${p.expanded.toLocaleString('en')} states expanded ` +
+        `with one actor's steps${p.restarts ? `, ${p.restarts} restart(s) for a larger visible set` : ''}; ` +
+        (p.checked
+          ? 'every evaluated step within its declared footprint'
+          : 'footprints not checked (--no-check)'),
+    );
+  }
   if (r.spilledMB > 0) lines.push(`  the frontier spilled ${r.spilledMB} MB to disk (--memory)`);
   if (Object.keys(r.params).length > 0)
     lines.splice(
@@ -188,13 +198,15 @@ export function formatWaiting(v: Violation, o: TextOptions = DEFAULT): string {
 }
 
 const steps = (n: number) => `${n} step${n === 1 ? '' : 's'}`;
+const shortest = (v: Violation) =>
+  v.reducedOnly ? 'shortest in the reduced graph; --shortest finds a shortest one' : 'shortest';
 
 export function describeViolation(v: Violation): string {
   switch (v.kind) {
     case 'invariant':
-      return `invariant '${v.property}' violated after ${steps(v.trace.length)} (shortest)`;
+      return `invariant '${v.property}' violated after ${steps(v.trace.length)} (${shortest(v)})`;
     case 'deadlock':
-      return `deadlock after ${steps(v.trace.length)} (shortest): no event enabled, some actor has not terminated`;
+      return `deadlock after ${steps(v.trace.length)} (${shortest(v)}): no event enabled, some actor has not terminated`;
     case 'liveness':
       return v.cycleStart === v.trace.length
         ? `liveness '${v.property}' violated: after ${steps(v.trace.length)} the run can stop for good without satisfying it`

@@ -53,6 +53,8 @@ export interface Violation {
   readonly waiting?: readonly Waiting[];
   /** The trail file this counterexample was written to (`vfio-mc replay` reads it). */
   readonly trail?: string;
+  /** Found by a search under partial-order reduction: shortest in the reduced graph only (`--shortest` finds a shortest one). */
+  readonly reducedOnly?: boolean;
 }
 
 export type PropertyStatus = 'holds' | 'violated' | 'not checked' | 'unknown';
@@ -94,6 +96,15 @@ export interface ExploreResult extends ExploreStats {
   readonly reductions: readonly string[];
   /** Worker threads the search ran on (1: the one-thread search). */
   readonly workers: number;
+  /** Partial-order reduction (`--por`): states expanded, those expanded with one actor's steps only, restarts. */
+  readonly partialOrder?: {
+    readonly expanded: number;
+    readonly reduced: number;
+    /** Searches started again because an invariant read a path not yet treated as visible. */
+    readonly restarts: number;
+    /** Whether every step the search evaluated had its footprint checked (off with --no-check). */
+    readonly checked: boolean;
+  };
   /** Which transitions fired, which never did, and the event types never enabled. */
   readonly coverage: Coverage;
   /** True when every reachable state was explored (no bound cut the search). */

@@ -125,6 +125,7 @@ import {
   unregisterWait,
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
+import { CONTAINER_FOOTPRINTS } from './footprints/container.ts';
 
 /** The hotplug thread's emulated device (variant current-hotplug): it pins nothing. */
 const DEV2 = 'dev2';
@@ -1108,6 +1109,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
     properties: { ...closeProperties(base), ...WITNESSES, ...(p.mdevs > 1 && TWO_MDEV_WITNESSES) },
     fairness: { weak: 'all' },
     unreachable: UNREACHABLE,
+    footprints: CONTAINER_FOOTPRINTS,
     defaultVariant: 'current',
     variants: {
       'vfio-wait': {

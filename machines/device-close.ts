@@ -85,6 +85,7 @@ import {
   unregisterWait,
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
+import { DEVICE_CLOSE_FOOTPRINTS } from './footprints/device-close.ts';
 
 const MDEV = 'mdev';
 
@@ -555,6 +556,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
     },
     properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
     fairness: { weak: 'all' },
+    footprints: DEVICE_CLOSE_FOOTPRINTS,
     defaultVariant: 'notify-if-pinned-compliant',
     variants: {
       'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {

@@ -40,6 +40,7 @@ import { type OwnerLog, ownerLog } from './kernel/iommufd-owners.ts';
 import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from './kernel/iommufd-pages.ts';
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
+import { IOAS_FOOTPRINTS } from './footprints/ioas.ts';
 
 export type Actor = 'vmm' | 'child' | 'access';
 type Cpu = 'vmm' | 'child';
@@ -1005,6 +1006,7 @@ function body(p: Params): ModelBody<IoasCtx, IoasEv> {
     waitingFor: ioasWaits(first),
     invariants: inv.ioasInvariants,
     calls: IOAS_CALLS,
+    footprints: IOAS_FOOTPRINTS,
     variants: {
       'access-unmap': variant(
         'access-unmap',
