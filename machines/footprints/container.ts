@@ -3,9 +3,11 @@
  * Footprints): what each actor's steps read and write of the context, per state node.
  * Learnt with `vfio-mc explore container --por=propose` over every variant (mm names
  * generalised to `mms.*`), then widened where the check of a full --por search of
- * each variant named a step outside them (and of `current --set mdevs=2` to 30,000
- * states). Patterns over indices (`t1.dmas.*`). The second mdev's actors (mdev2,
- * release2) are not declared: they are dependent on every other actor.
+ * each variant named a step outside them. Patterns over indices (`t1.dmas.*`), so any
+ * `--set dmas=N` is covered. Every actor reads `mdev2` (the second mdev's state, absent at
+ * mdevs=1); the vmm's writes of it were added from the check of `current --set mdevs=2`
+ * (to 30,000 states). The second mdev's own actors (mdev2, release2) are not declared:
+ * they are dependent on every other actor, so no state is reduced with two mdevs.
  */
 import type { Footprints } from '../../explorer/model.ts';
 
