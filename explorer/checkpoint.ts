@@ -36,6 +36,8 @@ export interface Checkpoint {
   readonly bounds: { readonly depth: number; readonly maxStates: number };
   readonly check: boolean;
   readonly symmetry: boolean;
+  /** The search stored views (--view); absent in checkpoints from before it existed. */
+  readonly view?: boolean;
   readonly coordinator: CoordinatorState;
   readonly partitions: PartitionSave[];
 }

@@ -198,6 +198,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       ...(resumed && { resume: resumed.checkpoint }),
       ...(broker && { broker: { ...broker, log: brokerLog } }),
       symmetry: o.symmetry === true,
+      view: o.view === true,
       por: o.por === true,
       shortest: o.shortest === true,
       onProgress: (p) => progress.update(p),
@@ -246,20 +247,28 @@ function proposeDeclaration(variant: ResolvedVariant, o: Opts): number {
 
 /**
  * --compare-reductions: the same search without reductions, and with each
- * reduction the model declares (symmetry, POR, both): state counts, times
+ * combination of the reductions the model declares (view, symmetry, POR): state counts, times
  * and whether the verdicts agree.
  */
 async function compareReductions(variant: ResolvedVariant, reduced: ExploreResult, o: Opts) {
   if (reduced.reductions.length === 0)
-    throw new ModelError('--compare-reductions needs a reduction (--symmetry, --por)');
+    throw new ModelError('--compare-reductions needs a reduction (--view, --symmetry, --por)');
   const bounds = { depth: o.depth, maxStates: o.maxStates, check: o.check };
   const full = await explore(variant, { ...bounds, workers: o.workers });
   const verdicts = (r: ExploreResult) =>
     Object.fromEntries(r.properties.filter((p) => p.status !== 'not checked').map((p) => [p.name, p.status]));
   const a = verdicts(full);
-  const combos = [['symmetry'], ['por'], ['por', 'symmetry']].filter(
-    (c) => (!c.includes('symmetry') || variant.symmetry) && (!c.includes('por') || variant.footprints),
+  const declared = ['por', 'symmetry', 'view'].filter(
+    (r) =>
+      (r !== 'symmetry' || variant.symmetry) &&
+      (r !== 'por' || variant.footprints) &&
+      (r !== 'view' || variant.view),
   );
+  // Every non-empty combination, the single reductions first.
+  const combos = declared
+    .reduce<string[][]>((acc, r) => [...acc, ...acc.map((c) => [...c, r])], [[]])
+    .slice(1)
+    .sort((x, y) => x.length - y.length);
   const rows = [];
   for (const c of combos) {
     const same = c.join('+') === [...reduced.reductions].sort().join('+');
@@ -269,6 +278,7 @@ async function compareReductions(variant: ResolvedVariant, reduced: ExploreResul
           ...bounds,
           workers: c.includes('por') ? 1 : o.workers,
           symmetry: c.includes('symmetry'),
+          view: c.includes('view'),
           por: c.includes('por'),
         });
     const b = verdicts(r);
@@ -738,6 +748,7 @@ export function buildProgram(): Command {
       .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
       .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
       .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
+      .option('--view', "store one state per view: the model's normalisation of what can no longer matter")
       .option(
         '--por [propose]',
         "partial-order reduction by the model's declared footprints; --por=propose prints a declaration learnt on random walks",

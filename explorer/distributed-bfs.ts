@@ -371,7 +371,12 @@ export async function distributedSearch(
         await coord.waitForNodes(cfg.joinSeconds ?? 600);
         const run = { ...cfg, workers: nodes, resume, onProgress };
         const remotes = Array.from({ length: nodes }, (_, i) => coord.remote(i));
-        const partitionCfg = { check: cfg.check, symmetry: cfg.symmetry, recordEdges: cfg.recordEdges };
+        const partitionCfg = {
+          check: cfg.check,
+          symmetry: cfg.symmetry,
+          view: cfg.view === true,
+          recordEdges: cfg.recordEdges,
+        };
         await Promise.all(remotes.map((_, i) => coord.ask(i, { cmd: 'start', cfg: partitionCfg })));
         if (resume)
           await Promise.all(remotes.map((r, i) => r.ask({ cmd: 'restore', saved: resume!.partitions[i] })));

@@ -19,7 +19,9 @@ import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import { checkedEngine } from './model-checks.ts';
-import { concreteEvents, withSymmetry } from './symmetry.ts';
+import { concreteEvents } from './representative.ts';
+import { withSymmetry } from './symmetry.ts';
+import { withView } from './view.ts';
 import {
   checkSample,
   Declared,
@@ -59,6 +61,8 @@ export interface ExploreConfig {
   readonly resume?: Checkpoint;
   /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
   readonly symmetry: boolean;
+  /** View reduction (view.ts): one state per view, the model's normalisation of what cannot matter any more. */
+  readonly view: boolean;
   /** Partial-order reduction (por.ts): in a state, one actor's steps only, where that loses no violation. */
   readonly por: boolean;
   /** The reduction's options (its test hook). */
@@ -94,6 +98,7 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     checkpoint: options.checkpoint,
     resume: options.resume,
     symmetry: options.resume?.symmetry ?? options.symmetry ?? false,
+    view: options.resume?.view ?? options.view ?? false,
     por: options.por ?? false,
     ...(options.porOptions && { porOptions: options.porOptions }),
     shortest: options.shortest ?? false,
@@ -107,12 +112,13 @@ export function chooseEngine(
   which: ExploreConfig['engine'],
   check = true,
   symmetry = false,
+  view = false,
 ): {
   engine: AnyEngine;
   note?: string;
 } {
   const chosen = pickEngine(variant, which);
-  return { ...chosen, engine: wrapped(chosen.engine, variant, check, symmetry) };
+  return { ...chosen, engine: wrapped(chosen.engine, variant, check, symmetry, view) };
 }
 
 /** An engine with the reductions and checking mode laid over it. */
@@ -121,12 +127,14 @@ function wrapped(
   variant: ResolvedVariant,
   check: boolean,
   symmetry: boolean,
+  view: boolean,
   por?: (inner: AnyEngine) => AnyEngine,
 ): AnyEngine {
   if (symmetry && variant.symmetry === undefined) {
     throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
   }
-  const inner = symmetry ? withSymmetry(engine, variant) : engine;
+  const viewed = view ? withView(engine, variant) : engine;
+  const inner = symmetry ? withSymmetry(viewed, variant) : viewed;
   const reduced = por ? por(inner) : inner;
   return check ? checkedEngine(reduced, variant.machine.id) : reduced;
 }
@@ -161,7 +169,7 @@ async function exploreWith(
   reduced?: ReducedSearch,
 ): Promise<ExploreResult> {
   const { variant, skipped } = judged(full, cfg);
-  const { engine, note } = reduced ?? chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry);
+  const { engine, note } = reduced ?? chooseEngine(variant, cfg.engine, cfg.check, cfg.symmetry, cfg.view);
   const searchConfig = {
     depth: cfg.depth,
     maxStates: cfg.maxStates,
@@ -179,6 +187,7 @@ async function exploreWith(
       ...searchConfig,
       check: cfg.check,
       symmetry: cfg.symmetry,
+      view: cfg.view,
       checkpoint: cfg.checkpoint,
       resume: cfg.resume,
       broker,
@@ -205,6 +214,7 @@ async function exploreWith(
           workers,
           check: cfg.check,
           symmetry: cfg.symmetry,
+          view: cfg.view,
           checkpoint: cfg.checkpoint,
           resume: cfg.resume,
         })
@@ -221,7 +231,7 @@ async function exploreWith(
       continue;
     }
     verdicts.push({ name, kind, status: 'violated' });
-    const trace = confirmedTrace(variant, outcome, at, undefined, cfg.symmetry);
+    const trace = confirmedTrace(variant, outcome, at, undefined, cfg);
     violations.push({
       property: name,
       kind,
@@ -242,7 +252,7 @@ async function exploreWith(
   for (const t of temporal) {
     verdicts.push(t.verdict);
     if (t.violation) {
-      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path, cfg.symmetry);
+      const { initial, trace, last } = confirmedTrace(variant, outcome, -1, t.violation.path, cfg);
       const stutters = t.violation.kind === 'liveness' && t.violation.cycleStart === trace.length;
       violations.push({
         property: t.verdict.name,
@@ -263,7 +273,11 @@ async function exploreWith(
     engine: engine.kind,
     ...(note && { engineNote: note }),
     checking: cfg.check,
-    reductions: [...(cfg.symmetry ? ['symmetry'] : []), ...(cfg.por ? ['por'] : [])],
+    reductions: [
+      ...(cfg.view ? ['view'] : []),
+      ...(cfg.symmetry ? ['symmetry'] : []),
+      ...(cfg.por ? ['por'] : []),
+    ],
     workers,
     ...(reduced && {
       partialOrder: { ...reduced.stats, restarts: reduced.restarts, checked: cfg.check },
@@ -310,7 +324,7 @@ function confirmedTrace(
   outcome: SearchOutcome,
   at: number,
   path: readonly { state: number; event: number }[] | undefined,
-  symmetry: boolean,
+  classes: Pick<ExploreConfig, 'symmetry' | 'view'>,
 ): Pick<Violation, 'initial' | 'trace'> & { last: AnyMachineSnapshot } {
   const { store, events } = outcome;
   const steps =
@@ -320,14 +334,15 @@ function confirmedTrace(
       .slice(1)
       .map((i) => ({ state: i, event: store.event(i) }));
   const fingerprints = [store.fingerprint(0), ...steps.map((s) => store.fingerprint(s.state))];
-  // Under symmetry the stored states are orbit representatives: find the concrete run through them.
-  const r = symmetry
-    ? replay(variant, concreteEvents(variant, fingerprints))
-    : replay(
-        variant,
-        steps.map((s) => events[s.event]),
-        fingerprints,
-      );
+  // Under symmetry or a view the stored states are class representatives: find the concrete run through them.
+  const r =
+    classes.symmetry || classes.view
+      ? replay(variant, concreteEvents(variant, fingerprints, classes))
+      : replay(
+          variant,
+          steps.map((s) => events[s.event]),
+          fingerprints,
+        );
   return { initial: r.snapshots[0].value, trace: r.steps, last: r.snapshots[r.snapshots.length - 1] };
 }
 
@@ -412,7 +427,7 @@ async function exploreReduced(full: ResolvedVariant, cfg: ExploreConfig): Promis
     const seen = watched(variant, visible, base.actors);
     const por = (inner: AnyEngine) =>
       withPor(inner, base, seen, declared, visible, { check: cfg.check, ...cfg.porOptions }, stats);
-    const engine = wrapped(base, variant, cfg.check, cfg.symmetry, por);
+    const engine = wrapped(base, variant, cfg.check, cfg.symmetry, cfg.view, por);
     try {
       const result = await exploreWith(full, one, {
         engine,

@@ -129,6 +129,8 @@ export interface VariantSpec<TContext = any, TEvent extends EventObject = EventO
   readonly symmetry?: Symmetry<TContext>;
   /** What each actor's transitions read and write (`--por`): see Footprints. */
   readonly footprints?: Footprints;
+  /** What of a state matters to the future (`--view`): see View. */
+  readonly view?: View<TContext>;
 }
 
 /**
@@ -196,6 +198,17 @@ export interface Symmetry<TContext = any> {
    */
   readonly key?: (context: TContext, set: string, id: number) => string | number;
 }
+
+/**
+ * TLC's VIEW, Spin's dead-variable reduction: the state with what cannot
+ * matter any more normalised away, such as the last call's result that only
+ * the reports show, or the counters of an mm that is dead. With `--view`
+ * the explorer stores one state per view (view.ts). Sound only when equal
+ * views have equal futures: the same invariants, the same events enabled,
+ * successors with equal views. That is checked, not trusted, on a sample of
+ * the steps (a state against its view); a view that fails is a model error.
+ */
+export type View<TContext = any> = (context: TContext, value: StateValue) => TContext;
 
 /**
  * A model parameter (TLC's CONSTANTS, Spin's `#define`): an integer size of
@@ -286,6 +299,7 @@ export interface ResolvedVariant<TContext = any, TEvent extends EventObject = an
   readonly unreachable: Unreachable;
   readonly symmetry: Symmetry<TContext> | undefined;
   readonly footprints: Footprints | undefined;
+  readonly view: View<TContext> | undefined;
   readonly result: (
     before: ModelSnapshot<TContext>,
     after: ModelSnapshot<TContext>,
@@ -406,6 +420,7 @@ function resolveVariant<TContext, TEvent extends EventObject>(
     unreachable: { ...spec.unreachable, ...v.unreachable },
     symmetry: v.symmetry ?? spec.symmetry,
     footprints: v.footprints ?? spec.footprints,
+    view: v.view ?? spec.view,
     result: spec.result
       ? (_before, after, actor, event) => spec.result?.(after, actor, event)
       : (defaultResult(calls) as ResolvedVariant<TContext, TEvent>['result']),

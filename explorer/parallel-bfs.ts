@@ -42,6 +42,7 @@ export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
   readonly symmetry: boolean;
+  readonly view?: boolean;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search instead of starting one. */
@@ -146,6 +147,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
       cfg: {
         check: cfg.check,
         symmetry: cfg.symmetry,
+        view: cfg.view === true,
         recordEdges: cfg.recordEdges,
         ...(data !== undefined && { dataBytes: data / n }),
       },
@@ -193,6 +195,7 @@ export async function runLevels(
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
       symmetry: cfg.symmetry,
+      view: cfg.view === true,
       coordinator: {
         depth,
         states,

@@ -15,13 +15,11 @@
  * representative does); temporal properties other than `sometimes` are not
  * checked under symmetry, as in TLC.
  *
- * Counterexamples are found among representatives; `concreteEvents` turns a
- * path of representatives back into the events of a concrete run from the
- * real initial state, which is then replayed on xstate's transition().
+ * Counterexamples are found among representatives; representative.ts turns
+ * a path of them back into the events of a concrete run from the real
+ * initial state, which is then replayed on xstate's transition().
  */
-import type { EventObject } from 'xstate';
-import type { AnyEngine, Engine } from './engine.ts';
-import { createReferenceEngine } from './engine-reference.ts';
+import type { Engine } from './engine.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { callModel, ModelError, type ResolvedVariant, type Symmetry } from './model.ts';
 
@@ -50,7 +48,6 @@ function permutations(n: number): number[][] {
 }
 
 const less = (a: Fingerprint, b: Fingerprint) => a.hi < b.hi || (a.hi === b.hi && a.lo < b.lo);
-const same = (a: Fingerprint, b: Fingerprint) => a.hi === b.hi && a.lo === b.lo;
 const describe = (p: Perm) =>
   Object.entries(p)
     .map(([k, v]) => `${k} ${v.map((to, from) => `${from}→${to}`).join(' ')}`)
@@ -178,31 +175,4 @@ export function withSymmetry<S>(engine: Engine<S>, variant: ResolvedVariant): En
       return canonical(n);
     },
   };
-}
-
-/**
- * The events of a concrete run whose states have the given representatives'
- * fingerprints: from the real initial state, at each step an event whose
- * successor is in the next orbit (by symmetry one exists).
- */
-export function concreteEvents(
-  variant: ResolvedVariant,
-  representatives: readonly Fingerprint[],
-): EventObject[] {
-  const base: AnyEngine = createReferenceEngine(variant.machine);
-  const { fp } = canonicalizer(base, variant.symmetry as Symmetry);
-  let s = base.initial();
-  if (!same(fp(s), representatives[0]))
-    throw new Error('internal error: the initial state is not in its orbit');
-  const events: EventObject[] = [];
-  for (let i = 1; i < representatives.length; i++) {
-    const next = variant
-      .events(base.view(s))
-      .map((e: EventObject) => ({ e, n: base.step(s, e) }))
-      .find(({ n }: { n: unknown }) => n !== null && same(fp(n), representatives[i]));
-    if (next === undefined) throw new Error(`internal error: no concrete step into orbit ${i} of the trace`);
-    events.push(next.e);
-    s = next.n;
-  }
-  return events;
 }

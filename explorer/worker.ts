@@ -34,6 +34,7 @@ export const localOf = (g: number): number => g % 4294967296;
 export interface PartitionConfig {
   readonly check: boolean;
   readonly symmetry?: boolean;
+  readonly view?: boolean;
   readonly recordEdges: boolean;
   /** Bytes this partition's visited set and frontiers may use (its share of --memory). */
   readonly dataBytes?: number;
@@ -155,7 +156,7 @@ export class Partition {
   ) {
     this.variant = judged(full, { symmetry: cfg.symmetry === true }).variant;
     const variant = this.variant;
-    this.engine = chooseEngine(variant, 'auto', cfg.check, cfg.symmetry).engine;
+    this.engine = chooseEngine(variant, 'auto', cfg.check, cfg.symmetry, cfg.view).engine;
     this.invariants = Object.entries(variant.invariants);
     this.labelPredicates = temporalLabels(variant);
     this.checkWords = Math.ceil((this.invariants.length + this.labelPredicates.length) / 32);

@@ -126,6 +126,7 @@ import {
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 import { CONTAINER_FOOTPRINTS } from './footprints/container.ts';
+import { forgetDeadCounters, forgetResults, forgetSpentUnmaps } from './kernel/type1-view.ts';
 
 /** The hotplug thread's emulated device (variant current-hotplug): it pins nothing. */
 const DEV2 = 'dev2';
@@ -1110,6 +1111,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
     fairness: { weak: 'all' },
     unreachable: UNREACHABLE,
     footprints: CONTAINER_FOOTPRINTS,
+    view: (c) => forgetSpentUnmaps(forgetDeadCounters(forgetResults(c))),
     defaultVariant: 'current',
     variants: {
       'vfio-wait': {

@@ -86,6 +86,7 @@ import {
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 import { DEVICE_CLOSE_FOOTPRINTS } from './footprints/device-close.ts';
+import { forgetDeadCounters, forgetResults } from './kernel/type1-view.ts';
 
 const MDEV = 'mdev';
 
@@ -557,6 +558,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
     properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
     fairness: { weak: 'all' },
     footprints: DEVICE_CLOSE_FOOTPRINTS,
+    view: (c) => forgetDeadCounters(forgetResults(c)),
     defaultVariant: 'notify-if-pinned-compliant',
     variants: {
       'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {

@@ -220,6 +220,15 @@ const ret = (c: IoasCtx, actor: Actor, r: string | null): IoasCtx => ({
   ...c,
   ret: { ...c.ret, [actor]: r },
 });
+/**
+ * The view (`--view`, explorer/view.ts): each actor's last result forgotten.
+ * The reports read it, on traces replayed from the real initial state;
+ * nothing in the machine does, which the view's check confirms as it runs.
+ */
+const forgetResults = (c: IoasCtx): IoasCtx =>
+  Object.values(c.ret).every((r) => r === null)
+    ? c
+    : { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) as IoasCtx['ret'] };
 const setOp = (c: IoasCtx, cpu: Cpu, op: Op | null): IoasCtx => ({ ...c, op: { ...c.op, [cpu]: op } });
 const withK = (c: IoasCtx, f: (k: Iommufd) => void): IoasCtx => ({ ...c, k: update(c.k, f) });
 const done = (c: IoasCtx, actor: Actor, r: Errno | null, cpu?: Cpu): StepResult<IoasCtx> => ({
@@ -1007,6 +1016,7 @@ function body(p: Params): ModelBody<IoasCtx, IoasEv> {
     invariants: inv.ioasInvariants,
     calls: IOAS_CALLS,
     footprints: IOAS_FOOTPRINTS,
+    view: forgetResults,
     variants: {
       'access-unmap': variant(
         'access-unmap',

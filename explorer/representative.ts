@@ -1,0 +1,57 @@
+/**
+ * The reductions that store one state per class (view.ts: equal views;
+ * symmetry.ts: one orbit under renamings) find counterexamples as paths of
+ * class representatives. A report needs a concrete run: `concreteEvents`
+ * finds it from the real initial state, taking at each step an event whose
+ * successor's representative is the next one on the path (one exists, since
+ * each reduction is checked to be a congruence). The events are then
+ * replayed on xstate's transition() like any other trace.
+ */
+import type { EventObject } from 'xstate';
+import type { AnyEngine } from './engine.ts';
+import { createReferenceEngine } from './engine-reference.ts';
+import type { Fingerprint } from './fingerprint.ts';
+import type { ResolvedVariant, Symmetry } from './model.ts';
+import { canonicalizer } from './symmetry.ts';
+import { viewer } from './view.ts';
+
+export interface Classes {
+  readonly symmetry: boolean;
+  readonly view: boolean;
+}
+
+/** A state's representative under the reductions in use: its view, then the least renaming of that. */
+export function representativeOf(engine: AnyEngine, variant: ResolvedVariant, classes: Classes) {
+  const viewOf = classes.view && variant.view ? viewer(engine, variant.view) : (s: unknown) => s;
+  const orbit = classes.symmetry
+    ? canonicalizer(engine, variant.symmetry as Symmetry).canonical
+    : (s: unknown) => s;
+  return (s: unknown) => orbit(viewOf(s));
+}
+
+const same = (a: Fingerprint, b: Fingerprint) => a.hi === b.hi && a.lo === b.lo;
+
+/** The events of a concrete run whose states have the given representatives' fingerprints. */
+export function concreteEvents(
+  variant: ResolvedVariant,
+  representatives: readonly Fingerprint[],
+  classes: Classes,
+): EventObject[] {
+  const base: AnyEngine = createReferenceEngine(variant.machine);
+  const rep = representativeOf(base, variant, classes);
+  const fp = (s: unknown) => base.fingerprint(rep(s));
+  let s = base.initial();
+  if (!same(fp(s), representatives[0]))
+    throw new Error('internal error: the initial state is not in its class');
+  const events: EventObject[] = [];
+  for (let i = 1; i < representatives.length; i++) {
+    const next = variant
+      .events(base.view(s))
+      .map((e: EventObject) => ({ e, n: base.step(s, e) }))
+      .find(({ n }: { n: unknown }) => n !== null && same(fp(n), representatives[i]));
+    if (next === undefined) throw new Error(`internal error: no concrete step into class ${i} of the trace`);
+    events.push(next.e);
+    s = next.n;
+  }
+  return events;
+}
