@@ -28,9 +28,12 @@ import type { Engine } from './engine.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { callModel, ModelError, type ResolvedVariant, type StatePredicate, type View } from './model.ts';
 
-/** A check on each of the first CHECK_FIRST steps, then on every CHECK_EVERY-th. */
-const CHECK_FIRST = 2000;
-const CHECK_EVERY = 101;
+/**
+ * A check on each of the first CHECK_FIRST steps, then on every CHECK_EVERY-th:
+ * about a third more search time (explorer/README.md, View).
+ */
+const CHECK_FIRST = 1000;
+const CHECK_EVERY = 499;
 
 /** The state with its context replaced by the model's view of it. */
 export function viewer<S>(engine: Engine<S>, view: View): (s: S) => S {

@@ -67,6 +67,19 @@ describe('view reduction on the registered models', () => {
     expect([full, viewed]).toEqual([147_045, 6_161]);
   }, 600_000);
 
+  const model = (id: string) => models.find((m) => m.id === id)!;
+  it.each([
+    ['container', { mdevs: 2, dmas: 1 }],
+    ['device-close', { dmas: 3 }],
+    ['ioas', { areas: 3 }],
+  ] as const)(
+    '%s at %o: the same verdict for every property',
+    async (id, params) => {
+      await sameVerdicts(model(id).variant(undefined, params));
+    },
+    600_000,
+  );
+
   it('with worker threads, the same views', async () => {
     const v = container.variant('current');
     const one = await explore(v, { view: true });
