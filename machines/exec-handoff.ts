@@ -468,6 +468,16 @@ const VARIANTS: Record<DesignName, { description: string; violated: string[]; st
   },
 };
 
+/**
+ * The view (`--view`, explorer/view.ts): each actor's last result forgotten.
+ * The reports read it, on traces replayed from the real initial state;
+ * nothing in the machine does, which the view's check confirms as it runs.
+ */
+const forgetResults = (c: HandoffCtx): HandoffCtx =>
+  Object.values(c.ret).every((r) => r === null)
+    ? c
+    : { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) as HandoffCtx['ret'] };
+
 export default defineModel<HandoffCtx, HandoffEv>({
   id: 'exec-handoff',
   description:
@@ -489,6 +499,7 @@ export default defineModel<HandoffCtx, HandoffEv>({
       invariants: handoffInvariantsOf(p.maps),
       properties: { recoverable: recoverable(oneLiveOwner) },
       calls: HANDOFF_CALLS,
+      view: forgetResults,
       variants: Object.fromEntries(
         (Object.keys(VARIANTS) as DesignName[]).map((name) => {
           const v = VARIANTS[name];
