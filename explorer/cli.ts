@@ -346,6 +346,7 @@ async function cmdList(o: Opts): Promise<number> {
         ...wrapCell(`  --set ${name}=N  (default ${p.default}, ${p.min}..${p.max}) ${p.description}`, width),
       );
     }
+    if (m.reductions.length) out.push(...wrapCell(`  reductions: ${m.reductions.join(' ')}`, width));
     const common = m.variants.reduce<string[]>(
       (acc, v) => acc.filter((x) => v.properties.some((p) => p.name === x)),
       m.variants[0]?.properties.map((p) => p.name) ?? [],
@@ -381,10 +382,17 @@ async function cmdList(o: Opts): Promise<number> {
 }
 
 function describeModel(m: Model) {
+  const first = m.variant();
   return {
     id: m.id,
     description: m.description,
     params: m.params,
+    // The reductions the default variant declares (a variant may declare others).
+    reductions: [
+      ...(first.view ? ['--view'] : []),
+      ...(first.symmetry ? ['--symmetry'] : []),
+      ...(first.footprints ? ['--por'] : []),
+    ],
     defaultVariant: m.defaultVariant,
     variants: m.variantNames.map((name) => {
       const v = m.variant(name);

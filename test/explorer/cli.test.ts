@@ -104,6 +104,11 @@ describe('exit codes and output', () => {
     expect(r.stdout).toMatch(/ {2}invariant +noLostUpdate/);
     expect(r.stdout).toMatch(/ {2}deadlock +deadlock/);
     expect(r.stdout).toMatch(/ {2}abba +thread B takes l2 then l1: lock-order inversion/);
+    // The reductions a model declares, for a newcomer to find the options.
+    const block = (id: string) => r.stdout.split('\n\n').find((b) => b.startsWith(`${id}: `)) ?? '';
+    expect(block('container')).toMatch(/^ {2}reductions: --view --por$/m);
+    expect(block('example-locks')).toMatch(/^example-locks: /);
+    expect(block('example-locks')).not.toMatch(/reductions:/);
   });
 
   it('replay re-runs a trace from explore --json', async () => {
