@@ -459,7 +459,12 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     );
     let row: VerdictRow;
     try {
-      row = await verdictRow(model, v, params(model), (p) => progress.update(p), o.check, o.workers);
+      row = await verdictRow(model, v, params(model), {
+        onProgress: (p) => progress.update(p),
+        check: o.check,
+        workers: o.workers,
+        view: o.view === true,
+      });
     } finally {
       progress.stop();
     }
@@ -784,6 +789,10 @@ export function buildProgram(): Command {
     .option('--trail-dir <dir>', 'write every counterexample as a trail file there')
     .option('--html <file>', 'write a self-contained HTML report (opens offline)')
     .option('--workers <n|auto>', 'worker threads for each search (as for explore)', workersOption, 'auto')
+    .option(
+      '--view',
+      'with --view for the variants whose model declares a view (state counts are then of views)',
+    )
     .addOption(checkOption())
     .option('--json', 'machine-readable output')
     .addOption(wideOption())

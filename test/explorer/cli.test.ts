@@ -130,6 +130,15 @@ describe('verdicts', () => {
     expect(r.stdout.split('\n').every((l) => l.length <= 100)).toBe(true);
     expect(r.stdout).toContain('3 variants: 3 as expected, 0 unexpected');
   });
+
+  it('--view: the views counted, every verdict as expected, a model without a view explored whole', async () => {
+    const r = await run('verdicts', '--models', 'exec-handoff,example-locks', '--view', '--no-progress');
+    expect(r.code).toBe(0);
+    // 573 states unreduced (its pinned count), 210 views: pinned counts are not compared under --view.
+    expect(r.stdout).toMatch(/^exec-handoff\s+change-dma-owner-staged\s+210\s+yes\s+\S+\s+as expected/m);
+    expect(r.stdout).toMatch(/example-locks\s+abba\s+21\s+yes\s+\S+\s+as expected\s+deadlock/);
+    expect(r.stdout).toMatch(/\d+ variants: (\d+) as expected, 0 unexpected/);
+  }, 120_000);
 });
 
 describe('walk', () => {
