@@ -64,6 +64,17 @@ it('--symmetry: node 0 tells the nodes, and 2 processes store the orbits one pro
   expect(result.states).toBeLessThan(5 ** 4);
 });
 
+it('--view: node 0 tells the nodes, and 2 processes store the views one process stores', async () => {
+  const variant = (await findModel('container')).variant('vfio-wait');
+  const one = await explore(variant, { workers: 1, view: true });
+  const { result, others } = await exploreDistributed(redis.url, 'container', variant, 2, { view: true });
+  expect(result.reductions).toEqual(['view']);
+  // Violations and liveness lassos too: their traces are found among views and replayed concretely.
+  expect(summary(result)).toEqual(summary(one));
+  expect(result.states).toBe(9_958);
+  expect(others.map((o) => o.code)).toEqual([0]);
+});
+
 describe('faults', () => {
   // 117,649 states over 13 levels: long enough to kill a node in the middle.
   const BENCH = 'explorer/bench/dma-regions.ts';
