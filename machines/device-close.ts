@@ -86,7 +86,7 @@ import {
 } from './kernel/type1-words.ts';
 import { haltEvents, region, type States, type Tr } from './kernel/type1-xstate.ts';
 import { DEVICE_CLOSE_FOOTPRINTS } from './footprints/device-close.ts';
-import { forgetDeadCounters, forgetResults } from './kernel/type1-view.ts';
+import { forgetDeadCounters, forgetResults } from './kernel/views.ts';
 
 const MDEV = 'mdev';
 
@@ -460,6 +460,14 @@ const NO_BUG = {
   '*#*Halt': 'no kernel BUG in this variant (noKernelBug holds): the halt steps follow BUG_ON only',
 };
 
+/** Two compliant unmappers: no walk notifies a dma twice, so the relock never notifies again. */
+const NO_RENOTIFY = {
+  '*.unmapRelock#*UnmapRelock[0]':
+    'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
+    'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
+    'twice, BUG_ON(++retries > 10) cannot fire',
+};
+
 /** BUG_ON at the call: a compliant close_device leaves no page pinned once device_list is empty. */
 const NO_BUG_AT_CALL = {
   '*.idle#*UnmapDma[0]':
@@ -621,10 +629,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
         unreachable: {
           ...NO_BUG,
           ...NO_BUG_AT_CALL,
-          '*.unmapRelock#*UnmapRelock[0]':
-            'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
-            'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
-            'twice, BUG_ON(++retries > 10) cannot fire',
+          ...NO_RENOTIFY,
           ...oneDma,
         },
         // With a third thread two of them can deadlock while the vmm waits in close(): the release path
@@ -676,10 +681,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
         unreachable: {
           ...NO_BUG,
           ...NO_BUG_AT_CALL,
-          '*.unmapRelock#*UnmapRelock[0]':
-            'the compliant callback unpins the dma and drops it from its view; only the vmm maps, and a ' +
-            'dma it frees and maps again is a new object the walk forgets (dma_last): no dma is notified ' +
-            'twice, BUG_ON(++retries > 10) cannot fire',
+          ...NO_RENOTIFY,
           ...oneDma,
         },
         expect: expect(['driverViewConsistent'], 55_970),
