@@ -11,6 +11,8 @@ export interface Fingerprint {
   readonly lo: number;
 }
 
+export const sameFingerprint = (a: Fingerprint, b: Fingerprint): boolean => a.hi === b.hi && a.lo === b.lo;
+
 /**
  * TLC's "optimistic" estimate of the probability that some fingerprint
  * collision went unnoticed: n distinct states, t states generated in all

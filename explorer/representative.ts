@@ -10,7 +10,7 @@
 import type { EventObject } from 'xstate';
 import type { AnyEngine } from './engine.ts';
 import { createReferenceEngine } from './engine-reference.ts';
-import type { Fingerprint } from './fingerprint.ts';
+import { type Fingerprint, sameFingerprint } from './fingerprint.ts';
 import type { ResolvedVariant, Symmetry } from './model.ts';
 import { canonicalizer } from './symmetry.ts';
 import { viewer } from './view.ts';
@@ -29,8 +29,6 @@ export function representativeOf(engine: AnyEngine, variant: ResolvedVariant, cl
   return (s: unknown) => orbit(viewOf(s));
 }
 
-const same = (a: Fingerprint, b: Fingerprint) => a.hi === b.hi && a.lo === b.lo;
-
 /** The events of a concrete run whose states have the given representatives' fingerprints. */
 export function concreteEvents(
   variant: ResolvedVariant,
@@ -41,14 +39,14 @@ export function concreteEvents(
   const rep = representativeOf(base, variant, classes);
   const fp = (s: unknown) => base.fingerprint(rep(s));
   let s = base.initial();
-  if (!same(fp(s), representatives[0]))
+  if (!sameFingerprint(fp(s), representatives[0]))
     throw new Error('internal error: the initial state is not in its class');
   const events: EventObject[] = [];
   for (let i = 1; i < representatives.length; i++) {
     const next = variant
       .events(base.view(s))
       .map((e: EventObject) => ({ e, n: base.step(s, e) }))
-      .find(({ n }: { n: unknown }) => n !== null && same(fp(n), representatives[i]));
+      .find(({ n }: { n: unknown }) => n !== null && sameFingerprint(fp(n), representatives[i]));
     if (next === undefined) throw new Error(`internal error: no concrete step into class ${i} of the trace`);
     events.push(next.e);
     s = next.n;

@@ -24,9 +24,12 @@
  * into the events of a concrete run, replayed on xstate's transition().
  */
 import type { EventObject } from 'xstate';
+import type { NamedPredicate } from './bfs.ts';
 import type { Engine } from './engine.ts';
-import type { Fingerprint } from './fingerprint.ts';
-import { callModel, ModelError, type ResolvedVariant, type StatePredicate, type View } from './model.ts';
+import { sameFingerprint } from './fingerprint.ts';
+import { callModel, ModelError, type ResolvedVariant, type View } from './model.ts';
+import { temporalLabels } from './temporal.ts';
+import { diff } from './trace.ts';
 
 /**
  * A check on each of the first CHECK_FIRST steps whose successor the view
@@ -45,38 +48,17 @@ export function viewer<S>(engine: Engine<S>, view: View): (s: S) => S {
   };
 }
 
-const same = (a: Fingerprint, b: Fingerprint) => a.hi === b.hi && a.lo === b.lo;
-
-/** The first path at which two plain-data values differ, with both values, or undefined when equal. */
-export function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {
-  if (Object.is(a, b)) return undefined;
-  if (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null) {
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
-    for (const k of keys) {
-      const d = firstDifference(
-        (a as Record<string, unknown>)[k],
-        (b as Record<string, unknown>)[k],
-        path ? `${path}.${k}` : k,
-      );
-      if (d !== undefined) return d;
-    }
-    return undefined;
-  }
-  return `${path || '(the context)'}: ${JSON.stringify(a)} and ${JSON.stringify(b)}`;
+/** The first context path at which two states differ, with both values (trace.ts diff, as the reports show changes). */
+function firstDifference(a: unknown, b: unknown): string | undefined {
+  const [c] = diff(a, b);
+  return c && `${c.path}: ${JSON.stringify(c.before)} and ${JSON.stringify(c.after)}`;
 }
 
-/** Every state predicate of the variant, by a name for messages: invariants, then temporal properties' p and q. */
-function predicates(variant: ResolvedVariant): [string, StatePredicate][] {
-  const out: [string, StatePredicate][] = Object.entries(variant.invariants).map(([n, p]) => [
-    `invariant '${n}'`,
-    p,
-  ]);
-  for (const [n, prop] of Object.entries(variant.properties)) {
-    if ('p' in prop && prop.p) out.push([`property '${n}'`, prop.p]);
-    if ('q' in prop && prop.q) out.push([`property '${n}'`, prop.q]);
-  }
-  return out;
-}
+/** Every state predicate of the variant, named for messages: the invariants, then the temporal properties' parts. */
+const predicates = (variant: ResolvedVariant): NamedPredicate[] => [
+  ...Object.entries(variant.invariants).map(([name, holds]) => ({ name: `invariant '${name}'`, holds })),
+  ...temporalLabels(variant),
+];
 
 /** Steps of the paired walk that follows a state and its view after they part (see checkCongruence). */
 const WALK = 12;
@@ -113,7 +95,7 @@ function checkCongruence<S>(
     n = engine.step(n, e) as S;
     m = engine.step(m, e) as S;
     path.push(e);
-    if (!same(engine.fingerprint(normalise(n)), engine.fingerprint(normalise(m)))) {
+    if (!sameFingerprint(engine.fingerprint(normalise(n)), engine.fingerprint(normalise(m)))) {
       const where = firstDifference(engine.view(normalise(n)).context, engine.view(normalise(m)).context);
       throw fail(`the views part at ${where ?? 'the state value'}`, path);
     }
@@ -135,7 +117,7 @@ function agreeAt<S>(
 ): EventObject[] {
   const vn = engine.view(n);
   const vm = engine.view(m);
-  for (const [name, holds] of predicates(variant)) {
+  for (const { name, holds } of predicates(variant)) {
     const a = callModel(name, () => holds(vn));
     if (a !== callModel(name, () => holds(vm)))
       throw fail(`${name} ${a ? 'holds' : 'fails'} in the state, not in its view`);
@@ -155,7 +137,7 @@ function agreeAt<S>(
     if (!successors) continue;
     const a = normalise(engine.step(n, e) as S);
     const b = normalise(engine.step(m, e) as S);
-    if (!same(engine.fingerprint(a), engine.fingerprint(b))) {
+    if (!sameFingerprint(engine.fingerprint(a), engine.fingerprint(b))) {
       const where = firstDifference(engine.view(a).context, engine.view(b).context) ?? 'the state value';
       throw fail(`${name} leads to successors whose views differ at ${where}`);
     }

@@ -40,6 +40,7 @@ import {
 import { NMAPS } from './handoff/context.ts';
 import { qemuProtocol } from './handoff/qemu.ts';
 import { CHANGE_CALL, seedProtocol } from './handoff/seed.ts';
+import { forgetResults } from './kernel/views.ts';
 
 export type { Actor, HandoffCtx, HandoffDesign, HandoffEv } from './handoff/context.ts';
 export { initialContext, NMAPS, RLIMIT, rlimits } from './handoff/context.ts';
@@ -467,16 +468,6 @@ const VARIANTS: Record<DesignName, { description: string; violated: string[]; st
     states: 8,
   },
 };
-
-/**
- * The view (`--view`, explorer/view.ts): each actor's last result forgotten.
- * The reports read it, on traces replayed from the real initial state;
- * nothing in the machine does, which the view's check confirms as it runs.
- */
-const forgetResults = (c: HandoffCtx): HandoffCtx =>
-  Object.values(c.ret).every((r) => r === null)
-    ? c
-    : { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) as HandoffCtx['ret'] };
 
 export default defineModel<HandoffCtx, HandoffEv>({
   id: 'exec-handoff',

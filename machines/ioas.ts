@@ -41,6 +41,7 @@ import { allocPages, type Errno, type KernelFix, killProcMm, WARN, warn } from '
 import { type StepFn, type StepResult, transitions } from './kernel/iommufd-steps.ts';
 import { downWrite, RWSEM_FREE, type RwSem, upWrite } from './kernel/locks.ts';
 import { IOAS_FOOTPRINTS } from './footprints/ioas.ts';
+import { forgetResults } from './kernel/views.ts';
 
 export type Actor = 'vmm' | 'child' | 'access';
 type Cpu = 'vmm' | 'child';
@@ -220,15 +221,6 @@ const ret = (c: IoasCtx, actor: Actor, r: string | null): IoasCtx => ({
   ...c,
   ret: { ...c.ret, [actor]: r },
 });
-/**
- * The view (`--view`, explorer/view.ts): each actor's last result forgotten.
- * The reports read it, on traces replayed from the real initial state;
- * nothing in the machine does, which the view's check confirms as it runs.
- */
-const forgetResults = (c: IoasCtx): IoasCtx =>
-  Object.values(c.ret).every((r) => r === null)
-    ? c
-    : { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) as IoasCtx['ret'] };
 const setOp = (c: IoasCtx, cpu: Cpu, op: Op | null): IoasCtx => ({ ...c, op: { ...c.op, [cpu]: op } });
 const withK = (c: IoasCtx, f: (k: Iommufd) => void): IoasCtx => ({ ...c, k: update(c.k, f) });
 const done = (c: IoasCtx, actor: Actor, r: Errno | null, cpu?: Cpu): StepResult<IoasCtx> => ({

@@ -1,21 +1,22 @@
 /**
- * Views (`--view`, explorer/view.ts, TLC's VIEW) for the type1 models
- * (container, device-close): their state with history that can no longer
- * matter normalised away, history the models keep for their reports and
- * invariants and no guard or assign reads. Each piece is one function, and
- * a model composes those that hold for its properties; the explorer checks
- * the composition by stepping a state and its view side by side and stops
- * with a model error if their futures ever part.
+ * Views (`--view`, explorer/view.ts, TLC's VIEW): a model's state with
+ * history that can no longer matter normalised away, history the models keep
+ * for their reports and invariants and no guard or assign reads. Each piece
+ * is one function over the context fields it needs, and a model composes
+ * those that hold for its properties; the explorer checks the composition by
+ * stepping a state and its view side by side and stops with a model error if
+ * their futures ever part.
  */
+import type { Mms } from './mm.ts';
 import type { Type1Ctx } from './type1-notify.ts';
 
 /**
  * Each actor's last result, which the reports read on traces replayed from
- * the real initial state and nothing in the machines does.
+ * the real initial state and nothing in the machines does (every model here).
  */
-export function forgetResults<C extends Type1Ctx>(c: C): C {
+export function forgetResults<C extends { readonly ret: Readonly<Record<string, string | null>> }>(c: C): C {
   if (Object.values(c.ret).every((r) => r === null)) return c;
-  return { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) };
+  return { ...c, ret: Object.fromEntries(Object.keys(c.ret).map((a) => [a, null])) as C['ret'] };
 }
 
 /**
@@ -23,7 +24,7 @@ export function forgetResults<C extends Type1Ctx>(c: C): C {
  * __account_locked_vm (mm.ts accountLockedVm) neither reads nor changes
  * them, and accountingConserved judges live mms only.
  */
-export function forgetDeadCounters<C extends Type1Ctx>(c: C): C {
+export function forgetDeadCounters<C extends { readonly mms: Mms }>(c: C): C {
   if (Object.values(c.mms).every((m) => m.alive || (m.lockedVm === 0 && m.pinnedVm === 0))) return c;
   const mms = Object.fromEntries(
     Object.entries(c.mms).map(([n, m]) => [n, m.alive ? m : { ...m, lockedVm: 0, pinnedVm: 0 }]),

@@ -107,7 +107,7 @@ describe('the view check catches a view that drops what matters', () => {
   it("dropping the driver's view of the mappings (read by its guards) is a model error naming the field", async () => {
     const v = mutantView((c) => ({ ...c, drv: { ...c.drv, view: c.drv.view.map(() => false) } }));
     await expect(explore(v, { view: true })).rejects.toThrow(
-      /^--view: the view of model 'container' is not sound: it changes drv\.view\.\d: true and false/,
+      /^--view: the view of model 'container' is not sound: it changes drv\.view\[\d\]: true and false/,
     );
   });
 
