@@ -155,8 +155,12 @@ export class NodeHost {
       const popped = await this.link.pop([keys.join(this.target.node)], 1);
       if (popped === undefined) continue;
       const s = popped.element.toString();
-      const current = (await this.link.cmd.get(keys.session))?.toString();
-      if (current !== s) continue; // left by a run that is over
+      // A broker restart while we ask drops the command: ask again on the next join.
+      const current = await this.link.cmd.get(keys.session).then(
+        (v) => v?.toString(),
+        () => undefined,
+      );
+      if (current !== s) continue; // left by a run that is over (or the broker went away)
       await this.adopt(s);
       return s;
     }
@@ -210,7 +214,13 @@ export class NodeHost {
       reply = { error: { name: x.name, message: x.message } };
     }
     const coord = this.link.keys.coord(this.session);
-    for (const p of partsOf(Kind.answer, this.target.node, id, reply)) await this.link.pushBounded(coord, p);
+    try {
+      for (const p of partsOf(Kind.answer, this.target.node, id, reply)) await this.link.pushBounded(coord, p);
+    } catch (err) {
+      // The broker went away under the answer (a restart): the coordinator never sees it, so this
+      // is a fault of the run (reported on the next pop), never an unhandled rejection.
+      this.lost ??= `the broker did not take an answer: ${(err as Error).message}`;
+    }
   }
 
   private async execute(c: NodeCommand): Promise<unknown> {
