@@ -2,19 +2,19 @@
 // conformance/kernel/vfio-mc.config, into $VFIO_MC_CACHE/kernel/<version>-<fragment hash>/.
 // A finished build is reused until the source version or the fragment changes. Also
 // installs the uapi headers there (hdr/) and builds the static shim against them.
+// Another fragment (a flavour) or a patched tree is built incrementally from this build
+// (incremental.ts, patched.ts); the command line is main.ts:
 //
-//   npm run kernel:build [-- --jobs N] [--fragment FILE] [--force]
+//   npm run kernel:build [-- --jobs N] [--fragment FILE] [--patch FILE...] [--force]
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command } from 'commander';
 import { cacheDir, defaultFragment, kernelBuildDir, versionSlug } from '../cache.ts';
-import { isMain, requireTools, runMain, runStreaming, runSync } from '../run.ts';
-import { ensureShim } from '../shim/build.ts';
+import { requireTools, runStreaming, runSync } from '../run.ts';
 import { checkConfig, formatMismatches } from './check-config.ts';
 import { cachedSource, ensureSource, type KernelSource } from './source.ts';
 
-const STAMP = 'vfio-mc-build.json';
+export const STAMP = 'vfio-mc-build.json';
 /** Output lines of a full `make bzImage` of this config, for the progress bar before the first build. */
 const DEFAULT_BUILD_LINES = 1950;
 
@@ -158,21 +158,31 @@ export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild
   return finishBuild({ srcDir: source.dir, dir, source, fragment, made, log });
 }
 
-/** tinyconfig + the fragment in a fresh build dir, checked option by option. */
-export function configureBuild(srcDir: string, dir: string, fragment: string, log: (msg: string) => void) {
-  mkdirSync(dir, { recursive: true });
-  log(`configuring ${srcDir} in ${dir}: tinyconfig + ${fragment}`);
-  runSync('make', [`O=${dir}`, '-s', 'tinyconfig'], { cwd: srcDir });
-  runSync('scripts/kconfig/merge_config.sh', ['-m', '-O', dir, join(dir, '.config'), fragment], {
-    cwd: srcDir,
-  });
-  runSync('make', [`O=${dir}`, '-s', 'olddefconfig'], { cwd: srcDir });
+/** The kconfig steps of a build dir: tinyconfig, the fragment merged over it, olddefconfig (argv each, run in the source tree). */
+export function kconfigCommands(dir: string, fragment: string): string[][] {
+  return [
+    ['make', `O=${dir}`, '-s', 'tinyconfig'],
+    ['scripts/kconfig/merge_config.sh', '-m', '-O', dir, join(dir, '.config'), fragment],
+    ['make', `O=${dir}`, '-s', 'olddefconfig'],
+  ];
+}
+
+/** Every line of the fragment against dir/.config: Kconfig drops options with unmet dependencies silently. */
+export function checkBuiltConfig(dir: string, fragment: string): void {
   const mismatches = checkConfig(readFileSync(fragment, 'utf8'), readFileSync(join(dir, '.config'), 'utf8'));
   if (mismatches.length > 0) {
     throw new Error(
       `Kconfig dropped ${mismatches.length} option(s) of ${fragment} (unmet dependencies):\n${formatMismatches(mismatches)}`,
     );
   }
+}
+
+/** tinyconfig + the fragment in a fresh build dir, checked option by option. */
+export function configureBuild(srcDir: string, dir: string, fragment: string, log: (msg: string) => void) {
+  mkdirSync(dir, { recursive: true });
+  log(`configuring ${srcDir} in ${dir}: tinyconfig + ${fragment}`);
+  for (const [cmd, ...args] of kconfigCommands(dir, fragment)) runSync(cmd, args, { cwd: srcDir });
+  checkBuiltConfig(dir, fragment);
 }
 
 /** headers_install and the stamp that marks the build finished (written last). */
@@ -208,43 +218,3 @@ export function finishBuild(b: {
   writeFileSync(join(b.dir, STAMP), `${JSON.stringify(build, null, 2)}\n`);
   return build;
 }
-
-async function main(argv: string[]): Promise<number> {
-  const program = new Command()
-    .name('kernel:build')
-    .description('download linux-source-7.3, build the test kernel and the shim into $VFIO_MC_CACHE')
-    .option('--fragment <file>', 'Kconfig fragment merged over tinyconfig', defaultFragment)
-    .option(
-      '-j, --jobs <n>',
-      'parallel make jobs',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--jobs wants a positive integer, got ${v}`);
-        return n;
-      },
-      2,
-    )
-    .option('--force', 'rebuild even when a cached build exists', false)
-    .option('--patch <files...>', 'apply these patches (git format-patch files, in order): a patched build')
-    .option('--no-progress', 'no progress bar')
-    .parse(argv);
-  const opts = program.opts<{
-    fragment: string;
-    jobs: number;
-    force: boolean;
-    progress: boolean;
-    patch?: string[];
-  }>();
-  const started = Date.now();
-  const kernel = opts.patch
-    ? await (await import('./patched.ts')).ensurePatchedKernel(opts.patch, opts)
-    : await ensureKernel(opts);
-  const shim = ensureShim(kernel);
-  console.log(`bzImage: ${kernel.bzImage}`);
-  console.log(`headers: ${kernel.headers}/include`);
-  console.log(`shim:    ${shim}`);
-  console.log(`kernel:build took ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return 0;
-}
-
-if (isMain(import.meta.url)) runMain('kernel:build', () => main(process.argv));

@@ -5,12 +5,10 @@
 // a new file for each file it changes, so the shared tree stays untouched), in
 // $VFIO_MC_CACHE/src-patched/<version>-p<patch hash>/.
 //
-// Incremental build: the unpatched build of the same fragment is copied (`cp -a`, times kept)
-// and make runs in a private mount namespace (unshare --mount) in which the patched tree is
-// bind-mounted over the source path and the copy over the unpatched build dir, so every
-// command line and dependency path is the one the unpatched build recorded and only what the
-// patches touch is recompiled (then vmlinux is relinked). Without unshare (no CAP_SYS_ADMIN)
-// or without an unpatched build it falls back to a full build from the patched tree.
+// Incremental build (incremental.ts): a copy of the unpatched build of the same fragment, made
+// with the patched tree bound over the source path, so only what the patches touch is
+// recompiled. Without unshare (no CAP_SYS_ADMIN) it falls back to a full build from the
+// patched tree.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -26,10 +24,8 @@ import {
   makeWithProgress,
   readStamp,
 } from './build.ts';
+import { canUnshare, makeIncrementally } from './incremental.ts';
 import type { KernelSource } from './source.ts';
-
-/** Lines a relink after a few changed files prints (for the progress bar). */
-const INCREMENTAL_LINES = 60;
 
 export interface PatchSet {
   readonly files: readonly { file: string; sha256: string }[];
@@ -76,16 +72,6 @@ export function patchedSource(source: KernelSource, set: PatchSet, log: (msg: st
   return dir;
 }
 
-/** Whether this process may make a private mount namespace with bind mounts. */
-export function canUnshare(): boolean {
-  try {
-    runSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind / /mnt']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function ensurePatchedKernel(
   files: readonly string[],
   opts: BuildOptions = {},
@@ -106,34 +92,13 @@ export async function ensurePatchedKernel(
   rmSync(dir, { recursive: true, force: true });
   if (canUnshare()) {
     log(`incremental build: copy of ${base.dir}, patched tree bound over ${base.source.dir}`);
-    runSync('cp', ['-a', base.dir, dir]);
-    rmSync(join(dir, 'vfio-mc-build.json'), { force: true });
-    // make, then headers_install into the copy's hdr/ (the patches may touch uapi headers)
-    const script =
-      'mount --bind "$1" "$2" && mount --bind "$3" "$4" && b="$4" && shift 4 && make "$@" && ' +
-      'rm -rf "$b/hdr" && make -s O="$b" headers_install INSTALL_HDR_PATH="$b/hdr"';
-    const made = await makeWithProgress(
-      {
-        cmd: 'unshare',
-        args: [
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          script,
-          'sh',
-          srcDir,
-          base.source.dir,
-          dir,
-          base.dir,
-          ...makeArgs(base.dir, jobs),
-        ],
-        cwd: base.source.dir,
-      },
-      INCREMENTAL_LINES,
-      opts.progress ?? true,
-    );
+    const made = await makeIncrementally({
+      base,
+      dir,
+      srcDir,
+      jobs,
+      progress: opts.progress ?? true,
+    });
     // The copy's generated Makefile names the unpatched tree's path (bound over in the
     // namespace): record that source, as an out-of-tree module build must use it.
     return finishBuild({
