@@ -1157,7 +1157,7 @@ export default defineModel<Ctx, Ev>({
       description:
         'kernel 7.3.4: nothing mapped at mmap; the fault inserts under memory_lock read; disable zaps under memory_lock write',
       machine: buildMachine(DESIGNS.current),
-      expect: { violated: [], states: 40322 },
+      expect: { violated: [], states: 40222 },
       unreachable: OWN_FAULT_ONLY,
     },
     'pre-aac6db75': {
@@ -1171,7 +1171,7 @@ export default defineModel<Ctx, Ev>({
         'user*.faultLockMemory#User*FaultLockMemory[1]':
           'finding the VMA listed already needs a second thread of the process faulting the same VMA; the model has one thread per process',
       },
-      expect: { violated: ['remapHoldsMmapWriteLock', 'guestCallsReturn', 'vmmCallsReturn'], states: 54246 },
+      expect: { violated: ['remapHoldsMmapWriteLock', 'guestCallsReturn', 'vmmCallsReturn'], states: 54186 },
     },
     'jason-sketch': {
       description:
@@ -1193,7 +1193,7 @@ export default defineModel<Ctx, Ev>({
           'noSigbusAfterEnable',
           'accessAfterEnableWorks',
         ],
-        states: 306058,
+        states: 281011,
       },
     },
     'proposed-fixed': {
@@ -1201,14 +1201,14 @@ export default defineModel<Ctx, Ev>({
         "proposed (ours): populate after vma_link_file with i_mmap_rwsem held until done (7.3's hide_from_rmap_until_complete); SIGBUS faults; the walk re-tests under memory_lock read and returns when memory is off",
       machine: buildMachine(DESIGNS['proposed-fixed']),
       unreachable: PROPOSED_WALK,
-      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 164051 },
+      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 155938 },
     },
     'proposed-fixed-unhidden': {
       description:
         'proposed (ours): proposed-fixed with i_mmap_rwsem dropped between the link and the populate: needs an mm hook 7.3 does not have',
       machine: buildMachine(DESIGNS['proposed-fixed-unhidden']),
       unreachable: PROPOSED_WALK,
-      expect: { violated: [], states: 203519 },
+      expect: { violated: [], states: 187412 },
     },
     'proposed-locked': {
       description:
@@ -1221,14 +1221,14 @@ export default defineModel<Ctx, Ev>({
         '*.remapVmas#*Wait':
           'the walk holds memory_lock for write, so no zap holds i_mmap_rwsem, and the link takes it in one step: the second loop never sleeps',
       },
-      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 58450 },
+      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 58381 },
     },
     'proposed-fault-only': {
       description:
         "proposed (ours): 7.3's fault-time insert plus the re-testing walk on enable (Jason's 'rely exclusively on the fault handler to populate', with a prefault)",
       machine: buildMachine(DESIGNS['proposed-fault-only']),
       unreachable: { ...GUEST_WALKS_ONLY_ON_ENABLE, ...GUEST_WALK_SEES_MEMORY_ON },
-      expect: { violated: [], states: 219507 },
+      expect: { violated: [], states: 202965 },
     },
   },
   defaultVariant: 'current',

@@ -380,7 +380,7 @@ describe('scenarios: current (7.3)', () => {
     blocked(a, { type: 'UserAFaultInsert' });
     expect(step(a, { type: 'VmmCommit' }, 'vmm')).toBe('0'); // reset restores COMMAND: memory on again
     expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('0');
-    expect(ctx(a).memoryLock).toEqual({ writer: null, readers: [], waiters: [] });
+    expect(ctx(a).memoryLock).toEqual({ writer: null, readers: [], waiters: [], granted: [] });
   });
 
   it('a config write that finds memory_lock held queues as it enters, and no new fault passes it', () => {
@@ -415,6 +415,75 @@ describe('scenarios: current (7.3)', () => {
     expect(step(a, { type: 'GuestPowerWrite', d3: false }, 'guest')).toBe('0');
     step(a, { type: 'UserBTouch' }, 'userB');
     expect(step(a, { type: 'UserBFaultInsert' }, 'userB')).toBe('0');
+  });
+});
+
+describe("the rwsem through the machine's guards (kernel/locking/rwsem.c)", () => {
+  /** Both users fault with memory_lock held for write by the guest's disable; then the vmm's reset queues between them. */
+  function readersAroundAWriter(): Run {
+    const a = start('current');
+    mmapNoHook(a, 'A');
+    mmapNoHook(a, 'B');
+    step(a, { type: 'UserATouch' }, 'userA');
+    step(a, { type: 'UserBTouch' }, 'userB');
+    step(a, { type: 'GuestCommandWrite', memory: false }, 'guest'); // memory_lock write
+    step(a, { type: 'UserAWait', mode: 'read' }, 'userA'); // the fault sleeps on memory_lock
+    expect(step(a, { type: 'VmmReset' }, 'vmm')).toBe('blocked'); // queues for write behind userA
+    step(a, { type: 'UserBWait', mode: 'read' }, 'userB'); // queues behind the writer
+    expect(ctx(a).memoryLock.waiters.map((w) => `${w.actor}:${w.mode}`)).toEqual([
+      'userA:read',
+      'vmm:write',
+      'userB:read',
+    ]);
+    step(a, { type: 'GuestZapLock' }, 'guest');
+    step(a, { type: 'GuestZapBars' }, 'guest');
+    return a;
+  }
+
+  it('up_write grants every queued reader at once, also the one behind the writer (rwsem_mark_wake)', () => {
+    const a = readersAroundAWriter();
+    blocked(a, { type: 'UserBFaultInsert' });
+    expect(step(a, { type: 'GuestCommit' }, 'guest')).toBe('0'); // up_write -> rwsem_wake
+    expect(ctx(a).memoryLock).toEqual({
+      writer: null,
+      readers: ['userA', 'userB'],
+      waiters: [{ actor: 'vmm', mode: 'write' }],
+      granted: ['userA', 'userB'],
+    });
+    expect(waitingFor(snap(a), 'userB')).toBeUndefined(); // granted: it can move
+  });
+
+  it('a writer queued between two granted readers cannot take the lock after the first one drops it', () => {
+    const a = readersAroundAWriter();
+    step(a, { type: 'GuestCommit' }, 'guest');
+    expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('SIGBUS'); // took and dropped its grant
+    // userB was granted the lock by the same wake-up: it still holds it, so the reset waits.
+    blocked(a, { type: 'VmmLockMemory' });
+    expect(waitingFor(snap(a), 'vmm')).toMatch(/down_write\(memory_lock\), queued; held by userB \(read\)/);
+    expect(step(a, { type: 'UserBFaultInsert' }, 'userB')).toBe('SIGBUS');
+    step(a, { type: 'VmmLockMemory' }, 'vmm');
+    expect(ctx(a).memoryLock.writer).toBe('vmm');
+  });
+
+  it('a reader arriving while a writer is queued sleeps, and is granted only once that writer is done', () => {
+    const a = start('current');
+    mmapNoHook(a, 'A');
+    mmapNoHook(a, 'B');
+    step(a, { type: 'UserATouch' }, 'userA');
+    step(a, { type: 'VmmReset' }, 'vmm'); // memory_lock write
+    step(a, { type: 'GuestCommandWrite', memory: false }, 'guest'); // queues for write
+    step(a, { type: 'UserAWait', mode: 'read' }, 'userA'); // behind the guest
+    step(a, { type: 'VmmZapLock' }, 'vmm');
+    step(a, { type: 'VmmZapBars' }, 'vmm');
+    step(a, { type: 'VmmCommit' }, 'vmm'); // wakes the guest alone: a writer is first
+    expect(ctx(a).memoryLock.granted).toEqual([]);
+    blocked(a, { type: 'UserAFaultInsert' });
+    step(a, { type: 'GuestLockMemory' }, 'guest');
+    step(a, { type: 'GuestZapLock' }, 'guest');
+    step(a, { type: 'GuestZapBars' }, 'guest');
+    step(a, { type: 'GuestCommit' }, 'guest');
+    expect(ctx(a).memoryLock.granted).toEqual(['userA']);
+    expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('SIGBUS');
   });
 });
 
@@ -530,8 +599,8 @@ describe('scenarios: proposed-fixed-unhidden', () => {
     expect(step(a, { type: 'VmmRemapVmas' }, 'vmm')).toBe('0');
     expect(state(a).vmm).toBe('idle');
     expect(ctx(a)).toMatchObject({
-      memoryLock: { writer: null, readers: [], waiters: [] },
-      mmapLock: { userA: { writer: null, readers: [], waiters: [] } },
+      memoryLock: { writer: null, readers: [], waiters: [], granted: [] },
+      mmapLock: { userA: { writer: null, readers: [], waiters: [], granted: [] } },
       vma: { userA: { linked: true, pte: false } },
     });
   });
