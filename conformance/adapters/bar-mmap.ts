@@ -145,6 +145,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'UserAMunmapUnlink',
         'UserAMunmapClose',
         'UserAWait',
+        'UserAHalt',
         'UserBMmapHook',
         'UserBMmapLink',
         'UserBMmapComplete',
@@ -157,6 +158,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'UserBMunmapUnlink',
         'UserBMunmapClose',
         'UserBWait',
+        'UserBHalt',
       ),
       () => internal,
     )
@@ -176,6 +178,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'GuestRemapVmas',
         'GuestQuit',
         'GuestWait',
+        'GuestHalt',
         'VmmLockMemory',
         'VmmZapLock',
         'VmmZapBars',
@@ -190,8 +193,9 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'VmmRemapVmas',
         'VmmQuit',
         'VmmWait',
+        'VmmHalt',
       ),
-      // Kernel steps and lock waits; Quit is the thread making no more calls.
+      // Kernel steps and lock waits; Quit is the thread making no more calls, Halt stops an actor after a BUG.
       () => internal,
     )
     .exhaustive();

@@ -31,6 +31,11 @@ const variantWith = (name: VariantName, change: Partial<Design>) => ({
   expect: undefined,
 });
 
+/** The design option "seed 003's walk with 7.3's fault-time insert" (no mmap populate), explored once. */
+let sketchWalkRun: Promise<ExploreResult> | undefined;
+const sketchWalkWithFaultInsert = () =>
+  (sketchWalkRun ??= explore(variantWith('jason-sketch', { populate: 'fault', fault: 'insert' })));
+
 /** Each variant is explored once for all the tests that read its result. */
 const resultOf: (name: VariantName) => Promise<ExploreResult> = exploreOnce(model);
 
@@ -210,7 +215,7 @@ describe('jason-sketch (seed 003 as written)', () => {
 
   it('the sketched walk terminates (vmmCallsReturn holds) but maps the BAR again after a concurrent disable (design option: no mmap populate, 13 steps)', async () => {
     expect(violated(await resultOf('jason-sketch'))).not.toContain('vmmCallsReturn');
-    const r = await explore(variantWith('jason-sketch', { populate: 'fault', fault: 'insert' }));
+    const r = await sketchWalkWithFaultInsert();
     const v = counterexample(r, 'noPteWhileDisabled');
     expect(v.trace).toHaveLength(13);
     const n = names(v.trace);
@@ -218,6 +223,70 @@ describe('jason-sketch (seed 003 as written)', () => {
     // then remaps without re-testing memory enable.
     expect(n.lastIndexOf('VmmRemapVmas')).toBeGreaterThan(n.indexOf('GuestZapBars'));
     expect(violated(r)).not.toContain('vmmCallsReturn');
+  });
+});
+
+describe('jason-sketch: the walk as written (its mm references and its second loop)', () => {
+  it('everyMmGrabDropped: the first loop grabs the mm of every unpopulated VMA but keeps only the last as cur_mm (11 steps)', async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'everyMmGrabDropped');
+    expect(v.trace).toHaveLength(11);
+    // Both VMAs mapped while memory was on, zapped by a reset, whose commit starts the walk.
+    expect(names(v.trace).slice(-4)).toEqual(['VmmZapLock', 'VmmZapBars', 'VmmCommit', 'VmmRemapScan']);
+    const end = replay('jason-sketch', v.trace);
+    expect(ctx(end).walk.vmm).toBe('userB'); // cur_mm: the last one
+    expect(ctx(end).grabs.vmm).toEqual(['userA', 'userB']); // userA's grab has no pointer left
+  });
+
+  it("the leaked grab stays: after the pass drops cur_mm, userA's mm keeps a reference nobody drops", async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'everyMmGrabDropped');
+    const a = replay('jason-sketch', v.trace);
+    step(a, { type: 'VmmRemapLockMm' }, 'vmm');
+    step(a, { type: 'VmmRemapVmas' }, 'vmm'); // remap userB, mmdrop(cur_mm)
+    expect(ctx(a)).toMatchObject({ grabs: { vmm: [] }, leakedMm: ['userA'], walk: { vmm: null } });
+    step(a, { type: 'VmmRemapScan' }, 'vmm'); // userA is still unpopulated: grabbed again, and dropped this time
+    step(a, { type: 'VmmRemapLockMm' }, 'vmm');
+    step(a, { type: 'VmmRemapVmas' }, 'vmm');
+    expect(step(a, { type: 'VmmRemapScan' }, 'vmm')).toBe('0'); // nothing left: the reset returns
+    expect(ctx(a)).toMatchObject({ grabs: { vmm: [] }, leakedMm: ['userA'] });
+  });
+
+  it('noDoubleRemap: two walks pick the same mm, the second remaps the VMA the first populated: BUG_ON in remap_pte_range (18 steps)', async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'noDoubleRemap');
+    expect(v.trace).toHaveLength(18);
+    const n = names(v.trace);
+    // An enable's walk and a reset's walk both scan while userA's VMA is unpopulated...
+    expect(n).toContain('GuestRemapScan');
+    expect(n).toContain('VmmRemapScan');
+    // ...the guest remaps it first, and the reset's second loop remaps it again.
+    expect(n.indexOf('VmmRemapScan')).toBeLessThan(n.indexOf('GuestRemapVmas'));
+    expect(n.at(-1)).toBe('VmmRemapVmas');
+    const end = replay('jason-sketch', v.trace);
+    expect(ctx(end).walk).toEqual({ guest: null, vmm: 'userA' });
+    expect(state(end).vmm).toBe('remapBug');
+    expect(ctx(end)).toMatchObject({ kernelBug: true, vma: { userA: { linked: true, pte: true } } });
+    // The kernel is dead: nothing but the Halt steps, and then every actor has stopped.
+    expect(end.getSnapshot().can({ type: 'GuestCommandWrite', memory: false })).toBe(false);
+    expect(end.getSnapshot().can({ type: 'UserATouch' })).toBe(false);
+    for (const e of ['UserAHalt', 'UserBHalt', 'GuestHalt'] as const) step(end, { type: e }, 'userA');
+    expect(end.getSnapshot().status).toBe('done');
+  });
+
+  it("the project's walk, with only the sketch's walk put in, BUGs and leaks as well: the two differences are the point", async () => {
+    // proposed-fault-only's design (7.3's fault, no populate at mmap) with seed 003's walk: the fault
+    // inserts the PTE between the walk's scan and its remap. With the project's walk (grab the first
+    // unpopulated mm only, remap only what vma_populated() finds empty) both properties hold.
+    const r = await sketchWalkWithFaultInsert();
+    expect(violated(r)).toEqual(expect.arrayContaining(['everyMmGrabDropped', 'noDoubleRemap']));
+    const bug = names(counterexample(r, 'noDoubleRemap').trace);
+    const last = bug.at(-1) as string;
+    const x = last.startsWith('Guest') ? 'Guest' : 'Vmm';
+    const u = bug.find((t) => /^User[AB]FaultInsert$/.test(t)) as string;
+    expect(bug.lastIndexOf(u)).toBeGreaterThan(bug.lastIndexOf(`${x}RemapScan`));
+    for (const v of ['proposed-fault-only', 'proposed-fixed-unhidden'] as const) {
+      const ok = violated(await resultOf(v));
+      expect(ok, v).not.toContain('noDoubleRemap');
+      expect(ok, v).not.toContain('everyMmGrabDropped');
+    }
   });
 });
 
