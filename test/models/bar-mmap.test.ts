@@ -140,7 +140,7 @@ describe('pre-aac6db75 (kernels v5.8-v6.9): the design the thread is about', () 
     });
   });
 
-  it('the race the assertion guards: without vma_lock, only mmap_lock read is around the remap, and it lands after the zap (10 steps)', async () => {
+  it("vfio's fault-versus-zap race, the one vma_lock guards (not the race the mmap_lock assertion is about): without vma_lock the remap lands after the zap (10 steps)", async () => {
     const r = await explore(variantWith('pre-aac6db75', { mutate: 'faultNoVmaLock' }));
     const v = counterexample(r, 'noPteWhileDisabled');
     expect(v.trace).toHaveLength(10);
