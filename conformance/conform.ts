@@ -119,6 +119,18 @@ export interface ConformReport {
   readonly seconds: number;
   readonly stepsPerSecond: number;
   readonly shimOpsPerSecond: number;
+  /** Calls whose mapping compares facts besides the result (a load's page fault and SIGBUS). */
+  readonly facts: FactsSummary;
+}
+
+export interface FactsSummary {
+  /** The event types whose calls carry facts, and how many such calls the paths have. */
+  readonly events: readonly string[];
+  readonly calls: number;
+  /** Compared (the call ran and returned), agreeing with the model, and run but not compared (in flight). */
+  readonly compared: number;
+  readonly agreed: number;
+  readonly notCompared: number;
 }
 
 export interface CoverageReport {
@@ -183,11 +195,35 @@ export async function runConformance(
     variant: run.variant.name,
     paths: reports,
     coverage: coverage(run, reports),
+    facts: factsSummary(run, reports),
     steps,
     calls,
     seconds,
     stepsPerSecond: steps / Math.max(seconds, 1e-9),
     shimOpsPerSecond: shimOps / Math.max(seconds, 1e-9),
+  };
+}
+
+function factsSummary(run: ConformRun, reports: readonly PathReport[]): FactsSummary {
+  const hasFacts = (e: EventObject, actor: string) => {
+    const m = run.adapter.map(e as any, actor, run.variant.name);
+    return m.kind === 'call' && m.facts !== undefined;
+  };
+  const events = new Set<string>();
+  let calls = 0;
+  for (const p of run.paths)
+    for (const s of p.steps)
+      if (s.call && hasFacts(s.event, s.actor)) {
+        calls++;
+        events.add(s.event.type);
+      }
+  const withFacts = reports.flatMap((r) => r.steps.filter((s) => s.facts !== undefined));
+  return {
+    events: [...events].sort(),
+    calls,
+    compared: withFacts.filter((s) => s.facts?.observed !== undefined).length,
+    agreed: withFacts.filter((s) => s.facts?.observed !== undefined && s.facts.ok).length,
+    notCompared: withFacts.filter((s) => s.facts?.observed === undefined).length,
   };
 }
 
@@ -306,6 +342,18 @@ export function formatConformReport(
       .join(', ')}`,
     `  ${report.steps} steps (${report.calls} uAPI calls) in ${report.seconds.toFixed(1)} s: ${report.stepsPerSecond.toFixed(2)} steps/s, ${report.shimOpsPerSecond.toFixed(2)} shim ops/s`,
   ];
+  const f = report.facts;
+  if (f.calls > 0) {
+    lines.push(
+      `  facts besides the result (${f.events.join(', ')}): compared on ${f.compared} of the ${f.calls} such calls in the paths, ` +
+        `${f.agreed} as the model predicts` +
+        (f.compared > f.agreed ? `, ${f.compared - f.agreed} diverged` : '') +
+        (f.notCompared ? `, ${f.notCompared} not compared (left in flight)` : '') +
+        (f.calls > f.compared + f.notCompared
+          ? `, ${f.calls - f.compared - f.notCompared} not replayed`
+          : ''),
+    );
+  }
   if (c.notReplayed.length)
     lines.push('  covered but not replayed:', ...c.notReplayed.map((t) => `    ${t}`));
   const lockdep = report.paths.flatMap((p) =>

@@ -131,6 +131,32 @@ export class ModelTracker {
   }
 
   /**
+   * Per state of the set in which `event` is enabled: the results `actor` can return with from
+   * there (states after it, closed under internal steps, where it has returned). What a call's
+   * facts are compared against: the model's prediction depends on the state the call is made in.
+   */
+  resultsFrom(
+    actor: string,
+    event: EventObject,
+  ): { before: unknown; results: Map<string, Map<string, unknown>> }[] {
+    const out: { before: unknown; results: Map<string, Map<string, unknown>> }[] = [];
+    for (const s of this.states.values()) {
+      const next = this.engine.step(s, event);
+      if (next === null) continue;
+      const { states } = this.closure(new Map([[key(this.engine, next), next]]));
+      const results = new Map<string, Map<string, unknown>>();
+      for (const [k, a] of states) {
+        if (!this.returned(a, actor)) continue;
+        const r = normalErrno(this.retOf(a, actor) ?? '0');
+        if (!results.has(r)) results.set(r, new Map());
+        results.get(r)?.set(k, a);
+      }
+      out.push({ before: s, results });
+    }
+    return out;
+  }
+
+  /**
    * For a call left in flight on purpose (the path has it return at no later step): the states
    * after it, closed under internal steps, in which `actor` has not returned yet.
    */

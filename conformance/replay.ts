@@ -11,11 +11,13 @@ import type { EventObject } from 'xstate';
 import type { ResolvedVariant } from '../explorer/model.ts';
 import {
   type Adapter,
+  type Facts,
   type Mapping,
   type Observation,
   type OpRecord,
   PathRun,
   type ReplayTarget,
+  sameFacts,
   Unreplayable,
 } from './adapters/adapter.ts';
 import type { ConformancePath } from './paths.ts';
@@ -23,6 +25,14 @@ import { lockdepReports, SYNC_MARKER, splitLockdep } from './qemu/kernel-log.ts'
 import { ModelTracker, normalErrno } from './replay-model.ts';
 
 export type StepKind = Mapping['kind'];
+
+export interface FactsReport {
+  readonly observed?: Facts;
+  readonly predicted: readonly Facts[];
+  readonly ok: boolean;
+  /** Why they were not compared (a call left in flight). */
+  readonly notCompared?: string;
+}
 
 export interface StepReport {
   readonly index: number;
@@ -41,6 +51,12 @@ export interface StepReport {
   /** VmPin/VmLck and the like where the adapter observes them and they do not fit. */
   readonly observedVm?: Observation;
   readonly predictedVm?: readonly Observation[];
+  /**
+   * For a call whose mapping has facts (a load's page fault and SIGBUS): what the kernel did,
+   * what the model predicts from the states the call could be made in (with the observed
+   * result), and whether they agree; or why they were not compared.
+   */
+  readonly facts?: FactsReport;
   /** Lockdep reports the kernel printed while this step's call ran (attached, not compared). */
   lockdep?: string[];
   /** Kernel log length when the call started (to attribute later lockdep reports). */
@@ -229,6 +245,7 @@ export async function replayPath(
             : 'blocked'
           : 'TARGET_DEAD';
     const allowedNames = [...allowed.keys()].sort();
+    let facts: FactsReport | undefined;
     const report = (ok: boolean, note?: string): StepReport => ({
       ...base,
       allowed: m.compare === 'success' ? ['0'] : allowedNames,
@@ -238,6 +255,7 @@ export async function replayPath(
       logAt,
       ...(obs.splat && { splat: obs.splat }),
       ...(note && { note }),
+      ...(facts && { facts }),
     });
     if (
       opts.strict &&
@@ -280,6 +298,8 @@ export async function replayPath(
       }
       tracker.commit(pending);
       inFlight.set(step.actor, ends);
+      if (m.facts)
+        facts = { predicted: [], ok: true, notCompared: 'left in flight: its late result carries no facts' };
       steps.push(report(true, `in flight until ${ends === undefined ? 'the end' : `step ${ends + 1}`}`));
       continue;
     }
@@ -301,6 +321,30 @@ export async function replayPath(
       }
     } else {
       states = allowed.get(observed);
+    }
+    if (states && m.facts && obs.status === 'done') {
+      // Facts: keep the states after the call whose prediction, from the state the call was made
+      // in, is what the kernel did.
+      const seen = m.facts.observed(obs);
+      const predicted = new Map<string, Facts>();
+      const kept = new Set<string>();
+      for (const { before, results } of tracker.resultsFrom(step.actor, step.event)) {
+        const after = results.get(observed);
+        if (!after) continue;
+        const p = m.facts.predicted(tracker.engine.view(before).context, step.actor, observed);
+        predicted.set(JSON.stringify(p), p);
+        if (sameFacts(p, seen)) for (const k of after.keys()) kept.add(k);
+      }
+      const fitting = new Map([...states].filter(([k]) => kept.has(k)));
+      facts = { observed: seen, predicted: [...predicted.values()], ok: fitting.size > 0 };
+      if (fitting.size === 0) {
+        steps.push(report(false));
+        return finish('diverge', {
+          failedStep: index,
+          reason: `${step.event.type} by ${step.actor}: ${observed} with ${JSON.stringify(seen)} observed, the model predicts ${observed} with ${[...predicted.keys()].join(' | ')}`,
+        });
+      }
+      states = fitting;
     }
     if (!states) {
       steps.push(report(false));

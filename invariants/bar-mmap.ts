@@ -8,6 +8,7 @@ import type { ModelSnapshot, StatePredicate } from '../explorer/model.ts';
 import {
   type Ctx,
   type Dev,
+  DEVS,
   enabled,
   otherDev,
   regionState,
@@ -65,6 +66,31 @@ export const remapHoldsMmapWriteLock: StatePredicate<Ctx> = (s: S) =>
   USERS.every((u) => regionState(s, u) !== 'faultRemapping' || s.context.mmapLock[u].writer === u);
 
 /**
+ * Seed 003's second loop remaps every VMA of cur_mm, and remap_pfn_range() on
+ * a range that is already populated is BUG_ON(!pte_none(ptep_get(pte))) in
+ * mm/memory.c:remap_pte_range (the very BUG the pre-aac6db75 fault's vma_list
+ * check avoided: "io_remap_pfn_range() will trigger a BUG_ON if we ask it to
+ * fill the same range again"). The device thread that does it ends in state
+ * `remapBug`.
+ */
+export const noDoubleRemap: StatePredicate<Ctx> = (s: S) =>
+  DEVS.every((x) => regionState(s, x) !== 'remapBug');
+
+/**
+ * Every mmgrab() is matched by an mmdrop(): a remap walk holds at most one mm
+ * reference, that of its cur_mm, which it drops at the end of the pass; and no
+ * mm has been left with a reference nobody will drop. Seed 003's first loop
+ * grabs the mm of every unpopulated VMA but keeps only the last in cur_mm and
+ * drops that one: with two unpopulated VMAs of two mms the first grab is
+ * leaked the moment cur_mm is overwritten, and the mm_struct is never freed.
+ */
+export const everyMmGrabDropped: StatePredicate<Ctx> = (s: S) =>
+  s.context.leakedMm.length === 0 &&
+  DEVS.every(
+    (x) => s.context.grabs[x].every((u) => u === s.context.walk[x]) && s.context.grabs[x].length <= 1,
+  );
+
+/**
  * p of accessAfterEnableWorks: user `u` has a mapping and no successful
  * touch since it got it (fresh, or its last touch got SIGBUS), while the
  * device has settled with memory enabled.
@@ -88,6 +114,7 @@ export const accessAfterEnablePending =
 export const accessAfterEnableServed =
   (u: User): StatePredicate<Ctx> =>
   (s: S) =>
+    s.context.kernelBug || // the kernel is dead: noDoubleRemap reports it
     !settled(s.context) ||
     !enabled(s.context) ||
     match(regionState(s, u))
@@ -107,4 +134,4 @@ export const callInProgress =
 export const callReturned =
   (x: Dev): StatePredicate<Ctx> =>
   (s: S) =>
-    s.context.call[x] === null || s.context.call[otherDev(x)] !== null;
+    s.context.kernelBug || s.context.call[x] === null || s.context.call[otherDev(x)] !== null;

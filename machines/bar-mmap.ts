@@ -36,6 +36,8 @@ import {
   accessAfterEnableServed,
   callInProgress,
   callReturned,
+  everyMmGrabDropped,
+  noDoubleRemap,
   noPteWhileDisabled,
   noSigbusAfterEnable,
   noStalePteAfterZap,
@@ -74,11 +76,11 @@ import {
   writeWindow,
 } from './kernel/locks.ts';
 import {
-  firstUnpopulated,
-  lastUnpopulated,
   NEW_VMA,
   populateLinked,
+  remapLinked,
   setPte,
+  unpopulatedLinked,
   zapLinked,
 } from './kernel/pci-mmap.ts';
 
@@ -123,7 +125,9 @@ type Prefix = UserPrefix | DevPrefix;
 
 /** rwsem.c's slow path: the actor finds the lock unavailable, queues on its wait list in `mode`, and sleeps. */
 export type WaitEv = { type: `${Prefix}Wait`; mode: RwMode };
-export type UserEv = { type: `${UserPrefix}${UserStep}` } | WaitEv;
+/** After a BUG_ON (designs with seed 003's walk): the actor stops where it is. */
+export type HaltEv = { type: `${Prefix}Halt` };
+export type UserEv = { type: `${UserPrefix}${UserStep}` } | WaitEv | HaltEv;
 export type DeviceEv =
   | { type: 'GuestCommandWrite'; memory: boolean }
   | { type: 'GuestPowerWrite'; d3: boolean }
@@ -162,8 +166,11 @@ export interface Design {
   /**
    * On enable, walk i_mmap and remap every VMA without PTE under its mm's mmap write lock:
    * - 'none';
-   * - 'sketch': seed 003 as written: cur_mm is the last unpopulated VMA's mm, and vfio_remap_vma() runs without memory_lock and without testing memory enable;
-   * - 'retest': the project's walk: memory_lock read inside mmap_lock, remap only if memory is still enabled, return when it is not.
+   * - 'sketch': seed 003 as written: the first loop mmgrab()s the mm of every unpopulated VMA and keeps the last as cur_mm (one mmdrop);
+   *   the second loop runs vfio_remap_vma() on every VMA of cur_mm, populated or not (BUG_ON in remap_pte_range on a populated one),
+   *   without memory_lock and without testing memory enable;
+   * - 'retest': the project's walk: the first loop grabs the first unpopulated VMA's mm and stops; memory_lock read inside
+   *   mmap_lock; the second loop remaps only the VMAs vma_populated() finds empty, and only if memory is still enabled; return when it is not.
    */
   readonly walk: 'none' | 'sketch' | 'retest';
   /** The walk runs before up_write(memory_lock) instead of after it (the natural spot inside vfio_basic_config_write). */
@@ -212,6 +219,7 @@ function tr(actor: Actor, target: string | undefined, update: Update, guard: Gua
   return {
     // The lock test comes first: `guard` may look at the state after the update, which takes the lock.
     guard: (args) => {
+      if (args.context.kernelBug) return false; // the kernel is dead: only the Halt steps remain
       const q = queuedOn(args.context, actor);
       if (!acq) return q === null && guard(args);
       const k = lockKey(args.context, acq);
@@ -318,6 +326,7 @@ function waits(actor: Actor, need: Partial<Record<RwMode, Need>> | undefined): T
     const n = need?.[mode];
     if (!n || n.entered) return [];
     const guard: Guard = ({ context, event }) =>
+      !context.kernelBug &&
       event.type.endsWith('Wait') &&
       (event as WaitEv).mode === mode &&
       (n.when?.(context) ?? true) &&
@@ -335,19 +344,40 @@ function waits(actor: Actor, need: Partial<Record<RwMode, Need>> | undefined): T
   });
 }
 
-/** Add each state's Wait transitions under its actor's Wait event. */
+/** A BUG_ON can fire in this design: seed 003's walk remaps a VMA of cur_mm whatever its PTE. */
+const canBug = (d: Design): boolean => d.walk === 'sketch';
+
+/** After a BUG the actor's one step: to its final `halted` state, from wherever it is, queued or not. */
+const HALT: T = {
+  guard: ({ context }) => context.kernelBug,
+  target: 'halted',
+  actions: assign((a: Args) => a.context),
+};
+
+type StateConfig = { on?: Record<string, T | T[]>; type?: 'final' };
+
+/**
+ * Add each state's Wait transitions under its actor's Wait event; in a design that can BUG, a
+ * `<Prefix>Halt` step from every state that is not final, and the final `halted` state.
+ */
 function withWaits(
   actor: Actor,
   prefix: Prefix,
   needs: Needs,
-  states: Record<string, { on?: Record<string, T | T[]>; type?: 'final' }>,
+  states: Record<string, StateConfig>,
+  d: Design,
 ) {
-  return Object.fromEntries(
-    Object.entries(states).map(([name, st]) => {
-      const w = waits(actor, needs[name]);
-      return [name, w.length ? { ...st, on: { ...st.on, [`${prefix}Wait`]: w } } : st];
-    }),
-  );
+  const out = Object.entries(states).map(([name, st]): [string, StateConfig] => {
+    if (st.type === 'final') return [name, st];
+    const w = waits(actor, needs[name]);
+    const on = {
+      ...st.on,
+      ...(w.length && { [`${prefix}Wait`]: w }),
+      ...(canBug(d) && { [`${prefix}Halt`]: HALT }),
+    };
+    return [name, { ...st, on }];
+  });
+  return Object.fromEntries(canBug(d) ? [...out, ['halted', { type: 'final' }]] : out);
 }
 
 const ret = (c: Ctx, actor: Actor, r: string | null): Ctx['ret'] => ({ ...c.ret, [actor]: r });
@@ -537,8 +567,12 @@ function userRegion(u: User, d: Design) {
     ),
   ];
   /** The PTEs are in; __vfio_pci_add_vma(); up_read(memory_lock); mutex_unlock(vma_lock); the fault returns. */
-  const faultRemap = tr(u, 'touchOk', (c) =>
-    returns(
+  const faultRemap = tr(u, 'touchOk', (c) => {
+    // io_remap_pfn_range() of a populated VMA is the BUG_ON the vma_list check avoids ("will
+    // trigger a BUG_ON if we ask it to fill the same range again"). With one thread per process
+    // only the process's own fault fills its VMA; reaching it would be a model error, not a verdict.
+    if (c.vma[u]?.pte) throw new Error(`bar-mmap: ${u}'s old fault remaps a populated VMA (not modelled)`);
+    return returns(
       release(
         {
           ...release(c, MEMORY_R),
@@ -549,8 +583,8 @@ function userRegion(u: User, d: Design) {
         mmapR,
       ),
       '0',
-    ),
-  );
+    );
+  });
 
   /** __vm_munmap(): mmap_write_lock_killable(mm). */
   const munmap = [
@@ -582,28 +616,34 @@ function userRegion(u: User, d: Design) {
     initial: 'idle',
     // Only the states the design uses: a state no path of the design enters would be a
     // transition that never fires.
-    states: withWaits(u, prefix(u), needs, {
-      idle: { on: { [ev(u, 'Mmap')]: mmap } },
-      ...(d.populate === 'mmapHook' && { mmapHook: { on: { [ev(u, 'MmapHook')]: hook } } }),
-      mmapLink: { on: { [ev(u, 'MmapLink')]: linkStep } },
-      ...(d.populate === 'afterLink' && { mmapComplete: { on: { [ev(u, 'MmapComplete')]: complete } } }),
-      mapped,
-      touchOk: mapped,
-      touchSigbus: mapped,
-      // The ghost of noSigbusAfterEnable: only seed 003's fault handler can SIGBUS with memory on.
-      ...(d.fault === 'sigbus' && { sigbusWhileEnabled: mapped }),
-      ...(mmapWrittenByOthers(d) && { touchQueued: { on: { [ev(u, 'FaultLock')]: faultLock } } }),
-      ...(mmapTakenByOthers(d) && { munmapQueued: { on: { [ev(u, 'MunmapLock')]: munmapLock } } }),
-      ...(d.fault === 'insert' && { faulting: { on: { [ev(u, 'FaultInsert')]: faultInsert } } }),
-      ...(d.fault === 'remapVma' && {
-        faultVmaLock: { on: { [ev(u, 'FaultLockVma')]: faultLockVma } },
-        faultLockMemory: { on: { [ev(u, 'FaultLockMemory')]: faultLockMemory } },
-        faultRemapping: { on: { [ev(u, 'FaultRemap')]: faultRemap } },
-        munmapClosing: { on: { [ev(u, 'MunmapClose')]: munmapClose } },
-      }),
-      munmapping: { on: { [ev(u, 'MunmapUnlink')]: munmapUnlink } },
-      done: { type: 'final' },
-    }),
+    states: withWaits(
+      u,
+      prefix(u),
+      needs,
+      {
+        idle: { on: { [ev(u, 'Mmap')]: mmap } },
+        ...(d.populate === 'mmapHook' && { mmapHook: { on: { [ev(u, 'MmapHook')]: hook } } }),
+        mmapLink: { on: { [ev(u, 'MmapLink')]: linkStep } },
+        ...(d.populate === 'afterLink' && { mmapComplete: { on: { [ev(u, 'MmapComplete')]: complete } } }),
+        mapped,
+        touchOk: mapped,
+        touchSigbus: mapped,
+        // The ghost of noSigbusAfterEnable: only seed 003's fault handler can SIGBUS with memory on.
+        ...(d.fault === 'sigbus' && { sigbusWhileEnabled: mapped }),
+        ...(mmapWrittenByOthers(d) && { touchQueued: { on: { [ev(u, 'FaultLock')]: faultLock } } }),
+        ...(mmapTakenByOthers(d) && { munmapQueued: { on: { [ev(u, 'MunmapLock')]: munmapLock } } }),
+        ...(d.fault === 'insert' && { faulting: { on: { [ev(u, 'FaultInsert')]: faultInsert } } }),
+        ...(d.fault === 'remapVma' && {
+          faultVmaLock: { on: { [ev(u, 'FaultLockVma')]: faultLockVma } },
+          faultLockMemory: { on: { [ev(u, 'FaultLockMemory')]: faultLockMemory } },
+          faultRemapping: { on: { [ev(u, 'FaultRemap')]: faultRemap } },
+          munmapClosing: { on: { [ev(u, 'MunmapClose')]: munmapClose } },
+        }),
+        munmapping: { on: { [ev(u, 'MunmapUnlink')]: munmapUnlink } },
+        done: { type: 'final' },
+      },
+      d,
+    ),
   };
 }
 
@@ -771,21 +811,33 @@ function deviceRegion(x: Dev, d: Design) {
   );
   const zapDownWrite = tr(x, 'zapped', (c) => ({ ...take(c, MEMORY_W), vmaLock: null }), always, MEMORY_W);
 
-  const pick = d.walk === 'sketch' ? lastUnpopulated : firstUnpopulated;
-  /** The walk's first loop: i_mmap_lock_read, find an mm with a linked VMA without PTE, unlock. None: the call returns. */
+  /**
+   * The walk's first loop: i_mmap_lock_read, find the mm of a linked VMA without PTE and mmgrab()
+   * it, unlock; none: the call returns. Seed 003 grabs the mm of every such VMA and keeps the last
+   * in cur_mm; the project's walk grabs the first and stops.
+   */
+  const found = (c: Ctx): User[] =>
+    d.walk === 'sketch' ? unpopulatedLinked(c.vma) : unpopulatedLinked(c.vma).slice(0, 1);
   const remapScan = [
     tr(
       x,
       'remapLockMm',
-      (c) => ({ ...window(c, IMMAP_R), walk: { ...c.walk, [x]: pick(c.vma) } }),
-      when((c) => pick(c.vma) !== null),
+      (c) => {
+        const mms = found(c);
+        return {
+          ...window(c, IMMAP_R),
+          walk: { ...c.walk, [x]: mms.at(-1)! },
+          grabs: { ...c.grabs, [x]: [...c.grabs[x], ...mms].sort() },
+        };
+      },
+      when((c) => found(c).length > 0),
       IMMAP_R,
     ),
     tr(
       x,
       'idle',
       (c) => finish(window(c, IMMAP_R)),
-      when((c) => pick(c.vma) === null),
+      when((c) => found(c).length === 0),
       IMMAP_R,
     ),
   ];
@@ -801,15 +853,27 @@ function deviceRegion(x: Dev, d: Design) {
   const remapLockMemory = d.walkUnderWriteLock
     ? tr(x, 'remapVmas', (c) => c) // it holds memory_lock for write already
     : tr(x, 'remapVmas', (c) => take(c, MEMORY_R), always, MEMORY_R);
-  /** The walk drops what it took for cur_mm: memory_lock read (unless it holds it for write) and cur_mm's mmap_lock. */
+  /**
+   * The walk drops what it took for cur_mm: memory_lock read (unless it holds it for write),
+   * cur_mm's mmap_lock, and mmdrop(cur_mm). A grab of another mm still held then is one the walk
+   * has no pointer left to drop (seed 003 overwrote cur_mm): its mm_count stays raised for good.
+   */
   const unlockWalk = (c: Ctx): Ctx => {
     const n = d.walk === 'retest' && c.memoryLock.writer !== x ? release(c, MEMORY_R) : c;
-    return { ...release(n, mmAcq('write')), walk: { ...c.walk, [x]: null } };
+    const held = [...c.grabs[x]];
+    held.splice(held.indexOf(curMm(c)), 1);
+    return {
+      ...release(n, mmAcq('write')),
+      walk: { ...c.walk, [x]: null },
+      grabs: { ...c.grabs, [x]: [] },
+      leakedMm: held.length ? [...new Set([...c.leakedMm, ...held])].sort() : c.leakedMm,
+    };
   };
   /**
-   * The second loop: i_mmap_lock_read; remap_pfn_range every linked VMA of
-   * cur_mm (seed 003: unconditionally; the project's walk: if memory is still
-   * enabled, else return); i_mmap_unlock_read; drop the walk's locks; scan again.
+   * The second loop: i_mmap_lock_read; remap_pfn_range the linked VMAs of cur_mm (seed 003:
+   * every one, and one that has its PTE already is the BUG_ON; the project's walk: if memory is
+   * still enabled, those without a PTE, else return); i_mmap_unlock_read; drop the walk's locks
+   * and cur_mm; scan again.
    */
   const remapVmas =
     d.walk === 'sketch'
@@ -817,8 +881,16 @@ function deviceRegion(x: Dev, d: Design) {
           tr(
             x,
             'remapScan',
-            (c) => unlockWalk({ ...window(c, IMMAP_R), vma: populateLinked(c.vma, curMm(c)) }),
-            always,
+            (c) => unlockWalk({ ...window(c, IMMAP_R), vma: remapLinked(c.vma, curMm(c)) as Ctx['vma'] }),
+            when((c) => remapLinked(c.vma, curMm(c)) !== 'BUG'),
+            IMMAP_R,
+          ),
+          // The oops kills the thread inside the loop, holding i_mmap_rwsem and cur_mm's mmap_lock.
+          tr(
+            x,
+            'remapBug',
+            (c) => ({ ...take(c, IMMAP_R), kernelBug: true }),
+            when((c) => remapLinked(c.vma, curMm(c)) === 'BUG'),
             IMMAP_R,
           ),
         ]
@@ -841,52 +913,60 @@ function deviceRegion(x: Dev, d: Design) {
 
   return {
     initial: 'idle',
-    states: withWaits(x, devPrefix(x), needs, {
-      idle: {
-        on: {
-          ...calls,
-          /**
-           * Not a kernel step: the thread makes no more calls (it may stop
-           * only between calls). Lets the search reach "the device settled
-           * for good", which accessAfterEnableWorks needs.
-           */
-          [dev(x, 'Quit')]: tr(x, 'done', (c) => c),
+    states: withWaits(
+      x,
+      devPrefix(x),
+      needs,
+      {
+        idle: {
+          on: {
+            ...calls,
+            /**
+             * Not a kernel step: the thread makes no more calls (it may stop
+             * only between calls). Lets the search reach "the device settled
+             * for good", which accessAfterEnableWorks needs.
+             */
+            [dev(x, 'Quit')]: tr(x, 'done', (c) => c),
+          },
         },
+        /** Woken with memory_lock write: the call goes on. */
+        ...(d.zap === 'mapping' && {
+          disableQueued: {
+            on: { [dev(x, 'LockMemory')]: tr(x, 'locked', (c) => take(c, MEMORY_W), always, MEMORY_W) },
+          },
+          locked: { on: { [dev(x, 'ZapLock')]: zapLock } },
+          zapping: { on: { [dev(x, 'ZapBars')]: zapBars } },
+        }),
+        // Only the guest makes calls that enable memory.
+        ...(x === 'guest' && {
+          enableQueued: { on: { [dev(x, 'LockMemory')]: ending(enableBody, always, MEMORY_W) } },
+        }),
+        ...(d.zap === 'vmaList' && {
+          zapList: { on: { [dev(x, 'ZapListLock')]: zapListLock } },
+          zapMmLock: { on: { [dev(x, 'ZapMmLock')]: zapMmLock } },
+          zapRelock: { on: { [dev(x, 'ZapListZap')]: zapListZap } },
+          zapDownWrite: { on: { [dev(x, 'ZapDownWrite')]: zapDownWrite } },
+        }),
+        /**
+         * Still under memory_lock write: the config or power write, or the
+         * reset itself (pci_try_reset_function), the vconfig update; then
+         * up_write (or the walk).
+         */
+        zapped: { on: { [dev(x, 'Commit')]: ending((c) => ({ ...c, ...after(c.call[x]!, c) })) } },
+        ...(d.walk !== 'none' && {
+          remapScan: { on: { [dev(x, 'RemapScan')]: remapScan } },
+          remapLockMm: { on: { [dev(x, 'RemapLockMm')]: remapLockMm } },
+          remapVmas: { on: { [dev(x, 'RemapVmas')]: remapVmas } },
+        }),
+        ...(d.walk === 'retest' && {
+          remapLockMemory: { on: { [dev(x, 'RemapLockMemory')]: remapLockMemory } },
+        }),
+        done: { type: 'final' },
+        // The thread that hit the BUG_ON: the oops kills it inside the walk.
+        ...(canBug(d) && { remapBug: { type: 'final' } }),
       },
-      /** Woken with memory_lock write: the call goes on. */
-      ...(d.zap === 'mapping' && {
-        disableQueued: {
-          on: { [dev(x, 'LockMemory')]: tr(x, 'locked', (c) => take(c, MEMORY_W), always, MEMORY_W) },
-        },
-        locked: { on: { [dev(x, 'ZapLock')]: zapLock } },
-        zapping: { on: { [dev(x, 'ZapBars')]: zapBars } },
-      }),
-      // Only the guest makes calls that enable memory.
-      ...(x === 'guest' && {
-        enableQueued: { on: { [dev(x, 'LockMemory')]: ending(enableBody, always, MEMORY_W) } },
-      }),
-      ...(d.zap === 'vmaList' && {
-        zapList: { on: { [dev(x, 'ZapListLock')]: zapListLock } },
-        zapMmLock: { on: { [dev(x, 'ZapMmLock')]: zapMmLock } },
-        zapRelock: { on: { [dev(x, 'ZapListZap')]: zapListZap } },
-        zapDownWrite: { on: { [dev(x, 'ZapDownWrite')]: zapDownWrite } },
-      }),
-      /**
-       * Still under memory_lock write: the config or power write, or the
-       * reset itself (pci_try_reset_function), the vconfig update; then
-       * up_write (or the walk).
-       */
-      zapped: { on: { [dev(x, 'Commit')]: ending((c) => ({ ...c, ...after(c.call[x]!, c) })) } },
-      ...(d.walk !== 'none' && {
-        remapScan: { on: { [dev(x, 'RemapScan')]: remapScan } },
-        remapLockMm: { on: { [dev(x, 'RemapLockMm')]: remapLockMm } },
-        remapVmas: { on: { [dev(x, 'RemapVmas')]: remapVmas } },
-      }),
-      ...(d.walk === 'retest' && {
-        remapLockMemory: { on: { [dev(x, 'RemapLockMemory')]: remapLockMemory } },
-      }),
-      done: { type: 'final' },
-    }),
+      d,
+    ),
   };
 }
 
@@ -904,6 +984,9 @@ export const initialContext: Ctx = {
   call: { guest: null, vmm: null },
   walk: { guest: null, vmm: null },
   ret: { userA: null, userB: null, guest: null, vmm: null },
+  kernelBug: false,
+  grabs: { guest: [], vmm: [] },
+  leakedMm: [],
 };
 
 export function buildMachine(d: Design) {
@@ -959,6 +1042,9 @@ const DEV_EVENTS: Ev[] = DEVS.flatMap((x) => [
   ...DEV_STEPS.map((s) => ({ type: dev(x, s) }) as Ev),
   ...(['read', 'write'] as const).map((mode) => ({ type: `${devPrefix(x)}Wait`, mode }) as Ev),
 ]);
+const HALT_EVENTS: Ev[] = (['UserA', 'UserB', 'Guest', 'Vmm'] as const).map(
+  (p) => ({ type: `${p}Halt` }) as Ev,
+);
 
 /**
  * Candidate events: every step (guards pick the ones that apply), and the
@@ -966,6 +1052,7 @@ const DEV_EVENTS: Ev[] = DEVS.flatMap((x) => [
  * current value (writing the same value again is not generated), reset.
  */
 export function events(s: { context: Ctx }): Ev[] {
+  if (s.context.kernelBug) return HALT_EVENTS;
   return [
     ...USER_EVENTS,
     { type: 'GuestCommandWrite', memory: !s.context.cmdMemory },
@@ -977,12 +1064,35 @@ export function events(s: { context: Ctx }): Ev[] {
 
 /** Every event type of every variant (conformance/adapters/bar-mmap.ts matches exhaustively over them). */
 export const BAR_MMAP_EVENT_TYPES = [
-  ...USERS.flatMap((u) => [...USER_STEPS.map((st) => ev(u, st)), `${prefix(u)}Wait` as const]),
+  ...USERS.flatMap((u) => [
+    ...USER_STEPS.map((st) => ev(u, st)),
+    `${prefix(u)}Wait` as const,
+    `${prefix(u)}Halt` as const,
+  ]),
   'GuestCommandWrite',
   'GuestPowerWrite',
   'VmmReset',
-  ...DEVS.flatMap((x) => [...DEV_STEPS.map((st) => dev(x, st)), `${devPrefix(x)}Wait` as const]),
+  ...DEVS.flatMap((x) => [
+    ...DEV_STEPS.map((st) => dev(x, st)),
+    `${devPrefix(x)}Wait` as const,
+    `${devPrefix(x)}Halt` as const,
+  ]),
 ] as const satisfies readonly Ev['type'][];
+
+/**
+ * What the model predicts a load observes besides its result, from the state the load is made
+ * in: with a PTE for the BAR page the MMU serves it and no fault is taken; without one it faults,
+ * and mm/memory.c:mm_account_fault counts the fault in the thread's ru_minflt when it completes
+ * (VM_FAULT_NOPAGE from vmf_insert_pfn or the old remap, 0 from a spurious fault on a PTE that
+ * appeared meanwhile), not when it ends in VM_FAULT_SIGBUS (part of VM_FAULT_ERROR). The shim's
+ * `load` reports both (sigbus, the ru_minflt delta); the conformance replay compares them.
+ */
+export function loadFacts(before: Ctx, u: User, result: string): { sigbus: number; minflt: number } {
+  return {
+    sigbus: result === 'SIGBUS' ? 1 : 0,
+    minflt: before.vma[u]?.pte !== true && result === '0' ? 1 : 0,
+  };
+}
 
 /** The calls the conformance adapter replays: mmap/munmap, a load from the mapping, the config and power writes, the reset ioctl. */
 export const CALLS: readonly Ev['type'][] = [
@@ -1045,6 +1155,7 @@ const STEP_LABELS: Readonly<Record<string, string>> = {
   RemapLockMemory: 'walk: down_read(memory_lock)',
   RemapVmas: 'walk: remap cur_mm',
   Quit: '(makes no more calls)',
+  Halt: '(stops: the kernel hit a BUG)',
 };
 
 /** How an event reads in the thread's language (the ModelSpec `label`). */
@@ -1122,6 +1233,8 @@ const invariants: Record<string, StatePredicate<Ctx>> = {
   noStalePteAfterZap,
   noSigbusAfterEnable,
   remapHoldsMmapWriteLock,
+  noDoubleRemap,
+  everyMmGrabDropped,
 };
 
 export default defineModel<Ctx, Ev>({
@@ -1157,7 +1270,7 @@ export default defineModel<Ctx, Ev>({
       description:
         'kernel 7.3.4: nothing mapped at mmap; the fault inserts under memory_lock read; disable zaps under memory_lock write',
       machine: buildMachine(DESIGNS.current),
-      expect: { violated: [], states: 40322 },
+      expect: { violated: [], states: 40222 },
       unreachable: OWN_FAULT_ONLY,
     },
     'pre-aac6db75': {
@@ -1171,11 +1284,11 @@ export default defineModel<Ctx, Ev>({
         'user*.faultLockMemory#User*FaultLockMemory[1]':
           'finding the VMA listed already needs a second thread of the process faulting the same VMA; the model has one thread per process',
       },
-      expect: { violated: ['remapHoldsMmapWriteLock', 'guestCallsReturn', 'vmmCallsReturn'], states: 54246 },
+      expect: { violated: ['remapHoldsMmapWriteLock', 'guestCallsReturn', 'vmmCallsReturn'], states: 54186 },
     },
     'jason-sketch': {
       description:
-        "seed 003's sketch as written: populate in f_op->mmap, SIGBUS faults, on enable the walk over i_mmap (last unpopulated VMA, no lock, no re-test)",
+        "seed 003's sketch as written: populate in f_op->mmap, SIGBUS faults, on enable the walk over i_mmap (mmgrab of every unpopulated VMA's mm, the last as cur_mm, no lock, no re-test, every VMA of cur_mm remapped)",
       machine: buildMachine(DESIGNS['jason-sketch']),
       unreachable: {
         ...GUEST_WALKS_ONLY_ON_ENABLE,
@@ -1185,15 +1298,21 @@ export default defineModel<Ctx, Ev>({
           'as touchOk: a touched VMA is linked and repopulated by the enable’s walk',
         'user*.touchQueued#User*FaultLock[1]':
           'a touch queues only behind a walk, which is a call in progress',
+        '*.zapped#*Halt':
+          'the BUG needs cur_mm’s VMA populated after the walk’s scan, which only the other device thread’s walk does; a thread in zapped has cleared every linked VMA since its last walk',
+        'guest.enableQueued#GuestHalt':
+          'after the walk that populated cur_mm’s VMA memory is on, so the guest’s next call is a disable (calls toggle), whose zap clears that VMA before the guest can queue for another enable',
       },
       expect: {
         violated: [
           'noPteWhileDisabled',
           'noStalePteAfterZap',
           'noSigbusAfterEnable',
+          'noDoubleRemap',
+          'everyMmGrabDropped',
           'accessAfterEnableWorks',
         ],
-        states: 306058,
+        states: 460892,
       },
     },
     'proposed-fixed': {
@@ -1201,14 +1320,14 @@ export default defineModel<Ctx, Ev>({
         "proposed (ours): populate after vma_link_file with i_mmap_rwsem held until done (7.3's hide_from_rmap_until_complete); SIGBUS faults; the walk re-tests under memory_lock read and returns when memory is off",
       machine: buildMachine(DESIGNS['proposed-fixed']),
       unreachable: PROPOSED_WALK,
-      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 164051 },
+      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 155938 },
     },
     'proposed-fixed-unhidden': {
       description:
         'proposed (ours): proposed-fixed with i_mmap_rwsem dropped between the link and the populate: needs an mm hook 7.3 does not have',
       machine: buildMachine(DESIGNS['proposed-fixed-unhidden']),
       unreachable: PROPOSED_WALK,
-      expect: { violated: [], states: 203519 },
+      expect: { violated: [], states: 187412 },
     },
     'proposed-locked': {
       description:
@@ -1221,14 +1340,14 @@ export default defineModel<Ctx, Ev>({
         '*.remapVmas#*Wait':
           'the walk holds memory_lock for write, so no zap holds i_mmap_rwsem, and the link takes it in one step: the second loop never sleeps',
       },
-      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 58450 },
+      expect: { violated: ['deadlock', 'guestCallsReturn', 'vmmCallsReturn'], states: 58381 },
     },
     'proposed-fault-only': {
       description:
         "proposed (ours): 7.3's fault-time insert plus the re-testing walk on enable (Jason's 'rely exclusively on the fault handler to populate', with a prefault)",
       machine: buildMachine(DESIGNS['proposed-fault-only']),
       unreachable: { ...GUEST_WALKS_ONLY_ON_ENABLE, ...GUEST_WALK_SEES_MEMORY_ON },
-      expect: { violated: [], states: 219507 },
+      expect: { violated: [], states: 202965 },
     },
   },
   defaultVariant: 'current',

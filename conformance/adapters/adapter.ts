@@ -159,6 +159,23 @@ export class PathRun {
 /** Observed quantities: per model actor, named numbers (e.g. { vmm: { pinKb: 4, lckKb: 0 } }). */
 export type Observation = Record<string, Record<string, number>>;
 
+/** What one call observed besides its result, as named numbers (a load: { sigbus: 0, minflt: 1 }). */
+export type Facts = Readonly<Record<string, number>>;
+
+/**
+ * A call's facts: how to read them from the shim's answer, and what the model predicts for them
+ * from the model state the call was made in and the result it returned with. The replay keeps
+ * only the model states whose prediction equals what the kernel did; none left is a divergence,
+ * as a wrong errno is.
+ */
+export interface CallFacts {
+  readonly observed: (o: Observed) => Facts;
+  readonly predicted: (before: any, actor: string, result: string) => Facts;
+}
+
+export const sameFacts = (a: Facts, b: Facts): boolean =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
 export type Mapping =
   | { readonly kind: 'internal' }
   | { readonly kind: 'absent'; readonly why: string }
@@ -171,6 +188,8 @@ export type Mapping =
        * records no result (fork, exec, exit, mmap): the call must succeed.
        */
       readonly compare: 'errno' | 'success';
+      /** Facts compared besides the result (page faults of a load); a mismatch is a divergence. */
+      readonly facts?: CallFacts;
     };
 
 export interface Adapter {

@@ -1,32 +1,34 @@
 /**
- * machines/bar-mmap.ts (`current`, 7.3.4) on a real kernel: QEMU's edu alone
- * behind a PCIe root port (qemu/vm.ts RESETTABLE_PCI_DEVICE, so that
- * VFIO_DEVICE_RESET has a secondary bus reset) through vfio-pci and a type1
- * container. The model's two users are two processes holding the device fd,
- * each mapping one page of BAR0 (offset from VFIO_DEVICE_GET_REGION_INFO);
- * the guest is a third process writing PCI_COMMAND through the config region.
+ * machines/bar-mmap.ts (`current`, 7.3.4) on a real kernel: QEMU's nvme alone behind a PCIe
+ * root port (qemu/vm.ts PM_PCI_DEVICE) through vfio-pci and a type1 container. It is there for
+ * its PCI power-management capability, which edu lacks: the model's D3hot and D0 config writes
+ * reach VCFG:vfio_pm_config_write. Alone on the port's bus it has a reset method, so
+ * VFIO_DEVICE_RESET works. The model's two users are two processes holding the device fd, each
+ * mapping the first page of BAR0 (offset from VFIO_DEVICE_GET_REGION_INFO; the MSI-X table sits
+ * above it); the guest is a third process writing PCI_COMMAND and PM_CTRL through the config
+ * region.
  *
- * What a touch observes: a PTE cannot be read for a VM_PFNMAP VMA (pagemap
- * and mincore skip it), so the shim's `load` reports SIGBUS or the value, and
- * this thread's ru_minflt delta. A served load must read edu's ID register,
- * 0x010000ed (hw/misc/edu.c): anything else is reported as a divergence
- * (a load that reached a BAR that does not decode reads all ones).
+ * What a touch observes: a PTE cannot be read for a VM_PFNMAP VMA (pagemap and mincore skip it),
+ * so the shim's `load` reports SIGBUS or the value, and this thread's ru_minflt delta. A served
+ * load must read what BAR0 offset 0 read through the device fd at setup (nvme's CAP register):
+ * anything else is reported as a divergence (a load that reached a BAR that does not decode
+ * reads all ones). SIGBUS and the fault count are compared with the model's prediction
+ * (machines/bar-mmap.ts loadFacts): a load with a PTE in the model takes no fault (minflt 0), a
+ * load without one faults and counts it when it completes (minflt 1), or gets SIGBUS (minflt 0).
  *
  * Not replayable on this VM, with the reason in the report:
- * - GuestPowerWrite: edu has no PCI power-management capability, so there is
- *   no PM_CTRL to write (vfio_pm_config_write never runs);
- * - VmmReset if VFIO_DEVICE_GET_INFO has no VFIO_DEVICE_FLAGS_RESET (edu on
- *   the root bus, TEST_PCI_DEVICE: no FLR, no PM capability, no parent bridge,
- *   so pci_probe_reset_function() finds no method and vfio_pci_ioctl_reset()
- *   returns EINVAL).
- * The kernel steps between calls (lock windows, the zap, the Wait steps) are
- * internal: the tracker lets them interleave as the model allows.
+ * - GuestPowerWrite if the device shows no PM capability in its config space;
+ * - VmmReset if VFIO_DEVICE_GET_INFO has no VFIO_DEVICE_FLAGS_RESET (vfio_pci_ioctl_reset()
+ *   is EINVAL where the model assumes a reset).
+ * The kernel steps between calls (lock windows, the zap, the Wait steps) are internal: the
+ * tracker lets them interleave as the model allows.
  */
 import { match, P } from 'ts-pattern';
-import { BAR_MMAP_EVENT_TYPES } from '../../machines/bar-mmap.ts';
-import { RESETTABLE_PCI_DEVICE as DEVICE } from '../qemu/vm.ts';
+import { BAR_MMAP_EVENT_TYPES, loadFacts } from '../../machines/bar-mmap.ts';
+import { PM_PCI_DEVICE as DEVICE } from '../qemu/vm.ts';
 import {
   type Adapter,
+  type CallFacts,
   type Mapping,
   type Observed,
   PAGE,
@@ -45,6 +47,13 @@ const CONFIG_INDEX = 7;
 /** include/uapi/linux/pci_regs.h */
 const PCI_COMMAND = 0x4;
 const PCI_COMMAND_MEMORY = 0x2;
+const PCI_CAPABILITY_LIST = 0x34;
+const PCI_CAP_ID_PM = 0x01;
+const PCI_PM_CTRL = 0x4;
+const PCI_PM_CTRL_STATE_MASK = 0x3;
+const PCI_D3HOT = 0x3;
+/** drivers/pci/pci.c PCI_FIND_CAP_TTL: a capability walk ends after this many entries. */
+const PCI_FIND_CAP_TTL = 48;
 /** hw/misc/edu.c: the identification register at BAR0 offset 0 (version 1.0, 0xed). */
 export const EDU_ID = 0x010000ed;
 
@@ -52,17 +61,26 @@ const OWNER = 'userA';
 const FORKED = ['userB', 'guest', 'vmm'] as const;
 const internal: Mapping = { kind: 'internal' };
 
-type Ev = { readonly type: string; readonly memory?: boolean };
+type Ev = { readonly type: string; readonly memory?: boolean; readonly d3?: boolean };
 
 const userOf = (type: string) => (type.startsWith('UserA') ? 'userA' : 'userB');
 
-/** What a load observed, as the model's touch result: '0', 'SIGBUS', or a divergence naming the value read. */
-export function touchResult(o: Observed): Observed {
+/**
+ * What a load observed, as the model's touch result: '0', 'SIGBUS', or a divergence naming the
+ * value read when it is not `expected` (what BAR0 offset 0 read through the device fd).
+ */
+export function touchResult(o: Observed, expected: number): Observed {
   if (o.status !== 'done' || o.errno !== '0') return o;
   if (Number(o.out.sigbus) === 1) return { ...o, errno: 'SIGBUS' };
   const v = Number(o.out.value);
-  return v === EDU_ID ? o : { ...o, errno: `VALUE_0x${v.toString(16)}` };
+  return v === expected ? o : { ...o, errno: `VALUE_0x${v.toString(16)}` };
 }
+
+/** A load's facts: SIGBUS or not, and the thread's ru_minflt delta, against the model's prediction. */
+export const LOAD_FACTS: CallFacts = {
+  observed: (o) => ({ sigbus: Number(o.out.sigbus), minflt: Number(o.out.minflt) }),
+  predicted: (before, actor, result) => loadFacts(before, actor as 'userA' | 'userB', result),
+};
 
 export function mapBarMmapEvent(e: Ev): Mapping {
   return match(e.type as BarMmapEvent)
@@ -85,8 +103,9 @@ export function mapBarMmapEvent(e: Ev): Mapping {
     .with(P.union('UserATouch', 'UserBTouch'), (t) => ({
       kind: 'call' as const,
       compare: 'errno' as const,
+      facts: LOAD_FACTS,
       run: async (r: PathRun) =>
-        touchResult(await r.call(userOf(t), 'load', { addr: r.get(`addr:${userOf(t)}`) })),
+        touchResult(await r.call(userOf(t), 'load', { addr: r.get(`addr:${userOf(t)}`) }), r.get('barValue')),
     }))
     .with(P.union('UserAMunmap', 'UserBMunmap'), (t) => ({
       kind: 'call' as const,
@@ -113,10 +132,24 @@ export function mapBarMmapEvent(e: Ev): Mapping {
     .with('GuestPowerWrite', () => ({
       kind: 'call' as const,
       compare: 'errno' as const,
-      run: async () => {
-        throw new Unreplayable(
-          'edu (hw/misc/edu.c) has no PCI power-management capability: there is no PM_CTRL to write, so vfio_pm_config_write never runs',
-        );
+      // vfio_pm_config_write: a 2-byte write of PM_CTRL, the state bits D3hot (3) or D0 (0).
+      run: async (r: PathRun) => {
+        const pm = r.get('pm');
+        if (pm === 0) {
+          throw new Unreplayable(
+            `${DEVICE} shows no PCI power-management capability in its config space: there is no PM_CTRL to write, so vfio_pm_config_write never runs`,
+          );
+        }
+        const ctrl = r.get('pmCtrl') & ~PCI_PM_CTRL_STATE_MASK;
+        const value = e.d3 ? ctrl | PCI_D3HOT : ctrl;
+        const o = await r.call('guest', 'pwrite', {
+          fd: r.get('device'),
+          offset: r.get('config') + pm + PCI_PM_CTRL,
+          size: 2,
+          value,
+        });
+        if (o.status === 'done' && o.errno === '0') r.sym.set('pmCtrl', value);
+        return o;
       },
     }))
     .with('VmmReset', () => ({
@@ -145,6 +178,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'UserAMunmapUnlink',
         'UserAMunmapClose',
         'UserAWait',
+        'UserAHalt',
         'UserBMmapHook',
         'UserBMmapLink',
         'UserBMmapComplete',
@@ -157,6 +191,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'UserBMunmapUnlink',
         'UserBMunmapClose',
         'UserBWait',
+        'UserBHalt',
       ),
       () => internal,
     )
@@ -176,6 +211,7 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'GuestRemapVmas',
         'GuestQuit',
         'GuestWait',
+        'GuestHalt',
         'VmmLockMemory',
         'VmmZapLock',
         'VmmZapBars',
@@ -190,8 +226,9 @@ export function mapBarMmapEvent(e: Ev): Mapping {
         'VmmRemapVmas',
         'VmmQuit',
         'VmmWait',
+        'VmmHalt',
       ),
-      // Kernel steps and lock waits; Quit is the thread making no more calls.
+      // Kernel steps and lock waits; Quit is the thread making no more calls, Halt stops an actor after a BUG.
       () => internal,
     )
     .exhaustive();
@@ -243,6 +280,31 @@ export const barMmapAdapter: Adapter = {
       });
     }
     r.sym.set('command', cmd);
+    // The value a load of BAR0 offset 0 must read while the BAR decodes.
+    r.sym.set(
+      'barValue',
+      r.num(await r.must(OWNER, 'pread', { fd: device, offset: r.get('bar0'), size: 4 }), 'value'),
+    );
+    // The PM capability (drivers/pci/pci.c:__pci_find_next_cap_ttl): 0 when there is none.
+    const config = async (at: number, size: number) =>
+      r.num(await r.must(OWNER, 'pread', { fd: device, offset: r.get('config') + at, size }), 'value');
+    let pm = 0;
+    let pos = (await config(PCI_CAPABILITY_LIST, 1)) & 0xfc;
+    for (let ttl = PCI_FIND_CAP_TTL; pos >= 0x40 && ttl > 0 && pm === 0; ttl--) {
+      if (((await config(pos, 1)) & 0xff) === PCI_CAP_ID_PM) pm = pos;
+      else pos = (await config(pos + 1, 1)) & 0xfc;
+    }
+    r.sym.set('pm', pm);
+    if (pm !== 0) {
+      // The model starts in D0: a device left in D3hot is not its initial state.
+      const ctrl = await config(pm + PCI_PM_CTRL, 2);
+      if ((ctrl & PCI_PM_CTRL_STATE_MASK) !== 0) {
+        throw new SetupError(
+          `${DEVICE} is in D${ctrl & PCI_PM_CTRL_STATE_MASK} after open, the model starts in D0`,
+        );
+      }
+      r.sym.set('pmCtrl', ctrl);
+    }
     for (const a of FORKED) await r.must(OWNER, 'fork', { child: r.actorName(a) });
   },
   map: (e) => mapBarMmapEvent(e as Ev),

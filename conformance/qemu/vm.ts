@@ -109,6 +109,15 @@ export const TEST_PCI_DEVICE = '0000:00:10.0';
 export const RESETTABLE_PCI_DEVICE = '0000:01:00.0';
 
 /**
+ * A test device with a PCI power-management capability, for the bar-mmap adapter's D3 paths
+ * (VCFG:vfio_pm_config_write): QEMU's nvme (hw/nvme/ctrl.c:nvme_add_pm_capability: PM_CTRL's
+ * state bits writable, No_Soft_Reset set), alone behind a second root port, on bus 02 (the
+ * firmware numbers the ports' buses in slot order, 1c then 1d). No kernel driver claims it (the
+ * fragment has no NVMe); /init binds it to vfio-pci only when the allow-list names it.
+ */
+export const PM_PCI_DEVICE = '0000:02:00.0';
+
+/**
  * q35 (VT-d needs it) with intel-iommu first (QEMU wants the IOMMU before the PCI devices it
  * translates). intremap=on gives interrupt remapping, so the group's MSIs are isolated and
  * vfio_iommu_type1_attach_group() accepts it without allow_unsafe_interrupts. Under TCG the
@@ -125,6 +134,10 @@ export const MACHINE_ARGS = [
   'pcie-root-port,id=vfio-mc-rp0,bus=pcie.0,addr=1c.0,chassis=1',
   '-device',
   'edu,bus=vfio-mc-rp0,addr=0.0',
+  '-device',
+  'pcie-root-port,id=vfio-mc-rp1,bus=pcie.0,addr=1d.0,chassis=2',
+  '-device',
+  'nvme,serial=vfio-mc-pm,bus=vfio-mc-rp1,addr=0.0',
 ];
 
 async function connectWhenReady(path: string, deadline: number, isDead: () => boolean): Promise<Socket> {

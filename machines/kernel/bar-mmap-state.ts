@@ -41,6 +41,16 @@ export interface Ctx {
   readonly walk: Readonly<Record<Dev, User | null>>;
   /** Each actor's last call result: '0', 'SIGBUS' (touch), or 'blocked' while the call has not returned. */
   readonly ret: Readonly<Record<Actor, string | null>>;
+  /**
+   * A BUG_ON fired: seed 003's walk ran remap_pfn_range() over a VMA whose PTE is already there
+   * (mm/memory.c:remap_pte_range, BUG_ON(!pte_none(ptep_get(pte)))). The kernel is dead from then
+   * on: every other actor halts (as in the type1 models, machines/kernel/type1-xstate.ts).
+   */
+  readonly kernelBug: boolean;
+  /** The mm references (mmgrab) each device thread's remap walk holds and has not dropped, sorted. */
+  readonly grabs: Readonly<Record<Dev, readonly User[]>>;
+  /** The mms whose mm_count a walk left raised for good: a grab it can no longer drop (sorted, sticky). */
+  readonly leakedMm: readonly User[];
 }
 
 /** The locks an actor can sleep on in a wait list: memory_lock, i_mmap_rwsem, or a process's mmap_lock (named by its user). */

@@ -29,13 +29,18 @@ export interface RwWaiter {
  * - a reader not queued gets the lock only when no writer holds it and the
  *   wait list is empty: rwsem_read_trylock() fails on RWSEM_FLAG_WAITERS
  *   (RWSEM_READ_FAILED_MASK), so a queued writer shuts out new readers;
- * - a queued reader is eligible once no writer holds the lock and the first
- *   waiter is a reader: rwsem_mark_wake() then grants every queued reader
- *   ("phase-fair"), also those queued behind a writer;
+ * - queued readers are granted the lock at wake time: whenever no writer
+ *   holds it and the first waiter is a reader, rwsem_mark_wake() adds
+ *   RWSEM_READER_BIAS for every queued reader (up to MAX_READERS_WAKEUP),
+ *   also those queued behind a writer ("phase-fair"), takes them off the
+ *   list and only then wakes them. They hold the lock from that moment
+ *   (`readers`, and `granted` until each runs the step that needed it), so
+ *   a writer queued behind the first of them cannot take the lock before
+ *   the last granted reader has dropped it;
  * - a writer not queued gets the lock only when it is free and nobody waits
  *   (rwsem_write_trylock(): cmpxchg from RWSEM_UNLOCKED_VALUE);
  * - a queued writer is eligible when it is the first waiter and the lock is
- *   free (rwsem_try_write_lock()).
+ *   free (rwsem_try_write_lock()); rwsem_mark_wake() wakes it alone.
  *
  * Modelled as fairness, not as time: the kernel lets a reader steal a free
  * lock past a sleeping writer (rwsem_down_read_slowpath(), "reader optimistic
@@ -48,21 +53,27 @@ export interface RwWaiter {
  */
 export interface RwSem {
   readonly writer: string | null;
+  /** Every reader holding the lock, sorted: those in a read section and those granted at wake time. */
   readonly readers: readonly string[];
   readonly waiters: readonly RwWaiter[];
+  /**
+   * Readers rwsem_mark_wake() granted the lock (they are in `readers`) that have not yet run the
+   * step that slept for it; sorted. Their step takes nothing more: down_read() returned for them.
+   */
+  readonly granted: readonly string[];
 }
 
-export const RWSEM_FREE: RwSem = { writer: null, readers: [], waiters: [] };
+export const RWSEM_FREE: RwSem = { writer: null, readers: [], waiters: [], granted: [] };
 
 const queuedAt = (s: RwSem, actor: string): number => s.waiters.findIndex((w) => w.actor === actor);
 
 /** Whether `actor` is on the wait list. */
 export const isQueued = (s: RwSem, actor: string): boolean => queuedAt(s, actor) >= 0;
 
-/** Whether `actor` may take the lock for read now (fast path, or woken as a queued reader). */
+/** Whether `actor` may take the lock for read now: granted at wake time, or the fast path. */
 export function canRead(s: RwSem, actor: string): boolean {
-  if (s.writer !== null) return false;
-  return isQueued(s, actor) ? s.waiters[0].mode === 'read' : s.waiters.length === 0;
+  if (s.granted.includes(actor)) return true;
+  return s.writer === null && s.waiters.length === 0 && !isQueued(s, actor);
 }
 
 /** Whether `actor` may take the lock for write now (fast path, or first waiter of a free lock). */
@@ -76,33 +87,59 @@ export function canWrite(s: RwSem, actor: string): boolean {
 export const mustWait = (s: RwSem, actor: string, mode: RwMode): boolean =>
   !isQueued(s, actor) && !(mode === 'read' ? canRead(s, actor) : canWrite(s, actor));
 
-/** The slow path: add `actor` to the tail of the wait list and sleep. */
-export function enqueue(s: RwSem, actor: string, mode: RwMode): RwSem {
-  if (isQueued(s, actor)) throw new Error(`${actor} is already queued on the rwsem`);
-  return { ...s, waiters: [...s.waiters, { actor, mode }] };
+/**
+ * rwsem_mark_wake() as the wake-ups call it (up_read/up_write via rwsem_wake(), the slow paths
+ * when they find no writer): with no writer holding the lock and a reader first on the wait
+ * list, every queued reader is granted the lock and leaves the list; a writer first on the list
+ * is only woken (it takes the lock in its own step, canWrite).
+ */
+function markWake(s: RwSem): RwSem {
+  if (s.writer !== null || s.waiters[0]?.mode !== 'read') return s;
+  const woken = s.waiters.filter((w) => w.mode === 'read').map((w) => w.actor);
+  return {
+    writer: null,
+    readers: [...s.readers, ...woken].sort(),
+    waiters: s.waiters.filter((w) => w.mode !== 'read'),
+    granted: [...s.granted, ...woken].sort(),
+  };
 }
 
-const dequeue = (s: RwSem, actor: string): readonly RwWaiter[] => s.waiters.filter((w) => w.actor !== actor);
+/** The slow path: add `actor` to the tail of the wait list and sleep (rwsem_down_{read,write}_slowpath). */
+export function enqueue(s: RwSem, actor: string, mode: RwMode): RwSem {
+  if (isQueued(s, actor)) throw new Error(`${actor} is already queued on the rwsem`);
+  if (s.readers.includes(actor) || s.writer === actor)
+    throw new Error(`${actor} queues on an rwsem it holds`);
+  return markWake({ ...s, waiters: [...s.waiters, { actor, mode }] });
+}
 
+const without = (xs: readonly string[], x: string): readonly string[] => {
+  const i = xs.indexOf(x);
+  return i < 0 ? xs : [...xs.slice(0, i), ...xs.slice(i + 1)];
+};
+
+/** down_read(): the fast path, or, for a reader granted at wake time, the return from its sleep. */
 export function downRead(s: RwSem, actor: string): RwSem {
+  if (s.granted.includes(actor)) return { ...s, granted: without(s.granted, actor) };
   if (s.writer !== null) throw new Error(`down_read by ${actor} while ${s.writer} holds the rwsem for write`);
-  return { writer: null, readers: [...s.readers, actor].sort(), waiters: dequeue(s, actor) };
+  if (isQueued(s, actor)) throw new Error(`down_read by ${actor}, queued and not granted the rwsem`);
+  if (s.readers.includes(actor)) throw new Error(`down_read by ${actor}, which holds the rwsem already`);
+  return { ...s, readers: [...s.readers, actor].sort() };
 }
 
 export function upRead(s: RwSem, actor: string): RwSem {
-  const i = s.readers.indexOf(actor);
-  if (i < 0) throw new Error(`up_read by ${actor}, which does not hold the rwsem`);
-  return { ...s, readers: [...s.readers.slice(0, i), ...s.readers.slice(i + 1)] };
+  if (!s.readers.includes(actor) || s.granted.includes(actor))
+    throw new Error(`up_read by ${actor}, which does not hold the rwsem`);
+  return markWake({ ...s, readers: without(s.readers, actor) });
 }
 
 export function downWrite(s: RwSem, actor: string): RwSem {
   if (s.writer !== null || s.readers.length > 0) throw new Error(`down_write by ${actor} on a held rwsem`);
-  return { writer: actor, readers: [], waiters: dequeue(s, actor) };
+  return { ...s, writer: actor, waiters: s.waiters.filter((w) => w.actor !== actor) };
 }
 
-export const upWrite = (s: RwSem): RwSem => ({ ...s, writer: null });
+export const upWrite = (s: RwSem): RwSem => markWake({ ...s, writer: null });
 
-/** down_read() and up_read() in one step (a read section that takes nothing else): only the wait-list entry goes. */
+/** down_read() and up_read() in one step (a read section that takes nothing else): only a grant at wake time is left behind by neither. */
 export const readWindow = (s: RwSem, actor: string): RwSem => upRead(downRead(s, actor), actor);
 /** down_write() and up_write() in one step. */
 export const writeWindow = (s: RwSem, actor: string): RwSem => upWrite(downWrite(s, actor));

@@ -52,35 +52,41 @@ export function zapLinked<U extends string>(vmas: Vmas<U>): Vmas<U> {
 }
 
 /**
- * The mm of the first linked VMA that has no PTE: the first loop of the
- * remap walk sketched in seed 003 (`vma_populated()` under
- * i_mmap_lock_read). Keys are scanned in sorted order, so the choice is
- * deterministic. null when every linked VMA is populated.
+ * The mms of the linked VMAs that have no PTE, in the order the i_mmap walk
+ * meets them (`vma_interval_tree_foreach`; the order of two VMAs over the
+ * same page is modelled as the sorted order of their processes). Seed 003's
+ * first loop mmgrab()s each of them and keeps the last in cur_mm.
  */
-export function firstUnpopulated<U extends string>(vmas: Vmas<U>): U | null {
-  for (const u of (Object.keys(vmas) as U[]).sort()) {
-    const v = vmas[u];
-    if (v?.linked && !v.pte) return u;
-  }
-  return null;
+export function unpopulatedLinked<U extends string>(vmas: Vmas<U>): U[] {
+  return (Object.keys(vmas) as U[]).sort().filter((u) => vmas[u]?.linked === true && !vmas[u]?.pte);
+}
+
+/** The mm of the first linked VMA without PTE: the project's walk stops there. null when there is none. */
+export const firstUnpopulated = <U extends string>(vmas: Vmas<U>): U | null =>
+  unpopulatedLinked(vmas)[0] ?? null;
+
+/** The mm of the last linked VMA without PTE: seed 003's cur_mm, overwritten for each one. */
+export const lastUnpopulated = <U extends string>(vmas: Vmas<U>): U | null =>
+  unpopulatedLinked(vmas).at(-1) ?? null;
+
+/**
+ * Seed 003's second loop: `if (vma->vm_mm == mm) vfio_remap_vma(vma)` for every
+ * linked VMA of the mm, populated or not. remap_pfn_range() on a range that
+ * has a PTE hits BUG_ON(!pte_none(ptep_get(pte))) in mm/memory.c:remap_pte_range:
+ * 'BUG'. An unlinked (unmapped) VMA is not in the tree and is not visited.
+ */
+export function remapLinked<U extends string>(vmas: Vmas<U>, mm: U): Vmas<U> | 'BUG' {
+  const v = vmas[mm];
+  if (!v?.linked) return vmas;
+  return v.pte ? 'BUG' : { ...vmas, [mm]: { ...v, pte: true } };
 }
 
 /**
- * The mm of the last linked VMA that has no PTE, as seed 003's sketch finds
- * it: its first loop does not stop at the first unpopulated VMA but
- * overwrites cur_mm for each one. The i_mmap tree order of two VMAs over the
- * same page is modelled as the sorted order of their processes.
+ * The project's second loop: remap_pfn_range() only the linked VMAs of the
+ * mm that vma_populated() finds without a PTE. The test is stable: the walk
+ * holds the mm's mmap_lock for write, which every populate of that mm needs
+ * (a fault for read, mmap for write), and a zap only clears.
  */
-export function lastUnpopulated<U extends string>(vmas: Vmas<U>): U | null {
-  let last: U | null = null;
-  for (const u of (Object.keys(vmas) as U[]).sort()) {
-    const v = vmas[u];
-    if (v?.linked && !v.pte) last = u;
-  }
-  return last;
-}
-
-/** remap_pfn_range() over one mm's linked VMAs (the second loop of the seed-003 walk). */
 export function populateLinked<U extends string>(vmas: Vmas<U>, mm: U): Vmas<U> {
   const v = vmas[mm];
   if (!v?.linked || v.pte) return vmas;

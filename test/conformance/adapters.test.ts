@@ -50,8 +50,11 @@ function rowProblems(o: { op: string; args: Record<string, unknown> }): string[]
   ];
 }
 
-/** A target that answers every op with success and plausible outputs; records the ops. */
-function recordingTarget() {
+/**
+ * A target that answers every op with success and plausible outputs; records the ops. `value`,
+ * when given, answers pread by offset (a config space); else every pread reads 0x103.
+ */
+function recordingTarget(value?: (offset: number) => number) {
   const ops: { actor: string; op: string; args: Record<string, unknown> }[] = [];
   let fd = 10;
   const target: ReplayTarget = {
@@ -68,7 +71,7 @@ function recordingTarget() {
           group_path: '/dev/vfio/3',
           // bar-mmap: region offsets, a config read, VFIO_DEVICE_FLAGS_RESET
           offset: 0x10000000000,
-          value: 0x103,
+          value: value && op === 'pread' ? value(Number(args.offset)) : 0x103,
           reset: 1,
           driver: 'vfio-pci',
           vm_pin_kb: 0,
@@ -81,6 +84,18 @@ function recordingTarget() {
   };
   return { target, ops };
 }
+
+/** The config space of a device with a PM capability at 0x60 behind an MSI-X one at 0x40, in D0 (PM_CTRL 8). */
+const CONFIG = 0x10000000000;
+const withPm = (off: number) =>
+  ({
+    [CONFIG + 0x4]: 0x103,
+    [CONFIG + 0x34]: 0x40,
+    [CONFIG + 0x40]: 0x11,
+    [CONFIG + 0x41]: 0x60,
+    [CONFIG + 0x60]: 0x01,
+    [CONFIG + 0x64]: 0x8,
+  })[off] ?? 0;
 
 describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
   const adapter = ADAPTERS[id];
@@ -111,8 +126,8 @@ describe.each(Object.keys(ADAPTERS))('adapter %s', (id) => {
 });
 
 describe('bar-mmap adapter', () => {
-  it('builds the model’s initial state: the vfio-pci device through a type1 container, BAR0 and config offsets, COMMAND memory on, three forked actors', async () => {
-    const { target, ops } = recordingTarget();
+  it('builds the model’s initial state: the vfio-pci device through a type1 container, BAR0 and config offsets, COMMAND memory on, BAR0’s value, the PM capability in D0, three forked actors', async () => {
+    const { target, ops } = recordingTarget(withPm);
     const run = new PathRun(target, 'b1', []);
     await ADAPTERS['bar-mmap'].setup(run, 'current');
     expect(ops.map((o) => o.op)).toEqual([
@@ -126,6 +141,12 @@ describe('bar-mmap adapter', () => {
       'vfio_device_get_region_info',
       'vfio_device_get_region_info',
       'pread',
+      'pread',
+      'pread',
+      'pread',
+      'pread',
+      'pread',
+      'pread',
       'fork',
       'fork',
       'fork',
@@ -133,28 +154,66 @@ describe('bar-mmap adapter', () => {
     expect(ops.filter((o) => o.op === 'vfio_device_get_region_info').map((o) => o.args.index)).toEqual([
       0, 7,
     ]);
-    expect(ops.find((o) => o.op === 'pread')?.args).toMatchObject({ size: 2 }); // PCI_COMMAND
+    // PCI_COMMAND, BAR0 offset 0, then the capability list: 0x34 -> 0x40 (MSI-X) -> 0x60 (PM), PM_CTRL
+    expect(
+      ops.filter((o) => o.op === 'pread').map((o) => [Number(o.args.offset) - CONFIG, o.args.size]),
+    ).toEqual([
+      [0x4, 2],
+      [0, 4], // BAR0 offset 0 (this target gives both regions the same offset)
+      [0x34, 1],
+      [0x40, 1],
+      [0x41, 1],
+      [0x60, 1],
+      [0x64, 2],
+    ]);
+    expect(run.sym.get('pm')).toBe(0x60);
   });
 
-  it('a touch is a load: SIGBUS, or edu’s ID register; any other value is a divergence', () => {
+  it('a touch is a load: SIGBUS, or the value BAR0 read at setup; any other value is a divergence', () => {
     const done = (out: Record<string, number>) => ({ status: 'done' as const, errno: '0', out });
-    expect(touchResult(done({ sigbus: 1, value: 0 })).errno).toBe('SIGBUS');
-    expect(touchResult(done({ sigbus: 0, value: EDU_ID })).errno).toBe('0');
-    expect(touchResult(done({ sigbus: 0, value: 0xffffffff })).errno).toBe('VALUE_0xffffffff');
+    expect(touchResult(done({ sigbus: 1, value: 0 }), EDU_ID).errno).toBe('SIGBUS');
+    expect(touchResult(done({ sigbus: 0, value: EDU_ID }), EDU_ID).errno).toBe('0');
+    expect(touchResult(done({ sigbus: 0, value: 0xffffffff }), EDU_ID).errno).toBe('VALUE_0xffffffff');
   });
 
-  it('writes PCI_COMMAND read-modify-write through the config region; D3 and an impossible reset are unreplayable', async () => {
-    const { target, ops } = recordingTarget();
+  it('compares a load’s fault and SIGBUS with the model: a PTE serves it, none makes it fault, a SIGBUS is not counted', () => {
+    const m = ADAPTERS['bar-mmap'].map({ type: 'UserATouch' }, 'userA', 'current');
+    if (m.kind !== 'call' || !m.facts) throw new Error('UserATouch has no facts');
+    const done = (out: Record<string, number>) => ({ status: 'done' as const, errno: '0', out });
+    expect(m.facts.observed(done({ sigbus: 0, value: 1, minflt: 1 }))).toEqual({ sigbus: 0, minflt: 1 });
+    const ctx = (pte: boolean) => ({ vma: { userA: { linked: true, pte }, userB: null } });
+    expect(m.facts.predicted(ctx(true), 'userA', '0')).toEqual({ sigbus: 0, minflt: 0 });
+    expect(m.facts.predicted(ctx(false), 'userA', '0')).toEqual({ sigbus: 0, minflt: 1 });
+    expect(m.facts.predicted(ctx(false), 'userA', 'SIGBUS')).toEqual({ sigbus: 1, minflt: 0 });
+  });
+
+  it('writes PCI_COMMAND and PM_CTRL read-modify-write through the config region', async () => {
+    const { target, ops } = recordingTarget(withPm);
     const run = new PathRun(target, 'b2', []);
     await ADAPTERS['bar-mmap'].setup(run, 'current');
-    const off = ADAPTERS['bar-mmap'].map(
-      { type: 'GuestCommandWrite', memory: false },
-      'guest',
-      'current',
-      run,
-    );
-    if (off.kind === 'call') await off.run(run);
-    expect(ops.at(-1)).toMatchObject({ op: 'pwrite', args: { size: 2, value: 0x101 } });
+    const write = async (e: { type: string } & Record<string, unknown>) => {
+      const m = ADAPTERS['bar-mmap'].map(e, 'guest', 'current', run);
+      if (m.kind === 'call') await m.run(run);
+      return ops.at(-1);
+    };
+    expect(await write({ type: 'GuestCommandWrite', memory: false })).toMatchObject({
+      op: 'pwrite',
+      args: { offset: CONFIG + 0x4, size: 2, value: 0x101 },
+    });
+    expect(await write({ type: 'GuestPowerWrite', d3: true })).toMatchObject({
+      op: 'pwrite',
+      args: { offset: CONFIG + 0x64, size: 2, value: 0xb },
+    });
+    expect(await write({ type: 'GuestPowerWrite', d3: false })).toMatchObject({
+      op: 'pwrite',
+      args: { offset: CONFIG + 0x64, size: 2, value: 0x8 },
+    });
+  });
+
+  it('D3 without a PM capability, an impossible reset, and a device left in D3 are refused', async () => {
+    const { target } = recordingTarget((off) => (off === CONFIG + 0x34 ? 0 : 0x103));
+    const run = new PathRun(target, 'b3', []);
+    await ADAPTERS['bar-mmap'].setup(run, 'current');
     const d3 = ADAPTERS['bar-mmap'].map({ type: 'GuestPowerWrite', d3: true }, 'guest', 'current', run);
     await expect(d3.kind === 'call' ? d3.run(run) : Promise.resolve()).rejects.toThrow(
       /no PCI power-management/,
@@ -163,6 +222,10 @@ describe('bar-mmap adapter', () => {
     const reset = ADAPTERS['bar-mmap'].map({ type: 'VmmReset' }, 'vmm', 'current', run);
     await expect(reset.kind === 'call' ? reset.run(run) : Promise.resolve()).rejects.toThrow(
       /no VFIO_DEVICE_FLAGS_RESET/,
+    );
+    const inD3 = recordingTarget((off) => (off === CONFIG + 0x64 ? 0xb : withPm(off)));
+    await expect(ADAPTERS['bar-mmap'].setup(new PathRun(inD3.target, 'b4', []), 'current')).rejects.toThrow(
+      /in D3 after open/,
     );
   });
 });

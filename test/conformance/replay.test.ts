@@ -399,6 +399,57 @@ function blockingTarget(
   return { target, ops };
 }
 
+describe("facts besides the result (a load's page fault and SIGBUS in bar-mmap)", () => {
+  // The toy's map reports whether it mapped something new ('fresh'); the model predicts it from
+  // the state the call is made in: fresh when the map succeeds on an unmapped state.
+  const withFacts: Adapter = {
+    ...toyAdapter,
+    map: (e, actor, variant, run) => {
+      const m = toyAdapter.map(e, actor, variant, run);
+      if (e.type !== 'VmmMap' || m.kind !== 'call') return m;
+      return {
+        ...m,
+        facts: {
+          observed: (o) => ({ fresh: Number(o.out.fresh) }),
+          predicted: (before, _actor, result) => ({ fresh: result === '0' && !before.mapped ? 1 : 0 }),
+        },
+      };
+    },
+  };
+  const freshOnce = (second: number) => {
+    let n = 0;
+    return fakeTarget((_a, op) => (op === 'map' ? { out: { fresh: n++ === 0 ? 1 : second } } : {}));
+  };
+
+  it('match when the kernel does what the model predicts from the state the call is made in; the step carries both', async () => {
+    const r = await replayPath(toy, withFacts, path('VmmMap', 'VmmMap'), freshOnce(0).target, opts);
+    expect(r.status).toBe('match');
+    expect(r.steps.map((s) => s.facts)).toEqual([
+      { observed: { fresh: 1 }, predicted: [{ fresh: 1 }], ok: true },
+      { observed: { fresh: 0 }, predicted: [{ fresh: 0 }], ok: true },
+    ]);
+  });
+
+  it('a fact the model does not predict is a divergence, as a wrong errno is', async () => {
+    const r = await replayPath(toy, withFacts, path('VmmMap', 'VmmMap'), freshOnce(1).target, opts);
+    expect(r.status).toBe('diverge');
+    expect(r.failedStep).toBe(1);
+    expect(r.reason).toBe(
+      'VmmMap by vmm: 0 with {"fresh":1} observed, the model predicts 0 with {"fresh":0}',
+    );
+    expect(r.steps[1]).toMatchObject({ ok: false, facts: { ok: false, observed: { fresh: 1 } } });
+  });
+
+  it('the prediction is taken per state: a result that several states allow keeps the states whose prediction fits', async () => {
+    // Before any map the kernel thread may flip busy at any time: the first map is 0 (fresh) or
+    // EBUSY (not fresh); a kernel that reports EBUSY and fresh fits neither state.
+    const busyFresh = fakeTarget((_a, op) => (op === 'map' ? { errno: 'EBUSY', out: { fresh: 1 } } : {}));
+    const r = await replayPath(toy, withFacts, path('VmmMap'), busyFresh.target, opts);
+    expect(r.status).toBe('diverge');
+    expect(r.reason).toContain('EBUSY with {"fresh":1} observed, the model predicts EBUSY with {"fresh":0}');
+  });
+});
+
 describe('calls left in flight, deadlocks, BUG_ON and lockdep', () => {
   const deadlockPath = path2(['AGo', 'blocked'], ['BGo', 'blocked']);
 

@@ -31,6 +31,11 @@ const variantWith = (name: VariantName, change: Partial<Design>) => ({
   expect: undefined,
 });
 
+/** The design option "seed 003's walk with 7.3's fault-time insert" (no mmap populate), explored once. */
+let sketchWalkRun: Promise<ExploreResult> | undefined;
+const sketchWalkWithFaultInsert = () =>
+  (sketchWalkRun ??= explore(variantWith('jason-sketch', { populate: 'fault', fault: 'insert' })));
+
 /** Each variant is explored once for all the tests that read its result. */
 const resultOf: (name: VariantName) => Promise<ExploreResult> = exploreOnce(model);
 
@@ -135,7 +140,7 @@ describe('pre-aac6db75 (kernels v5.8-v6.9): the design the thread is about', () 
     });
   });
 
-  it('the race the assertion guards: without vma_lock, only mmap_lock read is around the remap, and it lands after the zap (10 steps)', async () => {
+  it("vfio's fault-versus-zap race, the one vma_lock guards (not the race the mmap_lock assertion is about): without vma_lock the remap lands after the zap (10 steps)", async () => {
     const r = await explore(variantWith('pre-aac6db75', { mutate: 'faultNoVmaLock' }));
     const v = counterexample(r, 'noPteWhileDisabled');
     expect(v.trace).toHaveLength(10);
@@ -210,7 +215,7 @@ describe('jason-sketch (seed 003 as written)', () => {
 
   it('the sketched walk terminates (vmmCallsReturn holds) but maps the BAR again after a concurrent disable (design option: no mmap populate, 13 steps)', async () => {
     expect(violated(await resultOf('jason-sketch'))).not.toContain('vmmCallsReturn');
-    const r = await explore(variantWith('jason-sketch', { populate: 'fault', fault: 'insert' }));
+    const r = await sketchWalkWithFaultInsert();
     const v = counterexample(r, 'noPteWhileDisabled');
     expect(v.trace).toHaveLength(13);
     const n = names(v.trace);
@@ -218,6 +223,70 @@ describe('jason-sketch (seed 003 as written)', () => {
     // then remaps without re-testing memory enable.
     expect(n.lastIndexOf('VmmRemapVmas')).toBeGreaterThan(n.indexOf('GuestZapBars'));
     expect(violated(r)).not.toContain('vmmCallsReturn');
+  });
+});
+
+describe('jason-sketch: the walk as written (its mm references and its second loop)', () => {
+  it('everyMmGrabDropped: the first loop grabs the mm of every unpopulated VMA but keeps only the last as cur_mm (11 steps)', async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'everyMmGrabDropped');
+    expect(v.trace).toHaveLength(11);
+    // Both VMAs mapped while memory was on, zapped by a reset, whose commit starts the walk.
+    expect(names(v.trace).slice(-4)).toEqual(['VmmZapLock', 'VmmZapBars', 'VmmCommit', 'VmmRemapScan']);
+    const end = replay('jason-sketch', v.trace);
+    expect(ctx(end).walk.vmm).toBe('userB'); // cur_mm: the last one
+    expect(ctx(end).grabs.vmm).toEqual(['userA', 'userB']); // userA's grab has no pointer left
+  });
+
+  it("the leaked grab stays: after the pass drops cur_mm, userA's mm keeps a reference nobody drops", async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'everyMmGrabDropped');
+    const a = replay('jason-sketch', v.trace);
+    step(a, { type: 'VmmRemapLockMm' }, 'vmm');
+    step(a, { type: 'VmmRemapVmas' }, 'vmm'); // remap userB, mmdrop(cur_mm)
+    expect(ctx(a)).toMatchObject({ grabs: { vmm: [] }, leakedMm: ['userA'], walk: { vmm: null } });
+    step(a, { type: 'VmmRemapScan' }, 'vmm'); // userA is still unpopulated: grabbed again, and dropped this time
+    step(a, { type: 'VmmRemapLockMm' }, 'vmm');
+    step(a, { type: 'VmmRemapVmas' }, 'vmm');
+    expect(step(a, { type: 'VmmRemapScan' }, 'vmm')).toBe('0'); // nothing left: the reset returns
+    expect(ctx(a)).toMatchObject({ grabs: { vmm: [] }, leakedMm: ['userA'] });
+  });
+
+  it('noDoubleRemap: two walks pick the same mm, the second remaps the VMA the first populated: BUG_ON in remap_pte_range (18 steps)', async () => {
+    const v = counterexample(await resultOf('jason-sketch'), 'noDoubleRemap');
+    expect(v.trace).toHaveLength(18);
+    const n = names(v.trace);
+    // An enable's walk and a reset's walk both scan while userA's VMA is unpopulated...
+    expect(n).toContain('GuestRemapScan');
+    expect(n).toContain('VmmRemapScan');
+    // ...the guest remaps it first, and the reset's second loop remaps it again.
+    expect(n.indexOf('VmmRemapScan')).toBeLessThan(n.indexOf('GuestRemapVmas'));
+    expect(n.at(-1)).toBe('VmmRemapVmas');
+    const end = replay('jason-sketch', v.trace);
+    expect(ctx(end).walk).toEqual({ guest: null, vmm: 'userA' });
+    expect(state(end).vmm).toBe('remapBug');
+    expect(ctx(end)).toMatchObject({ kernelBug: true, vma: { userA: { linked: true, pte: true } } });
+    // The kernel is dead: nothing but the Halt steps, and then every actor has stopped.
+    expect(end.getSnapshot().can({ type: 'GuestCommandWrite', memory: false })).toBe(false);
+    expect(end.getSnapshot().can({ type: 'UserATouch' })).toBe(false);
+    for (const e of ['UserAHalt', 'UserBHalt', 'GuestHalt'] as const) step(end, { type: e }, 'userA');
+    expect(end.getSnapshot().status).toBe('done');
+  });
+
+  it("the project's walk, with only the sketch's walk put in, BUGs and leaks as well: the two differences are the point", async () => {
+    // proposed-fault-only's design (7.3's fault, no populate at mmap) with seed 003's walk: the fault
+    // inserts the PTE between the walk's scan and its remap. With the project's walk (grab the first
+    // unpopulated mm only, remap only what vma_populated() finds empty) both properties hold.
+    const r = await sketchWalkWithFaultInsert();
+    expect(violated(r)).toEqual(expect.arrayContaining(['everyMmGrabDropped', 'noDoubleRemap']));
+    const bug = names(counterexample(r, 'noDoubleRemap').trace);
+    const last = bug.at(-1) as string;
+    const x = last.startsWith('Guest') ? 'Guest' : 'Vmm';
+    const u = bug.find((t) => /^User[AB]FaultInsert$/.test(t)) as string;
+    expect(bug.lastIndexOf(u)).toBeGreaterThan(bug.lastIndexOf(`${x}RemapScan`));
+    for (const v of ['proposed-fault-only', 'proposed-fixed-unhidden'] as const) {
+      const ok = violated(await resultOf(v));
+      expect(ok, v).not.toContain('noDoubleRemap');
+      expect(ok, v).not.toContain('everyMmGrabDropped');
+    }
   });
 });
 
@@ -380,7 +449,7 @@ describe('scenarios: current (7.3)', () => {
     blocked(a, { type: 'UserAFaultInsert' });
     expect(step(a, { type: 'VmmCommit' }, 'vmm')).toBe('0'); // reset restores COMMAND: memory on again
     expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('0');
-    expect(ctx(a).memoryLock).toEqual({ writer: null, readers: [], waiters: [] });
+    expect(ctx(a).memoryLock).toEqual({ writer: null, readers: [], waiters: [], granted: [] });
   });
 
   it('a config write that finds memory_lock held queues as it enters, and no new fault passes it', () => {
@@ -415,6 +484,75 @@ describe('scenarios: current (7.3)', () => {
     expect(step(a, { type: 'GuestPowerWrite', d3: false }, 'guest')).toBe('0');
     step(a, { type: 'UserBTouch' }, 'userB');
     expect(step(a, { type: 'UserBFaultInsert' }, 'userB')).toBe('0');
+  });
+});
+
+describe("the rwsem through the machine's guards (kernel/locking/rwsem.c)", () => {
+  /** Both users fault with memory_lock held for write by the guest's disable; then the vmm's reset queues between them. */
+  function readersAroundAWriter(): Run {
+    const a = start('current');
+    mmapNoHook(a, 'A');
+    mmapNoHook(a, 'B');
+    step(a, { type: 'UserATouch' }, 'userA');
+    step(a, { type: 'UserBTouch' }, 'userB');
+    step(a, { type: 'GuestCommandWrite', memory: false }, 'guest'); // memory_lock write
+    step(a, { type: 'UserAWait', mode: 'read' }, 'userA'); // the fault sleeps on memory_lock
+    expect(step(a, { type: 'VmmReset' }, 'vmm')).toBe('blocked'); // queues for write behind userA
+    step(a, { type: 'UserBWait', mode: 'read' }, 'userB'); // queues behind the writer
+    expect(ctx(a).memoryLock.waiters.map((w) => `${w.actor}:${w.mode}`)).toEqual([
+      'userA:read',
+      'vmm:write',
+      'userB:read',
+    ]);
+    step(a, { type: 'GuestZapLock' }, 'guest');
+    step(a, { type: 'GuestZapBars' }, 'guest');
+    return a;
+  }
+
+  it('up_write grants every queued reader at once, also the one behind the writer (rwsem_mark_wake)', () => {
+    const a = readersAroundAWriter();
+    blocked(a, { type: 'UserBFaultInsert' });
+    expect(step(a, { type: 'GuestCommit' }, 'guest')).toBe('0'); // up_write -> rwsem_wake
+    expect(ctx(a).memoryLock).toEqual({
+      writer: null,
+      readers: ['userA', 'userB'],
+      waiters: [{ actor: 'vmm', mode: 'write' }],
+      granted: ['userA', 'userB'],
+    });
+    expect(waitingFor(snap(a), 'userB')).toBeUndefined(); // granted: it can move
+  });
+
+  it('a writer queued between two granted readers cannot take the lock after the first one drops it', () => {
+    const a = readersAroundAWriter();
+    step(a, { type: 'GuestCommit' }, 'guest');
+    expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('SIGBUS'); // took and dropped its grant
+    // userB was granted the lock by the same wake-up: it still holds it, so the reset waits.
+    blocked(a, { type: 'VmmLockMemory' });
+    expect(waitingFor(snap(a), 'vmm')).toMatch(/down_write\(memory_lock\), queued; held by userB \(read\)/);
+    expect(step(a, { type: 'UserBFaultInsert' }, 'userB')).toBe('SIGBUS');
+    step(a, { type: 'VmmLockMemory' }, 'vmm');
+    expect(ctx(a).memoryLock.writer).toBe('vmm');
+  });
+
+  it('a reader arriving while a writer is queued sleeps, and is granted only once that writer is done', () => {
+    const a = start('current');
+    mmapNoHook(a, 'A');
+    mmapNoHook(a, 'B');
+    step(a, { type: 'UserATouch' }, 'userA');
+    step(a, { type: 'VmmReset' }, 'vmm'); // memory_lock write
+    step(a, { type: 'GuestCommandWrite', memory: false }, 'guest'); // queues for write
+    step(a, { type: 'UserAWait', mode: 'read' }, 'userA'); // behind the guest
+    step(a, { type: 'VmmZapLock' }, 'vmm');
+    step(a, { type: 'VmmZapBars' }, 'vmm');
+    step(a, { type: 'VmmCommit' }, 'vmm'); // wakes the guest alone: a writer is first
+    expect(ctx(a).memoryLock.granted).toEqual([]);
+    blocked(a, { type: 'UserAFaultInsert' });
+    step(a, { type: 'GuestLockMemory' }, 'guest');
+    step(a, { type: 'GuestZapLock' }, 'guest');
+    step(a, { type: 'GuestZapBars' }, 'guest');
+    step(a, { type: 'GuestCommit' }, 'guest');
+    expect(ctx(a).memoryLock.granted).toEqual(['userA']);
+    expect(step(a, { type: 'UserAFaultInsert' }, 'userA')).toBe('SIGBUS');
   });
 });
 
@@ -530,8 +668,8 @@ describe('scenarios: proposed-fixed-unhidden', () => {
     expect(step(a, { type: 'VmmRemapVmas' }, 'vmm')).toBe('0');
     expect(state(a).vmm).toBe('idle');
     expect(ctx(a)).toMatchObject({
-      memoryLock: { writer: null, readers: [], waiters: [] },
-      mmapLock: { userA: { writer: null, readers: [], waiters: [] } },
+      memoryLock: { writer: null, readers: [], waiters: [], granted: [] },
+      mmapLock: { userA: { writer: null, readers: [], waiters: [], granted: [] } },
       vma: { userA: { linked: true, pte: false } },
     });
   });

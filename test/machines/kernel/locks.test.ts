@@ -67,28 +67,54 @@ describe('writer-fair rwsem', () => {
     expect(canRead(free, 'new')).toBe(false);
   });
 
-  it('a reader phase grants every queued reader, also those behind a writer (rwsem_mark_wake)', () => {
+  it('a reader phase grants every queued reader at wake time, also those behind a writer (rwsem_mark_wake)', () => {
     let s = downWrite(RWSEM_FREE, 'x');
     s = enqueue(enqueue(enqueue(s, 'r1', 'read'), 'w', 'write'), 'r2', 'read');
     s = upWrite(s);
+    // Granted by up_write(): both hold the lock before either has run, and left the wait list.
+    expect(s).toEqual({
+      writer: null,
+      readers: ['r1', 'r2'],
+      waiters: [{ actor: 'w', mode: 'write' }],
+      granted: ['r1', 'r2'],
+    });
     expect(canRead(s, 'r1')).toBe(true);
     expect(canRead(s, 'r2')).toBe(true);
     expect(canWrite(s, 'w')).toBe(false);
-    s = downRead(downRead(s, 'r1'), 'r2');
-    expect(s.waiters).toEqual([{ actor: 'w', mode: 'write' }]);
+    // r1 runs its read section and drops the lock: r2 still holds it, w waits.
+    s = upRead(downRead(s, 'r1'), 'r1');
     expect(canWrite(s, 'w')).toBe(false);
-    expect(canWrite(upRead(upRead(s, 'r1'), 'r2'), 'w')).toBe(true);
+    expect(canRead(s, 'r2')).toBe(true);
+    s = upRead(downRead(s, 'r2'), 'r2');
+    expect(canWrite(s, 'w')).toBe(true);
   });
 
-  it('a read window takes and drops the lock in one step, leaving only its wait-list entry gone', () => {
+  it('a writer first on the list is woken alone: readers behind it stay queued', () => {
+    let s = downWrite(RWSEM_FREE, 'x');
+    s = upWrite(enqueue(enqueue(s, 'w', 'write'), 'r', 'read'));
+    expect(s.granted).toEqual([]);
+    expect(canRead(s, 'r')).toBe(false);
+    expect(canWrite(s, 'w')).toBe(true);
+    s = upWrite(downWrite(s, 'w'));
+    expect(s.granted).toEqual(['r']);
+  });
+
+  it('a read window takes and drops the lock in one step, consuming the grant', () => {
     const s = upWrite(enqueue(downWrite(RWSEM_FREE, 'x'), 'r', 'read'));
+    expect(s.granted).toEqual(['r']);
     expect(readWindow(s, 'r')).toEqual(RWSEM_FREE);
   });
 
   it('misuse is an error: queueing twice, taking a held lock, releasing a lock not held', () => {
-    expect(() => enqueue(enqueue(RWSEM_FREE, 'a', 'read'), 'a', 'read')).toThrow(/already queued/);
+    const held = downWrite(RWSEM_FREE, 'w');
+    expect(() => enqueue(enqueue(held, 'a', 'read'), 'a', 'read')).toThrow(/already queued/);
+    expect(() => enqueue(held, 'w', 'read')).toThrow(/queues on an rwsem it holds/);
+    expect(() => downRead(enqueue(held, 'a', 'read'), 'a')).toThrow(/holds the rwsem for write/);
+    expect(() => downRead(readers('a'), 'a')).toThrow(/holds the rwsem already/);
     expect(() => downWrite(readers('a'), 'w')).toThrow(/on a held rwsem/);
     expect(() => downRead(downWrite(RWSEM_FREE, 'w'), 'r')).toThrow(/holds the rwsem for write/);
     expect(() => upRead(RWSEM_FREE, 'a')).toThrow(/does not hold/);
+    const grantedOnly = upWrite(enqueue(held, 'g', 'read'));
+    expect(() => upRead(grantedOnly, 'g')).toThrow(/does not hold/); // granted but never ran its step
   });
 });
