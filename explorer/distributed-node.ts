@@ -215,7 +215,8 @@ export class NodeHost {
     }
     const coord = this.link.keys.coord(this.session);
     try {
-      for (const p of partsOf(Kind.answer, this.target.node, id, reply)) await this.link.pushBounded(coord, p);
+      for (const p of partsOf(Kind.answer, this.target.node, id, reply))
+        await this.link.pushBounded(coord, p);
     } catch (err) {
       // The broker went away under the answer (a restart): the coordinator never sees it, so this
       // is a fault of the run (reported on the next pop), never an unhandled rejection.
