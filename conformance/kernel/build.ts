@@ -32,6 +32,11 @@ export interface KernelBuild {
   patches?: { file: string; sha256: string }[];
   /** Made from a copy of the unpatched build dir (only the patched files recompiled). */
   incremental?: boolean;
+  /**
+   * The coverage flavour (kernel/coverage.ts): its hash, fragment and profiled files, and the
+   * directory the objects were compiled in (their .gcda paths under /sys/kernel/debug/gcov).
+   */
+  coverage?: { hash: string; fragment: string; objectDir: string; profile: unknown };
 }
 
 export function readStamp(dir: string): KernelBuild | undefined {
@@ -183,7 +188,7 @@ export function finishBuild(b: {
   fragment: string;
   made: { lines: number; seconds: number };
   log: (msg: string) => void;
-  extra?: Pick<KernelBuild, 'patches' | 'incremental'>;
+  extra?: Pick<KernelBuild, 'patches' | 'incremental' | 'coverage'>;
   /** hdr/ was installed by the caller (inside the namespace of an incremental build). */
   headersInstalled?: boolean;
 }): KernelBuild {
@@ -226,6 +231,12 @@ async function main(argv: string[]): Promise<number> {
     )
     .option('--force', 'rebuild even when a cached build exists', false)
     .option('--patch <files...>', 'apply these patches (git format-patch files, in order): a patched build')
+    .option(
+      '--coverage',
+      'the coverage flavour (gcov on the VFIO and iommufd files, kernel/coverage.ts)',
+      false,
+    )
+    .option('--full', 'with --coverage: a full build even where an incremental one is possible', false)
     .option('--no-progress', 'no progress bar')
     .parse(argv);
   const opts = program.opts<{
@@ -234,11 +245,17 @@ async function main(argv: string[]): Promise<number> {
     force: boolean;
     progress: boolean;
     patch?: string[];
+    coverage: boolean;
+    full: boolean;
   }>();
+  if (opts.coverage && (opts.patch || opts.fragment !== defaultFragment))
+    throw new Error('--coverage is a flavour of the default fragment: not with --patch or --fragment');
   const started = Date.now();
-  const kernel = opts.patch
-    ? await (await import('./patched.ts')).ensurePatchedKernel(opts.patch, opts)
-    : await ensureKernel(opts);
+  const kernel = opts.coverage
+    ? await (await import('./coverage.ts')).ensureCoverageKernel(opts)
+    : opts.patch
+      ? await (await import('./patched.ts')).ensurePatchedKernel(opts.patch, opts)
+      : await ensureKernel(opts);
   const shim = ensureShim(kernel);
   console.log(`bzImage: ${kernel.bzImage}`);
   console.log(`headers: ${kernel.headers}/include`);
