@@ -121,10 +121,23 @@ export async function transitionCitations(
     modules.set(file, m);
     return m;
   };
-  const declOf = (file: string, name: string): Decl | undefined => {
+  /** A name's declaration: in a block around the reference (a step made inside the actor's builder), at top level, or imported. */
+  const declaredIn = (statements: readonly TS.Statement[], name: string): TS.Node | undefined =>
+    statements.find(
+      (st) =>
+        (ts.isFunctionDeclaration(st) && st.name?.text === name) ||
+        (ts.isVariableStatement(st) &&
+          st.declarationList.declarations.some((d) => ts.isIdentifier(d.name) && d.name.text === name)),
+    );
+  const declOf = (file: string, name: string, at: TS.Node): Decl | undefined => {
+    for (let p: TS.Node | undefined = at.parent; p && !ts.isSourceFile(p); p = p.parent) {
+      if (!ts.isBlock(p)) continue;
+      const local = declaredIn(p.statements, name);
+      if (local) return { node: local, file };
+    }
     const m = load(file);
-    const local = m.decls.get(name);
-    if (local) return { node: local, file };
+    const top = m.decls.get(name);
+    if (top) return { node: top, file };
     const from = m.imports.get(name);
     if (from) {
       const d = load(from).decls.get(name);
@@ -145,7 +158,7 @@ export async function transitionCitations(
           for (const cit of citationsIn(c, index)) found.set(citationKey(cit), cit);
         const visit = (n: TS.Node) => {
           if (ts.isIdentifier(n)) {
-            const target = declOf(d.file, n.text);
+            const target = declOf(d.file, n.text, n);
             if (target && !seen.has(target.node)) next.push(target);
           }
           n.forEachChild(visit);
@@ -157,31 +170,46 @@ export async function transitionCitations(
     return [...found.values()];
   };
   const out = new Map<string, Citation[]>(eventTypes.map((e) => [e, []]));
-  const matchers = eventTypes.map((e) => ({ e, test: (name: string) => name === e }));
-  const propName = (n: TS.PropertyAssignment): RegExp | string | undefined => {
-    const nm = n.name;
-    if (ts.isIdentifier(nm) || ts.isStringLiteral(nm)) return nm.text;
-    if (ts.isComputedPropertyName(nm) && ts.isTemplateExpression(nm.expression)) {
-      // `${prefix}CpTakeCreation`: any event type made of a name and that tail
-      const t = nm.expression;
-      const parts = [t.head.text, ...t.templateSpans.map((s) => s.literal.text)];
-      return new RegExp(`^${parts.map((p) => p.replace(/[^\w]/g, '')).join('\\w*')}$`);
+  /** The event types a name of a handler stands for: a literal, or a pattern from its literal parts. */
+  const literalParts = (e: TS.Expression): string[] | undefined => {
+    if (ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e)) return [e.text];
+    if (ts.isTemplateExpression(e)) return ['', e.head.text, ...e.templateSpans.map((sp) => sp.literal.text)];
+    // ev(u, 'Mmap'): a helper that puts an actor's prefix before the step's name
+    if (ts.isCallExpression(e)) {
+      const lits = e.arguments.filter((a) => ts.isStringLiteral(a)).map((a) => (a as TS.StringLiteral).text);
+      return lits.length === 1 ? ['', lits[0]] : undefined;
+    }
+    return undefined;
+  };
+  const handlerName = (n: TS.Node): RegExp | string | undefined => {
+    if (ts.isPropertyAssignment(n)) {
+      const nm = n.name;
+      if (ts.isIdentifier(nm) || ts.isStringLiteral(nm)) return nm.text;
+      if (!ts.isComputedPropertyName(nm)) return undefined;
+      const parts = literalParts(nm.expression);
+      if (!parts) return undefined;
+      if (parts.length === 1) return parts[0];
+      return new RegExp(`^${parts.map((q) => q.replace(/[^\w]/g, '')).join('\\w*')}$`);
+    }
+    // row('vmm', 'start', 'VmmFork', vmmFork, ...): a table row naming its event
+    if (ts.isCallExpression(n)) {
+      const lits = n.arguments.filter((a) => ts.isStringLiteral(a)).map((a) => (a as TS.StringLiteral).text);
+      const named = lits.filter((l) => eventTypes.includes(l));
+      return named.length === 1 ? named[0] : undefined;
     }
     return undefined;
   };
   const scan = (file: string) => {
     const m = load(file);
     const visit = (n: TS.Node) => {
-      if (ts.isPropertyAssignment(n)) {
-        const name = propName(n);
-        if (name !== undefined)
-          for (const { e, test } of matchers) {
-            if (typeof name === 'string' ? !test(name) : !name.test(e)) continue;
-            const all = new Map((out.get(e) ?? []).map((c) => [citationKey(c), c]));
-            for (const c of citationsOfNode({ node: n, file })) all.set(citationKey(c), c);
-            out.set(e, [...all.values()]);
-          }
-      }
+      const name = handlerName(n);
+      if (name !== undefined)
+        for (const e of eventTypes) {
+          if (typeof name === 'string' ? name !== e : !name.test(e)) continue;
+          const all = new Map((out.get(e) ?? []).map((c) => [citationKey(c), c]));
+          for (const c of citationsOfNode({ node: n, file })) all.set(citationKey(c), c);
+          out.set(e, [...all.values()]);
+        }
       n.forEachChild(visit);
     };
     m.sf.forEachChild(visit);
