@@ -1601,7 +1601,8 @@ static void gcov_walk(const char *dir)
 	while ((e = readdir(d))) {
 		size_t l = strlen(e->d_name);
 
-		if (e->d_name[0] == '.')
+		/* not "." and "..", but ".cache" of ~/.cache/vfio-mc/kernel/... is a directory to walk */
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if (e->d_type == DT_DIR)
