@@ -882,6 +882,8 @@ export function buildProgram(): Command {
     .option('--html <file>', 'write the HTML report (source lines coloured)')
     .option('--out <file>', 'write the whole result as JSON')
     .option('--summary <file>', 'write the summary that is committed (conformance/coverage/summary.json)')
+    .option('--raw <file>', 'also write what the VMs gave (to analyse again with --from-raw)')
+    .option('--from-raw <file>', 'analyse a --raw file again, without booting')
     .option('--json', 'print one JSON object and nothing else')
     .option('--no-progress', 'no progress on standard error')
     .action(async (o) => setExit(await (await import('../conformance/coverage/command.ts')).cmdCoverage(o)));

@@ -11,7 +11,8 @@ import { ModelError } from '../../explorer/model.ts';
 import { outputWidth } from '../../explorer/text-table.ts';
 import { ensureCoverageKernel } from '../kernel/coverage.ts';
 import { coveragePlans, planName } from './replays.ts';
-import { type CoverageResult, runCoverage } from './run.ts';
+import { readJsonFile } from '../../explorer/json-file.ts';
+import { analyseCoverage, collectCoverage, type CoverageResult, type RawCoverage } from './run.ts';
 import { formatCoverage, summaryOf } from './text.ts';
 
 export interface CoverageCliOptions {
@@ -19,6 +20,8 @@ export interface CoverageCliOptions {
   html?: string;
   out?: string;
   summary?: string;
+  raw?: string;
+  fromRaw?: string;
   only?: string;
   selftests?: boolean;
   progress?: boolean;
@@ -29,6 +32,7 @@ export async function cmdCoverage(o: CoverageCliOptions): Promise<number> {
     [o.html, '--html'],
     [o.out, '--out'],
     [o.summary, '--summary'],
+    [o.raw, '--raw'],
   ] as const)
     if (f) checkWritableFile(f, opt);
   const names = coveragePlans().map(planName);
@@ -36,6 +40,8 @@ export async function cmdCoverage(o: CoverageCliOptions): Promise<number> {
   const unknown = only?.filter((n) => !names.includes(n)) ?? [];
   if (unknown.length)
     throw new ModelError(`--only: no run ${unknown.join(', ')} (runs: ${names.join(', ')})`);
+  if (o.fromRaw && (only || o.selftests === false || o.raw))
+    throw new ModelError('--from-raw analyses a run again: not with --only, --no-selftests or --raw');
   if (o.summary && (only || o.selftests === false))
     throw new ModelError('--summary is the whole run: not with --only or --no-selftests');
   const log = (m: string) => {
@@ -47,12 +53,23 @@ export async function cmdCoverage(o: CoverageCliOptions): Promise<number> {
   try {
     const build = await ensureCoverageKernel({ log, progress: o.progress !== false && !o.json });
     sourceDir = build.source.dir;
-    result = await runCoverage({
-      build,
-      log,
-      ...(only && { only }),
-      ...(o.selftests === false && { selftests: false }),
-    });
+    let raw: RawCoverage;
+    if (o.fromRaw) {
+      raw = (await readJsonFile(o.fromRaw)) as RawCoverage;
+      if (raw?.format !== 'vfio-mc/coverage-raw@1')
+        throw new ModelError(`--from-raw ${o.fromRaw}: not a raw coverage file (vfio-mc coverage --raw)`);
+    } else {
+      raw = await collectCoverage({
+        build,
+        log,
+        ...(only && { only }),
+        ...(o.selftests === false && { selftests: false }),
+      });
+      if (o.raw) writeFileSync(o.raw, JSON.stringify(raw));
+    }
+    if (o.summary && (raw.only || !raw.selftests))
+      throw new ModelError('--summary is the whole run: this raw file is of a partial one');
+    result = await analyseCoverage(raw, build, log);
   } catch (e) {
     if (e instanceof ModelError) throw e;
     throw new ModelError(`coverage: ${(e as Error).message}`);

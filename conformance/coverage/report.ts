@@ -116,17 +116,27 @@ export const reachedBy = (f: FunctionRow) => ({
   selftests: f.lines.selftests > 0,
 });
 
-/** Functions the selftests reach and the models do not, and the other way round. */
+/**
+ * Functions the selftests reach and the models do not, and the other way round; and, finer, the
+ * functions in which the models hit lines or branches the selftests never do ("fn +lines/+branches").
+ */
 export function functionGaps(row: FileRow): {
   selftestsOnly: string[];
   modelsOnly: string[];
   neither: string[];
+  modelsOnlyLines: string[];
 } {
   const by = row.functions.map((f) => ({ f, ...reachedBy(f) }));
   return {
     selftestsOnly: by.filter((x) => x.selftests && !x.models).map((x) => x.f.name),
     modelsOnly: by.filter((x) => x.models && !x.selftests).map((x) => x.f.name),
     neither: by.filter((x) => !x.models && !x.selftests).map((x) => x.f.name),
+    modelsOnlyLines: row.functions
+      .filter(
+        (f) =>
+          f.lines.selftests > 0 && (f.lines.models > f.lines.both || f.branches.models > f.branches.both),
+      )
+      .map((f) => `${f.name} +${f.lines.models - f.lines.both}/+${f.branches.models - f.branches.both}`),
   };
 }
 

@@ -18,6 +18,7 @@ import { gcovHits, type ObjectCounters, reachedFunctions, type SourceHits, sourc
 import {
   adaptersDigest,
   coveragePlans,
+  type Interval,
   type LoadedPlan,
   loadPlans,
   planDigests,
@@ -78,18 +79,6 @@ export function functionIndex(sourceDir: string, files: readonly string[]): Func
   return index;
 }
 
-function countersOf(mirror: GcovMirror, inc: Increments): ObjectCounters[] {
-  const out: ObjectCounters[] = [];
-  for (const [object, m] of inc) {
-    const img = mirror.image(object);
-    if (!img) continue;
-    const values = new Float64Array(img.slots.length);
-    for (const [k, v] of m) values[k] = v;
-    out.push({ object, words: img.words, slots: img.slots, values });
-  }
-  return out;
-}
-
 const summarise = (r: ConformReport, plan: string): RunSummary => {
   const by = (s: string) => r.paths.filter((p) => p.status === s).length;
   return {
@@ -111,9 +100,37 @@ export interface CoverageOptions {
   readonly selftests?: boolean;
 }
 
-export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult> {
+type Sparse = Record<string, [number, number][]>;
+
+/** What the VMs gave, before gcov: enough to analyse again without booting (--raw, --from-raw). */
+export interface RawCoverage {
+  readonly format: 'vfio-mc/coverage-raw@1';
+  readonly kernel: string;
+  readonly plans: readonly PlanDigest[];
+  readonly adapters: string;
+  readonly only?: readonly string[];
+  readonly runs: readonly RunSummary[];
+  /** Each object's .gcda words (its structure; counter values are not used). */
+  readonly images: Record<string, number[]>;
+  readonly intervals: readonly (Omit<Interval, 'inc'> & { inc: Sparse })[];
+  readonly total: Sparse;
+  readonly selftests?: {
+    readonly passed: number;
+    readonly failed: number;
+    readonly skipped: number;
+    /** Object → counter values at the end of the tests. */
+    readonly counters: Record<string, number[]>;
+  };
+  readonly seconds: { readonly models: number; readonly selftests: number };
+}
+
+const toSparse = (inc: Increments): Sparse =>
+  Object.fromEntries([...inc].map(([o, m]) => [o, [...m].map(([k, v]) => [k, v] as [number, number])]));
+const fromSparse = (s: Sparse): Increments => new Map(Object.entries(s).map(([o, kv]) => [o, new Map(kv)]));
+
+/** Boots the coverage kernel twice: the models' replays with a snapshot per step, then the selftests. */
+export async function collectCoverage(opts: CoverageOptions): Promise<RawCoverage> {
   const { build, log } = opts;
-  requireTools(['gcov', 'ctags']);
   const objectDir = build.coverage?.objectDir;
   if (!objectDir)
     throw new Error(`${build.bzImage} is not the coverage flavour (npm run kernel:build -- --coverage)`);
@@ -121,9 +138,6 @@ export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult
   log(`generating the paths of ${plans.length} runs`);
   const loaded = await loadPlans(plans);
   const all = opts.only ? await loadPlans(coveragePlans()) : loaded;
-  const plansDigests = planDigests(all);
-  const adapters = adaptersDigest();
-  const digest = replayDigest(plansDigests, adapters);
 
   log('booting the coverage kernel for the models’ replays');
   const mirror = new GcovMirror(objectDir);
@@ -132,6 +146,8 @@ export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult
     kernel: build.bzImage,
     allow: await unionAllowList(loaded),
     callTimeoutMs: 60_000,
+    // TCG on a shared machine: a boot has taken over a minute at load 15
+    bootTimeoutMs: 180_000,
   });
   let models: Awaited<ReturnType<typeof replayAll>>;
   try {
@@ -141,26 +157,75 @@ export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult
   }
   log(`models: ${models.intervals.length} intervals in ${models.seconds.toFixed(0)} s`);
 
-  let selftests: SourceHits = new Map();
-  let selftestRun: Awaited<ReturnType<typeof runSelftestsForCoverage>> | undefined;
-  const objects = mirror.objects();
-  const gcovStarted = performance.now();
+  let selftests: RawCoverage['selftests'];
+  let selftestSeconds = 0;
   if (opts.selftests !== false) {
     log('booting the coverage kernel for the iommufd selftests');
-    selftestRun = await runSelftestsForCoverage(build);
+    const run = await runSelftestsForCoverage(build);
+    selftestSeconds = run.seconds;
     const prefix = `${objectDir.replace(/^\/+/, '')}/`;
-    const counters: ObjectCounters[] = [];
-    for (const [path, words] of selftestRun.gcda) {
+    const counters: Record<string, number[]> = {};
+    for (const [path, words] of run.gcda) {
       if (!path.startsWith(prefix)) continue;
-      const object = path.slice(prefix.length, -'.gcda'.length);
-      const slots = counterSlots(words, path);
-      counters.push({ object, words, slots, values: readCounters(words, slots) });
+      counters[path.slice(prefix.length, -'.gcda'.length)] = [
+        ...readCounters(words, counterSlots(words, path)),
+      ];
     }
-    selftests = gcovHits(build.dir, build.source.dir, counters);
-    log(`selftests: ${selftestRun.seconds.toFixed(0)} s`);
+    const sum = (k: 'passed' | 'failed' | 'skipped') => run.results.reduce((n, r) => n + r[k].length, 0);
+    selftests = { passed: sum('passed'), failed: sum('failed'), skipped: sum('skipped'), counters };
+    log(`selftests: ${run.seconds.toFixed(0)} s`);
   }
-  const modelHits = gcovHits(build.dir, build.source.dir, countersOf(mirror, models.total));
-  const files = profiledSources(build, objects);
+  return {
+    format: 'vfio-mc/coverage-raw@1',
+    kernel: build.source.version,
+    plans: planDigests(all),
+    adapters: adaptersDigest(),
+    ...(opts.only && { only: opts.only }),
+    runs: models.reports.map((r, i) => summarise(r, planName(loaded[i].plan))),
+    images: Object.fromEntries(mirror.objects().map((o) => [o, [...(mirror.image(o)?.words ?? [])]])),
+    intervals: models.intervals.map((iv) => ({ ...iv, inc: toSparse(iv.inc) })),
+    total: toSparse(models.total),
+    ...(selftests && { selftests }),
+    seconds: { models: models.seconds, selftests: selftestSeconds },
+  };
+}
+
+/** gcov over the totals and over every step; the per-file table, the gaps and the citation check. */
+export async function analyseCoverage(
+  raw: RawCoverage,
+  build: KernelBuild,
+  log: (msg: string) => void,
+): Promise<CoverageResult> {
+  requireTools(['gcov', 'ctags']);
+  const started = performance.now();
+  const images = new Map(
+    Object.entries(raw.images).map(([o, w]) => {
+      const words = Uint32Array.from(w);
+      return [o, { words, slots: counterSlots(words, o) }];
+    }),
+  );
+  const countersOf = (inc: Increments): ObjectCounters[] =>
+    [...inc].flatMap(([object, m]) => {
+      const img = images.get(object);
+      if (!img) return [];
+      const values = new Float64Array(img.slots.length);
+      for (const [k, v] of m) values[k] = v;
+      return [{ object, words: img.words, slots: img.slots, values }];
+    });
+  const selftests: SourceHits = raw.selftests
+    ? gcovHits(
+        build.dir,
+        build.source.dir,
+        Object.entries(raw.selftests.counters).flatMap(([object, values]) => {
+          const img = images.get(object);
+          return img
+            ? [{ object, words: img.words, slots: img.slots, values: Float64Array.from(values) }]
+            : [];
+        }),
+      )
+    : new Map();
+  const modelHits = gcovHits(build.dir, build.source.dir, countersOf(fromSparse(raw.total)));
+  const files = profiledSources(build, [...images.keys()].sort());
   const instrumented = (f: string) =>
     [...new Set([...(modelHits.get(f)?.keys() ?? []), ...(selftests.get(f)?.keys() ?? [])])].sort(
       (a, b) => a - b,
@@ -173,42 +238,62 @@ export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult
     instrumented,
   );
 
-  // per transition: the functions each call step's interval reached
+  // per call: the functions each call step's interval reached (the call and the internal
+  // steps the kernel takes inside it are one interval, so they are one unit of the check)
   log('per transition: gcov over every step');
+  const plans = coveragePlans().filter((p) => !raw.only || raw.only.includes(planName(p)));
+  const loaded = await loadPlans(plans);
+  const now = planDigests(loaded);
+  const changed = now.filter((p) => raw.plans.find((q) => q.plan === p.plan)?.paths !== p.paths);
+  if (changed.length)
+    throw new Error(
+      `the paths changed since the run (${changed.map((p) => p.plan).join(', ')}): run the coverage again`,
+    );
   const index = functionIndex(build.source.dir, files);
   const reach = new Map<string, Map<string, TransitionReach>>();
+  const units = new Map<string, Map<string, Set<string>>>();
   const pathsOf = new Map(loaded.map((l) => [planName(l.plan), l]));
   const stepMaps = new Map<string, Map<number, string[]>>();
-  for (const iv of models.intervals) {
+  for (const iv of raw.intervals) {
     if (iv.kind !== 'step' || !iv.plan || !iv.path || iv.step === undefined) continue;
     const l = pathsOf.get(iv.plan) as LoadedPlan;
+    const path = l.file.paths.find((p) => p.id === iv.path);
+    if (!path) continue;
     const key = `${iv.plan}\0${iv.path}`;
     let steps = stepMaps.get(key);
-    if (!steps) {
-      const path = l.file.paths.find((p) => p.id === iv.path);
-      steps = path ? stepTransitions(l.variant, path) : new Map();
-      stepMaps.set(key, steps);
-    }
-    const hits = gcovHits(build.dir, build.source.dir, countersOf(mirror, iv.inc));
+    if (!steps) stepMaps.set(key, (steps = stepTransitions(l.variant, path)));
+    const hits = gcovHits(build.dir, build.source.dir, countersOf(fromSparse(iv.inc)));
     const fns = [...hits].flatMap(([f, lines]) =>
       reachedFunctions(sourceFunctions(build.source.dir, f), lines).map((fn) => `${f}:${fn}`),
     );
-    const events = new Set(
-      (steps.get(iv.step) ?? []).map((t) => t.slice(t.indexOf('#') + 1).replace(/\[\d+\]$/, '')),
-    );
-    let m = reach.get(l.plan.model);
-    if (!m) reach.set(l.plan.model, (m = new Map()));
-    for (const e of events) {
-      let r = m.get(e);
-      if (!r) m.set(e, (r = { steps: 0, reached: new Set() }));
-      r.steps++;
-      for (const f of fns) r.reached.add(f);
-    }
+    const call = path.steps[iv.step].event.type;
+    const events = (steps.get(iv.step) ?? []).map((t) => t.slice(t.indexOf('#') + 1).replace(/\[\d+\]$/, ''));
+    const m = reach.get(l.plan.model) ?? new Map<string, TransitionReach>();
+    reach.set(l.plan.model, m);
+    const u = units.get(l.plan.model) ?? new Map<string, Set<string>>();
+    units.set(l.plan.model, u);
+    const r = m.get(call) ?? { steps: 0, reached: new Set<string>() };
+    m.set(call, r);
+    r.steps++;
+    for (const f of fns) r.reached.add(f);
+    const evs = u.get(call) ?? new Set<string>([call]);
+    u.set(call, evs);
+    for (const e of events) evs.add(e);
   }
   const measurable = (c: Citation) => files.includes(c.file);
   const protocols: ProtocolCheck[] = [];
   for (const model of Object.keys(ADAPTERS)) {
-    const cites = await transitionCitations(join(MACHINES, `${model}.ts`), ADAPTERS[model].eventTypes, index);
+    const own = await transitionCitations(join(MACHINES, `${model}.ts`), ADAPTERS[model].eventTypes, index);
+    const u = units.get(model) ?? new Map<string, Set<string>>();
+    const inUnits = new Set([...u.values()].flatMap((s) => [...s]));
+    // a call cites what its own handler and the internal steps it takes cite
+    const cites = new Map<string, Citation[]>();
+    for (const [call, evs] of u)
+      cites.set(
+        call,
+        [...evs].flatMap((e) => own.get(e) ?? []),
+      );
+    for (const [e, cs] of own) if (!inUnits.has(e) && !cites.has(e)) cites.set(e, cs);
     protocols.push(
       checkProtocol(
         model,
@@ -219,25 +304,30 @@ export async function runCoverage(opts: CoverageOptions): Promise<CoverageResult
       ),
     );
   }
-  const gcovSeconds = (performance.now() - gcovStarted) / 1000 - (selftestRun?.seconds ?? 0);
+  const digest = replayDigest(raw.plans, raw.adapters);
   return {
     format: COVERAGE_FORMAT,
     date: new Date().toISOString().slice(0, 10),
-    kernel: build.source.version,
+    kernel: raw.kernel,
     digest,
-    plans: plansDigests,
-    adapters,
-    runs: models.reports.map((r, i) => summarise(r, planName(loaded[i].plan))),
+    plans: raw.plans,
+    adapters: raw.adapters,
+    runs: raw.runs,
     selftests: {
-      passed: selftestRun?.results.reduce((n, r) => n + r.passed.length, 0) ?? 0,
-      failed: selftestRun?.results.reduce((n, r) => n + r.failed.length, 0) ?? 0,
-      skipped: selftestRun?.results.reduce((n, r) => n + r.skipped.length, 0) ?? 0,
+      passed: raw.selftests?.passed ?? 0,
+      failed: raw.selftests?.failed ?? 0,
+      skipped: raw.selftests?.skipped ?? 0,
     },
-    seconds: { models: models.seconds, selftests: selftestRun?.seconds ?? 0, gcov: gcovSeconds },
+    seconds: { ...raw.seconds, gcov: (performance.now() - started) / 1000 },
     files: rows,
     focus: FOCUS_FILES.map((file) => {
       const row = rows.find((r) => r.file === file);
-      return { file, ...(row ? functionGaps(row) : { selftestsOnly: [], modelsOnly: [], neither: [] }) };
+      return {
+        file,
+        ...(row
+          ? functionGaps(row)
+          : { selftestsOnly: [], modelsOnly: [], neither: [], modelsOnlyLines: [] }),
+      };
     }),
     protocols,
   };

@@ -39,6 +39,7 @@ export function formatCoverage(r: CoverageResult, width = 100): string {
     lines.push(...list('the selftests only', f.selftestsOnly, width));
     lines.push(...list('the models only', f.modelsOnly, width));
     lines.push(...list('neither', f.neither, width));
+    lines.push(...list('both, with lines/branches only the models hit', f.modelsOnlyLines, width));
   }
   lines.push(
     '',

@@ -174,7 +174,12 @@ describe('tallies', () => {
   it('counts models, selftests, both and union per file and per function', () => {
     expect(rows[0].lines).toEqual({ total: 4, models: 2, selftests: 2, both: 1, union: 3 });
     expect(rows[0].branches).toEqual({ total: 2, models: 1, selftests: 2, both: 1, union: 2 });
-    expect(functionGaps(rows[0])).toEqual({ selftestsOnly: ['b'], modelsOnly: [], neither: ['c'] });
+    expect(functionGaps(rows[0])).toEqual({
+      selftestsOnly: ['b'],
+      modelsOnly: [],
+      neither: ['c'],
+      modelsOnlyLines: ['a +1/+0'],
+    });
   });
 
   it('the table fits 100 columns', () => {

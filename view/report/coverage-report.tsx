@@ -166,6 +166,7 @@ function Report({ r, sourceDir }: { r: CoverageResult; sourceDir: string }) {
           <p>selftests only: {f.selftestsOnly.join(', ') || '-'}</p>
           <p>models only: {f.modelsOnly.join(', ') || '-'}</p>
           <p>neither: {f.neither.join(', ') || '-'}</p>
+          <p>both, with lines/branches only the models hit: {f.modelsOnlyLines.join(', ') || '-'}</p>
         </div>
       ))}
       <h2>Citation check</h2>
