@@ -255,7 +255,7 @@ export async function analyseCoverage(
   const pathsOf = new Map(loaded.map((l) => [planName(l.plan), l]));
   const stepMaps = new Map<string, Map<number, string[]>>();
   for (const iv of raw.intervals) {
-    if (iv.kind !== 'step' || !iv.plan || !iv.path || iv.step === undefined) continue;
+    if (iv.kind !== 'step' || !iv.plan || !iv.path || iv.step === undefined || iv.ran === false) continue;
     const l = pathsOf.get(iv.plan) as LoadedPlan;
     const path = l.file.paths.find((p) => p.id === iv.path);
     if (!path) continue;
