@@ -249,6 +249,10 @@ export async function analyseCoverage(
     throw new Error(
       `the paths changed since the run (${changed.map((p) => p.plan).join(', ')}): run the coverage again`,
     );
+  if (adaptersDigest() !== raw.adapters)
+    throw new Error('the adapters changed since the run: run the coverage again');
+  // the paths are the run's: record what they are made from now (a comment may have changed)
+  const plansNow = raw.only ? raw.plans : now;
   const index = functionIndex(build.source.dir, files);
   const reach = new Map<string, Map<string, TransitionReach>>();
   const units = new Map<string, Map<string, Set<string>>>();
@@ -304,13 +308,13 @@ export async function analyseCoverage(
       ),
     );
   }
-  const digest = replayDigest(raw.plans, raw.adapters);
+  const digest = replayDigest(plansNow, raw.adapters);
   return {
     format: COVERAGE_FORMAT,
     date: new Date().toISOString().slice(0, 10),
     kernel: raw.kernel,
     digest,
-    plans: raw.plans,
+    plans: plansNow,
     adapters: raw.adapters,
     runs: raw.runs,
     selftests: {
