@@ -13,6 +13,7 @@ import { citationsIn, transitionCitations } from '../../conformance/coverage/cit
 import { counterSlots, fromBuffer, readCounters, withCounters } from '../../conformance/coverage/gcda.ts';
 import { gcovHits, reachedFunctions, sourceFunctions } from '../../conformance/coverage/gcov.ts';
 import {
+  adaptersDigest,
   coveragePlans,
   loadPlans,
   planInputs,
@@ -275,7 +276,11 @@ describe('the committed coverage summary', () => {
     expect(existsSync(file), `${file} is missing: npm run coverage writes it`).toBe(true);
     const summary = JSON.parse(readFileSync(file, 'utf8')) as {
       plans: { plan: string; inputs: string; paths: string }[];
+      adapters: string;
     };
+    expect(adaptersDigest(), 'an adapter changed since the coverage run: npm run coverage').toBe(
+      summary.adapters,
+    );
     const plans = coveragePlans();
     expect(summary.plans.map((p) => p.plan)).toEqual(plans.map(planName));
     const stale: string[] = [];
