@@ -154,7 +154,11 @@ export interface ConformOptions {
   readonly callTimeoutMs?: number;
   /** Every call must give the path's own prediction, not just a result the model allows. */
   readonly strict?: boolean;
-  readonly onPath?: (done: number, total: number, last: PathReport) => void;
+  readonly onPath?: (done: number, total: number, last: PathReport) => void | Promise<void>;
+  /** Passed to each path's replay (replay.ts ReplayOptions.mark), with the path. */
+  readonly mark?: (path: ConformancePath, at: number | 'end') => Promise<void>;
+  /** Called when the run restarts the target (a BUG or a deadlock left processes stuck). */
+  readonly onRestart?: () => Promise<void>;
 }
 
 let runCounter = 0;
@@ -176,11 +180,15 @@ export async function runConformance(
       ...(opts.failAt && { failAt: opts.failAt }),
       ...(opts.callTimeoutMs && { callTimeoutMs: opts.callTimeoutMs }),
       ...(opts.strict && { strict: true }),
+      ...(opts.mark && { mark: (at: number | 'end') => opts.mark!(path, at) }),
     });
     reports.push(r);
-    opts.onPath?.(i + 1, run.paths.length, r);
+    await opts.onPath?.(i + 1, run.paths.length, r);
     // A BUG or a deadlock left processes stuck in the kernel: the next path needs a fresh VM.
-    if (r.restartTarget && target.restart && i + 1 < run.paths.length) await target.restart();
+    if (r.restartTarget && target.restart && i + 1 < run.paths.length) {
+      await target.restart();
+      await opts.onRestart?.();
+    }
   }
   const seconds = (performance.now() - started) / 1000;
   const replayed = reports.flatMap((r) => r.steps);

@@ -107,6 +107,12 @@ export interface ReplayOptions {
    * a deadlock counterexample), not just some result the model allows in another interleaving.
    */
   readonly strict?: boolean;
+  /**
+   * Called before each call step's call (with its index) and once before the teardown ('end'):
+   * the coverage run takes a gcov snapshot there (conformance/coverage/), so the kernel code a
+   * step reached is told apart from the fixture's, the next step's and the teardown's.
+   */
+  readonly mark?: (at: number | 'end') => Promise<void>;
 }
 
 const BASE_EVENT = (type: string) => ({ type }) as { type: string } & Record<string, unknown>;
@@ -142,6 +148,7 @@ export async function replayPath(
     const all = target.log().slice(logStart);
     attachLockdep(steps, all, logStart);
     const lines = all.filter((l) => !SYNC_MARKER.test(l));
+    await opts.mark?.('end');
     if (!extra.restartTarget) {
       try {
         await adapter.teardown(run, variant.name);
@@ -223,6 +230,7 @@ export async function replayPath(
           : (opts.callTimeoutMs ?? 30_000);
     const logAt = target.log().length;
     const injecting = opts.failAt?.step === index;
+    await opts.mark?.(index);
     if (injecting) run.failNth = opts.failAt?.nth;
     const marksBefore = new Set(tracker.values(splatMark));
     let obs: Awaited<ReturnType<typeof m.run>>;

@@ -17,6 +17,8 @@ const TOOL_PACKAGES: Record<string, string> = {
   bc: 'bc',
   rsync: 'rsync',
   'qemu-system-x86_64': 'qemu-system-x86',
+  gcov: 'gcc',
+  ctags: 'universal-ctags',
 };
 
 export class CommandError extends Error {

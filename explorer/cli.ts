@@ -873,6 +873,21 @@ export function buildProgram(): Command {
     .option('--no-progress', 'no progress line on the terminal')
     .action(async (target, o) => setExit(await cmdConform(target, o)));
   program
+    .command('coverage')
+    .description(
+      'which kernel code the models reach: their replays and the iommufd selftests on a gcov kernel',
+    )
+    .option('--only <runs>', 'only these replay runs (model/variant, comma-separated); no summary')
+    .option('--no-selftests', 'skip the selftests VM')
+    .option('--html <file>', 'write the HTML report (source lines coloured)')
+    .option('--out <file>', 'write the whole result as JSON')
+    .option('--summary <file>', 'write the summary that is committed (conformance/coverage/summary.json)')
+    .option('--raw <file>', 'also write what the VMs gave (to analyse again with --from-raw)')
+    .option('--from-raw <file>', 'analyse a --raw file again, without booting')
+    .option('--json', 'print one JSON object and nothing else')
+    .option('--no-progress', 'no progress on standard error')
+    .action(async (o) => setExit(await (await import('../conformance/coverage/command.ts')).cmdCoverage(o)));
+  program
     .command('replay')
     .description(
       'replay a trail on xstate’s transition(): invariants after every step, deadlock at the end, recorded results compared',

@@ -32,6 +32,11 @@ export interface KernelBuild {
   patches?: { file: string; sha256: string }[];
   /** Made from a copy of the unpatched build dir (only the patched files recompiled). */
   incremental?: boolean;
+  /**
+   * The coverage flavour (kernel/coverage.ts): its hash, fragment and profiled files, and the
+   * directory the objects were compiled in (their .gcda paths under /sys/kernel/debug/gcov).
+   */
+  coverage?: { hash: string; fragment: string; objectDir: string; profile: unknown };
 }
 
 export function readStamp(dir: string): KernelBuild | undefined {
@@ -158,21 +163,25 @@ export async function ensureKernel(opts: BuildOptions = {}): Promise<KernelBuild
   return finishBuild({ srcDir: source.dir, dir, source, fragment, made, log });
 }
 
-/** The kconfig steps of a build dir: tinyconfig, the fragment merged over it, olddefconfig (argv each, run in the source tree). */
-export function kconfigCommands(dir: string, fragment: string): string[][] {
+/**
+ * The kconfig steps of a build dir: tinyconfig, the fragments merged over it in order,
+ * olddefconfig (argv each, run in the source tree).
+ */
+export function kconfigCommands(dir: string, fragments: readonly string[]): string[][] {
   return [
     ['make', `O=${dir}`, '-s', 'tinyconfig'],
-    ['scripts/kconfig/merge_config.sh', '-m', '-O', dir, join(dir, '.config'), fragment],
+    ['scripts/kconfig/merge_config.sh', '-m', '-O', dir, join(dir, '.config'), ...fragments],
     ['make', `O=${dir}`, '-s', 'olddefconfig'],
   ];
 }
 
-/** Every line of the fragment against dir/.config: Kconfig drops options with unmet dependencies silently. */
-export function checkBuiltConfig(dir: string, fragment: string): void {
-  const mismatches = checkConfig(readFileSync(fragment, 'utf8'), readFileSync(join(dir, '.config'), 'utf8'));
+/** Every line of the fragments against dir/.config: Kconfig drops options with unmet dependencies silently. */
+export function checkBuiltConfig(dir: string, fragments: readonly string[]): void {
+  const wanted = fragments.map((f) => readFileSync(f, 'utf8')).join('\n');
+  const mismatches = checkConfig(wanted, readFileSync(join(dir, '.config'), 'utf8'));
   if (mismatches.length > 0) {
     throw new Error(
-      `Kconfig dropped ${mismatches.length} option(s) of ${fragment} (unmet dependencies):\n${formatMismatches(mismatches)}`,
+      `Kconfig dropped ${mismatches.length} option(s) of ${fragments.join(' + ')} (unmet dependencies):\n${formatMismatches(mismatches)}`,
     );
   }
 }
@@ -181,8 +190,8 @@ export function checkBuiltConfig(dir: string, fragment: string): void {
 export function configureBuild(srcDir: string, dir: string, fragment: string, log: (msg: string) => void) {
   mkdirSync(dir, { recursive: true });
   log(`configuring ${srcDir} in ${dir}: tinyconfig + ${fragment}`);
-  for (const [cmd, ...args] of kconfigCommands(dir, fragment)) runSync(cmd, args, { cwd: srcDir });
-  checkBuiltConfig(dir, fragment);
+  for (const [cmd, ...args] of kconfigCommands(dir, [fragment])) runSync(cmd, args, { cwd: srcDir });
+  checkBuiltConfig(dir, [fragment]);
 }
 
 /** headers_install and the stamp that marks the build finished (written last). */
@@ -193,7 +202,7 @@ export function finishBuild(b: {
   fragment: string;
   made: { lines: number; seconds: number };
   log: (msg: string) => void;
-  extra?: Pick<KernelBuild, 'patches' | 'incremental'>;
+  extra?: Pick<KernelBuild, 'patches' | 'incremental' | 'coverage'>;
   /** hdr/ was installed by the caller (inside the namespace of an incremental build). */
   headersInstalled?: boolean;
 }): KernelBuild {

@@ -44,10 +44,12 @@ export interface IncrementalBuild {
   readonly dir: string;
   /** A patched source tree, bound over base.source.dir. */
   readonly srcDir?: string;
-  /** Another Kconfig fragment: tinyconfig + it, in the copy, before make. */
-  readonly fragment?: string;
+  /** Other Kconfig fragments: tinyconfig + them in order, in the copy, before make. */
+  readonly fragments?: readonly string[];
   readonly jobs: number;
   readonly progress: boolean;
+  /** make's output lines to expect, for the progress bar (default: a relink and a few objects). */
+  readonly lines?: number;
 }
 
 /** `sh -c SCRIPT` in a private mount namespace with the copy (and the patched tree) bound in place. */
@@ -83,13 +85,13 @@ export async function makeIncrementally(b: IncrementalBuild): Promise<{ lines: n
   runSync('cp', ['-a', b.base.dir, b.dir]);
   rmSync(join(b.dir, STAMP), { force: true });
   const o = b.base.dir; // the path the copy is seen at inside the namespace
-  if (b.fragment) {
-    const configure = kconfigCommands(o, b.fragment)
+  if (b.fragments) {
+    const configure = kconfigCommands(o, b.fragments)
       .map((argv) => argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '))
       .join(' && ');
     const c = inNamespace(b, configure, []);
     runSync(c.cmd, c.args, { cwd: c.cwd });
-    checkBuiltConfig(b.dir, b.fragment);
+    checkBuiltConfig(b.dir, b.fragments);
   }
   // modules only when the config has them (the compat flavour has none): `modules` writes the
   // Module.symvers an out-of-tree module links against, and one copied from the base would lie.
@@ -97,7 +99,11 @@ export async function makeIncrementally(b: IncrementalBuild): Promise<{ lines: n
     'b="$1" && shift && t=bzImage && if grep -q "^CONFIG_MODULES=y$" "$b/.config"; then t="bzImage modules"; ' +
     'else rm -f "$b/Module.symvers"; fi && make O="$b" "$@" $t && ' +
     'rm -rf "$b/hdr" && make -s O="$b" headers_install INSTALL_HDR_PATH="$b/hdr"';
-  return makeWithProgress(inNamespace(b, script, [o, `-j${b.jobs}`]), INCREMENTAL_LINES, b.progress);
+  return makeWithProgress(
+    inNamespace(b, script, [o, `-j${b.jobs}`]),
+    b.lines ?? INCREMENTAL_LINES,
+    b.progress,
+  );
 }
 
 /**
@@ -123,7 +129,7 @@ export async function ensureFlavour(opts: BuildOptions = {}): Promise<KernelBuil
   const made = await makeIncrementally({
     base,
     dir,
-    fragment,
+    fragments: [fragment],
     jobs: opts.jobs ?? 2,
     progress: opts.progress ?? true,
   });

@@ -1,11 +1,13 @@
-// npm run kernel:build [-- --jobs N] [--fragment FILE] [--patch FILE...] [--force] [--no-progress]
+// npm run kernel:build [-- --jobs N] [--fragment FILE | --patch FILE... | --coverage [--full]] [--force]
 //
-// The test kernel (build.ts), a flavour of it (--fragment: incremental.ts) or a patched one
-// (--patch: patched.ts), then the static shim against its headers.
+// The test kernel (build.ts), a flavour of it (--fragment: incremental.ts), the coverage flavour
+// (--coverage: coverage.ts) or a patched one (--patch: patched.ts), then the static shim against
+// its headers.
 import { Command } from 'commander';
 import { defaultFragment } from '../cache.ts';
 import { isMain, runMain } from '../run.ts';
 import { ensureShim } from '../shim/build.ts';
+import { ensureCoverageKernel } from './coverage.ts';
 import { ensureFlavour } from './incremental.ts';
 import { ensurePatchedKernel } from './patched.ts';
 
@@ -30,6 +32,12 @@ async function main(argv: string[]): Promise<number> {
     )
     .option('--force', 'rebuild even when a cached build exists', false)
     .option('--patch <files...>', 'apply these patches (git format-patch files, in order): a patched build')
+    .option(
+      '--coverage',
+      'the coverage flavour (gcov on the VFIO and iommufd files, kernel/coverage.ts)',
+      false,
+    )
+    .option('--full', 'with --coverage: a full build even where an incremental one is possible', false)
     .option('--no-progress', 'no progress bar')
     .parse(argv);
   const opts = program.opts<{
@@ -38,9 +46,17 @@ async function main(argv: string[]): Promise<number> {
     force: boolean;
     progress: boolean;
     patch?: string[];
+    coverage: boolean;
+    full: boolean;
   }>();
+  if (opts.coverage && (opts.patch || opts.fragment !== defaultFragment))
+    throw new Error('--coverage is a flavour of the default fragment: not with --patch or --fragment');
   const started = Date.now();
-  const kernel = opts.patch ? await ensurePatchedKernel(opts.patch, opts) : await ensureFlavour(opts);
+  const kernel = opts.coverage
+    ? await ensureCoverageKernel(opts)
+    : opts.patch
+      ? await ensurePatchedKernel(opts.patch, opts)
+      : await ensureFlavour(opts);
   const shim = ensureShim(kernel);
   console.log(`bzImage: ${kernel.bzImage}`);
   console.log(`headers: ${kernel.headers}/include`);

@@ -1479,6 +1479,168 @@ static long op_kmsg(void *p, struct reply *rp)
 	return write_file("/dev/kmsg", buf);
 }
 
+/* ------------------------------------------------------------------ gcov counters (the coverage flavour) */
+
+/*
+ * gcov_snapshot reads every .gcda under /sys/kernel/debug/gcov (the kernel writes the file from
+ * its counters when it is opened, kernel/gcov/fs.c) and keeps a copy; what it replies is the
+ * change since its previous snapshot, as text kept in this process for gcov_chunk to hand out
+ * in pieces (a reply line is at most LINE_MAX_LEN). The format knows nothing of gcda: per file
+ * that changed, "<path>|<length>|" then "<word>:<value>," for each 32-bit word that changed
+ * (hex; a file seen for the first time sends its non-zero words), then ";". The host keeps the
+ * same images (conformance/coverage/gcov-delta.ts) and parses them.
+ */
+#define GCOV_ROOT "/sys/kernel/debug/gcov"
+
+struct gcov_image {
+	char *path;
+	uint32_t *words;
+	size_t len; /* bytes */
+};
+
+static struct gcov_image *g_gcov;
+static size_t g_gcov_n;
+static char *g_gcov_text;
+static size_t g_gcov_text_len, g_gcov_text_cap;
+
+static void gcov_put(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = g_gcov_text_cap - g_gcov_text_len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(g_gcov_text ? g_gcov_text + g_gcov_text_len : NULL, g_gcov_text ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && g_gcov_text && (size_t)n < room) {
+			g_gcov_text_len += n;
+			return;
+		}
+		g_gcov_text_cap = g_gcov_text_cap ? g_gcov_text_cap * 2 : 1 << 16;
+		g_gcov_text = realloc(g_gcov_text, g_gcov_text_cap);
+		if (!g_gcov_text)
+			abort();
+	}
+}
+
+/* The whole file (debugfs reports no size), or NULL. */
+static uint32_t *gcov_read(const char *path, size_t *len)
+{
+	size_t cap = 1 << 14, n = 0;
+	char *buf = malloc(cap);
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((r = read(fd, buf + n, cap - n)) > 0) {
+		n += r;
+		if (n == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				abort();
+		}
+	}
+	close(fd);
+	*len = n;
+	return (uint32_t *)buf;
+}
+
+static void gcov_file(const char *path)
+{
+	struct gcov_image *img = NULL;
+	size_t len, words, sent = 0;
+	uint32_t *now = gcov_read(path, &len);
+
+	if (!now)
+		return;
+	for (size_t i = 0; i < g_gcov_n; i++)
+		if (!strcmp(g_gcov[i].path, path))
+			img = &g_gcov[i];
+	if (!img) {
+		g_gcov = realloc(g_gcov, (g_gcov_n + 1) * sizeof(*g_gcov));
+		if (!g_gcov)
+			abort();
+		img = &g_gcov[g_gcov_n++];
+		*img = (struct gcov_image){ .path = strdup(path) };
+	}
+	words = len / 4;
+	for (size_t i = 0; i < words; i++) {
+		uint32_t old = img->words && img->len == len ? img->words[i] : 0;
+
+		if (now[i] == old)
+			continue;
+		if (!sent++)
+			gcov_put("%s|%zu|", path + strlen(GCOV_ROOT) + 1, len);
+		gcov_put("%zx:%x,", i, now[i]);
+	}
+	if (!sent && img->len != len)
+		gcov_put("%s|%zu|", path + strlen(GCOV_ROOT) + 1, len);
+	if (sent || img->len != len)
+		gcov_put(";");
+	free(img->words);
+	img->words = now;
+	img->len = len;
+}
+
+static void gcov_walk(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+
+		/* not "." and "..", but ".cache" of ~/.cache/vfio-mc/kernel/... is a directory to walk */
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (e->d_type == DT_DIR)
+			gcov_walk(path);
+		else if (e->d_type == DT_REG && l > 5 && !strcmp(e->d_name + l - 5, ".gcda"))
+			gcov_file(path);
+	}
+	closedir(d);
+}
+
+static long op_gcov_snapshot(void *p, struct reply *rp)
+{
+	struct stat st;
+
+	(void)p;
+	if (stat(GCOV_ROOT, &st) < 0)
+		return proto_err("no %s: not a coverage kernel (npm run kernel:build -- --coverage)", GCOV_ROOT);
+	g_gcov_text_len = 0;
+	gcov_put("");
+	gcov_walk(GCOV_ROOT);
+	out_add(rp, "size", "%zu", g_gcov_text_len);
+	out_add(rp, "files", "%zu", g_gcov_n);
+	return 0;
+}
+
+/* A piece of the last snapshot's text, from offset; "x" first, so the value is never a number. */
+static long op_gcov_chunk(void *p, struct reply *rp)
+{
+	const struct num_args *a = p;
+	size_t room = LINE_MAX_LEN - 200, off = (size_t)a->n, n;
+
+	if (a->n < 0 || off > g_gcov_text_len)
+		return proto_err("offset %ld is outside the snapshot (%zu bytes)", a->n, g_gcov_text_len);
+	n = g_gcov_text_len - off < room ? g_gcov_text_len - off : room;
+	out_add(rp, "data", "x%.*s", (int)n, g_gcov_text + off);
+	return (long)n;
+}
+
 /* ------------------------------------------------------------------ the table */
 
 /*
@@ -1685,6 +1847,12 @@ static const struct op ops[] = {
 	{ CALL(proc_status), .args = { OPT(pid, n, 0) } },
 	{ CALL(fail_nth), .args = { IN(n, n) } },
 	{ CALL(sleep), .args = { IN(ms, n) } },
+#undef S
+#define S no_args
+	{ CALL(gcov_snapshot) },
+#undef S
+#define S num_args
+	{ CALL(gcov_chunk), .args = { IN(offset, n) } },
 #undef S
 #define S text_args
 	{ CALL(exec), .args = { TEXT(keep, s, A_STR, 0) } },

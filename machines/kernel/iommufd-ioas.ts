@@ -120,7 +120,11 @@ export function removeArea(k: Iommufd, ioas: number, slot: number, current: stri
   putPages(k, area.pages);
 }
 
-/** The access pin of one whole area (iommufd_access_pin_pages → iopt_area_add_access). */
+/**
+ * The access pin of one whole area (iommufd_access_pin_pages → iopt_area_add_access): with no
+ * domain holding the pages, PAGES:pfn_reader_user_pin pins them and PAGES:iopt_pages_update_pinned
+ * charges them (PAGES:incr_user_locked_vm in USER mode).
+ */
 export function accessPin(k: Iommufd, slot: number): Errno | null {
   const acc = k.access;
   if (!acc || acc.ioas === null) return 'ENOENT';
@@ -139,7 +143,10 @@ export function accessPin(k: Iommufd, slot: number): Errno | null {
   return err;
 }
 
-/** iommufd_access_unpin_pages of one item (iopt_area_remove_access). */
+/**
+ * iommufd_access_unpin_pages of one item (iopt_area_remove_access); the last user of the pages
+ * unpins and uncharges them (PAGES:iopt_pages_update_pinned, PAGES:decr_user_locked_vm).
+ */
 export function accessUnpin(k: Iommufd, slot: number, current: string | null): void {
   const acc = k.access;
   if (!acc || acc.ioas === null || !acc.pins.includes(slot)) return;

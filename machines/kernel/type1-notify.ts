@@ -81,6 +81,9 @@ export interface Callback<C> {
 /**
  * The UNMAP_DMA call and its notification states. Returns the transitions of
  * the call event (to put on `home`) and the extra states of the path.
+ * Kernel: T1:vfio_dma_do_unmap, its notification T1:vfio_notify_dma_unmap
+ * (a compliant driver's VMAIN:vfio_unpin_pages → T1:vfio_iommu_type1_unpin_pages
+ * inside it), then T1:vfio_remove_dma for each dma in the range.
  */
 export function unmapPath<C extends Type1Ctx, E extends RangeEvent>(s: UnmapPathSpec<C>) {
   const { actor, prefix, design, home } = s;
