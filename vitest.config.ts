@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Unit and model tests. Tests that need a real kernel (conformance/**/*.kernel.test.ts)
@@ -15,6 +16,9 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: 'forks',
+    // Every core: the tests are CPU-bound explorations and the main process waits. Vitest's
+    // default (cores - 1) ran one file at a time on CI's two cores.
+    maxWorkers: availableParallelism(),
     // The JSON report lets .ci/run print a plain 'N passed, N failed' closing line.
     reporters: ['default', 'json'],
     outputFile: { json: 'out/vitest-report.json' },
