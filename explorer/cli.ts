@@ -133,7 +133,8 @@ async function resumeOf(target: string | undefined, o: Opts) {
   const model = await findModel(checkpoint.source.file);
   if (target !== undefined && (await findModel(target)).id !== model.id)
     throw new ModelError(`${o.resume} is a checkpoint of model '${model.id}', not '${target}'`);
-  const variant = model.variant(checkpoint.source.variant, checkpoint.source.params);
+  // --variant and --set, when given, must name the checkpoint's own: explore's checkResumable says which differs.
+  const variant = model.variant(o.variant ?? checkpoint.source.variant, o.set ?? checkpoint.source.params);
   return { checkpoint, variant };
 }
 

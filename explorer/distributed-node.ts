@@ -9,8 +9,6 @@
  * a checkpoint), says hello with what it runs (so a node on another machine
  * with another model file is refused), and keeps a heartbeat while it serves.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { ALIVE_MS, BrokerLink, type BrokerTarget, SESSION_MS } from './broker-link.ts';
 import {
@@ -24,13 +22,11 @@ import {
   type RelayMessage,
 } from './exchange-broker.ts';
 import type { ResolvedVariant } from './model.ts';
+import { modelDigest, modelFiles, TOOL_VERSION } from './model-digest.ts';
 import { PartitionThread } from './parallel-bfs.ts';
 import type { Command, PartitionConfig, WorkerInit } from './worker.ts';
 
 const ENTRY = new URL('./distributed-entry.mjs', import.meta.url);
-const TOOL_VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 /** What a node says when it joins: the coordinator refuses a node that runs something else. */
 export interface Hello {
@@ -40,7 +36,7 @@ export interface Hello {
   readonly model: string;
   readonly variant: string;
   readonly params: Record<string, number>;
-  /** sha256 of the model file: the same model on every machine, not just the same name. */
+  /** The digest of the model file and the files it imports (model-digest.ts): the same model on every machine, not just the same name. */
   readonly digest: string;
   readonly host: string;
   readonly pid: number;
@@ -59,7 +55,7 @@ export function helloOf(variant: ResolvedVariant, node: number, nodes: number): 
     model: variant.modelId,
     variant: variant.name,
     params: variant.params,
-    digest: createHash('sha256').update(readFileSync(source.file)).digest('hex').slice(0, 16),
+    digest: modelDigest(modelFiles(source.file)),
     host: process.env.HOSTNAME ?? 'localhost',
     pid: process.pid,
   };

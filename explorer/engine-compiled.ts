@@ -255,13 +255,18 @@ class CompiledView implements ModelSnapshot {
   }
 }
 
+/**
+ * The root's own features are checked whatever its type: a root-level
+ * `always` is taken after every event, a root `exit` runs when the machine
+ * reaches its final state, `after`/`invoke` start with the machine; none of
+ * them is in the transition table. (The non-parallel root was once skipped
+ * here, and the compiled engine silently ignored its `always` and `exit`.)
+ */
 function checkRoot(machine: AnyStateMachine): void {
   const root = machine.root;
-  if (root.type === 'parallel') {
-    if (root.transitions.size > 0)
-      throw new Unsupported(`root-level 'on' transitions (machine '${machine.id}')`);
-    checkNodeFeatures(root);
-  }
+  if (root.type === 'parallel' && root.transitions.size > 0)
+    throw new Unsupported(`root-level 'on' transitions (machine '${machine.id}')`);
+  checkNodeFeatures(root);
 }
 
 function checkNodeFeatures(node: StateNode<any, any>): void {
@@ -283,6 +288,10 @@ function compileRegion(name: string, node: StateNode<any, any>, parallel: boolea
     leafFinal: [],
     leafIndex: new Map(),
   };
+  // An actor that is itself a final state: xstate counts it done (the machine is done once every
+  // actor is), which the leaf-per-actor encoding does not express.
+  if (parallel && node.type === 'final')
+    throw new Unsupported(`an actor that is itself a final state (state '${node.id}')`);
   const visit = (n: StateNode<any, any>, path: string[]) => {
     checkNodeFeatures(n);
     if (n.type === 'parallel') throw new Unsupported(`parallel states inside an actor (state '${n.id}')`);
@@ -389,6 +398,7 @@ function compileTransition(
   let target = -1;
   if (def.target !== undefined) {
     if (def.target.length !== 1) throw new Unsupported(`multiple targets (${where})`);
+    checkDomain(def.source, def.target[0] as StateNode<any, any>, def.reenter, region, parallel, where);
     const leaf = initialLeaf(def.target[0] as StateNode<any, any>);
     const path = relativePath(leaf, region.node, parallel).join('.');
     const index = region.leafIndex.get(path);
@@ -418,6 +428,46 @@ function named<F extends (context: unknown, event: EventObject) => any>(fn: F, w
       throw new ModelFunctionError(what, e);
     }
   }) as F;
+}
+
+/**
+ * A step here changes the source actor's leaf only: right when xstate's
+ * transition domain lies within the actor, since xstate exits and re-enters
+ * exactly the active states below the domain. The domain is computed as
+ * xstate's getTransitionDomain does (no history: those are refused):
+ * - without `reenter`, a target that is the source or below it: the source;
+ * - else the least ancestor of the target that is a proper ancestor of the
+ *   source (any type: xstate does not require it to be compound);
+ * - else (the target is the root) the root, or none with `reenter`.
+ * So a target on the actor's own region node (`#m.p` from inside region p),
+ * on the root, or in another region, and `reenter` on a region node, all
+ * have the parallel root as domain: xstate exits every region and re-enters
+ * the others in their initial states. Those are refused, not emulated.
+ * (Inside the actor, with no entry/exit actions, `reenter` changes nothing
+ * the state records: the new leaf is the target's initial leaf either way.)
+ */
+function checkDomain(
+  source: StateNode<any, any>,
+  target: StateNode<any, any>,
+  reenter: boolean,
+  region: Region,
+  parallel: boolean,
+  where: string,
+): void {
+  let domain: StateNode<any, any> | undefined;
+  if (!reenter && isWithin(target, source)) domain = source;
+  else {
+    for (let a = target.parent; a !== undefined && domain === undefined; a = a.parent)
+      if (a !== source && isWithin(source, a)) domain = a;
+    if (domain === undefined && !reenter) domain = source.machine.root;
+  }
+  if (domain === undefined)
+    throw new Unsupported(`a transition with 'reenter' to the root, which has no domain (${where})`);
+  if (parallel && !isWithin(domain, region.node)) {
+    throw new Unsupported(
+      `a transition whose domain is state '${domain.id}', beyond actor '${region.name}': xstate re-enters every other actor in its initial state (${where})`,
+    );
+  }
 }
 
 function isWithin(n: StateNode<any, any>, ancestor: StateNode<any, any>): boolean {

@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import type { AnyMachineSnapshot } from 'xstate';
 import { type Progress, type SearchOutcome, search } from './bfs.ts';
-import type { Checkpoint, CheckpointPolicy } from './checkpoint.ts';
+import { type Checkpoint, type CheckpointPolicy, checkResumable } from './checkpoint.ts';
 import { parallelSearch } from './parallel-bfs.ts';
 import type { BrokerTarget } from './broker-link.ts';
 import { distributedSearch } from './distributed-bfs.ts';
@@ -87,6 +87,8 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
   const maxStates =
     options.resume?.bounds.maxStates ?? options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
   requirePositiveIntegers('bound', { depth, maxStates });
+  // A checkpoint continues only the search it was taken on (the same model files, tool, variant, parameters).
+  if (options.resume) checkResumable(options.resume, variant);
   if (options.workers !== 'auto') requirePositiveIntegers('option', { workers: options.workers ?? 1 });
   return {
     depth,

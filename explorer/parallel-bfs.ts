@@ -14,7 +14,6 @@
  * into one store, so that counterexamples, temporal properties and coverage
  * are computed as for a one-thread search (explore.ts).
  */
-import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { EventObject } from 'xstate';
 import { dataBudget, EdgeList, type Progress, type SearchConfig, type SearchOutcome } from './bfs.ts';
@@ -24,8 +23,10 @@ import {
   type Checkpoint,
   type CheckpointPolicy,
   StoppedAtCheckpoint,
+  modelRecord,
   writeCheckpoint,
 } from './checkpoint.ts';
+import { TOOL_VERSION } from './model-digest.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
 import { GatheredStates } from './state-store.ts';
 import {
@@ -98,9 +99,6 @@ export class PartitionThread implements PartitionHandle {
 }
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
-const TOOL_VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 /** What a worker thread itself takes (its heap, tsx, the model), measured: about 60 MB. */
 const WORKER_BYTES = 64 * 2 ** 20;
 
@@ -179,6 +177,9 @@ export async function runLevels(
     peakRss: process.memoryUsage().rss,
   };
   let lastCheckpoint = performance.now();
+  // The model as this search loaded it (a resumed one: as checked against the checkpoint).
+  const modelAtStart =
+    cfg.checkpoint === undefined ? undefined : (cfg.resume?.model ?? modelRecord(variant.source!));
   /** Between levels: write the checkpoint when it is due or asked for; stop when asked. */
   const checkpointAfter = async (depth: number, states: number) => {
     const policy = cfg.checkpoint;
@@ -188,9 +189,10 @@ export async function runLevels(
     const partitions = await Promise.all(threads.map((t) => t.ask<PartitionSave>({ cmd: 'save' })));
     writeCheckpoint(policy.file, {
       format: CHECKPOINT_FORMAT,
-      version: 1,
+      version: 2,
       tool: TOOL_VERSION,
       source: variant.source!,
+      model: modelAtStart!,
       workers: threads.length,
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
