@@ -241,7 +241,8 @@ export interface Forget<TContext = any> {
 }
 
 /** Whether a declared view is a Projection (checked) rather than a function (unchecked only). */
-export const isProjection = (v: View): v is Projection => typeof v === 'object' && v !== null && 'forget' in v;
+export const isProjection = (v: View): v is Projection =>
+  typeof v === 'object' && v !== null && 'forget' in v;
 
 /**
  * A model parameter (TLC's CONSTANTS, Spin's `#define`): an integer size of

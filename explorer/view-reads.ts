@@ -94,7 +94,9 @@ class Handler implements ProxyHandler<object> {
     this.pending = k;
     const child = typeof k === 'string' ? this.childOf(k) : undefined;
     const value =
-      child && isObject(d.value) && inner(child) ? this.owner.wrap(d.value, child, join(this.path, String(k))) : d.value;
+      child && isObject(d.value) && inner(child)
+        ? this.owner.wrap(d.value, child, join(this.path, String(k)))
+        : d.value;
     // An array target has its own non-configurable length; every other property is reported configurable.
     const lengthOfArray = Array.isArray(this.real) && k === 'length';
     return { value, writable: true, enumerable: d.enumerable, configurable: !lengthOfArray };

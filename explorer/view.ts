@@ -50,7 +50,8 @@ import { temporalLabels } from './temporal.ts';
 export type ViewMode = boolean | 'unchecked';
 
 /** The assumption a result carries when its view was not checked (result.ts `assumptions`). */
-export const UNCHECKED_VIEW = 'unchecked view: every verdict assumes the model’s view keeps every state’s future';
+export const UNCHECKED_VIEW =
+  'unchecked view: every verdict assumes the model’s view keeps every state’s future';
 
 /** The note every verdict of such a result carries. */
 export const ASSUMING_VIEW = 'assuming the unchecked view';
@@ -80,11 +81,14 @@ function compile(modelId: string, p: Projection): Rule[] {
     if (!Array.isArray(f.fields) || f.fields.length === 0) throw bad(`has no fields in forget[${k}]`);
     for (const field of f.fields) {
       if (typeof field !== 'string' || field === '' || field.split('.').some((s) => s === ''))
-        throw bad(`has a malformed field ${JSON.stringify(field)} in forget[${k}] (dotted keys, '*' for any)`);
+        throw bad(
+          `has a malformed field ${JSON.stringify(field)} in forget[${k}] (dotted keys, '*' for any)`,
+        );
     }
     if (f.value !== null && !['boolean', 'number', 'string'].includes(typeof f.value))
       throw bad(`forget[${k}]: the canonical value must be null, a boolean, a number or a string`);
-    if (f.when !== undefined && typeof f.when !== 'function') throw bad(`forget[${k}]: when must be a function`);
+    if (f.when !== undefined && typeof f.when !== 'function')
+      throw bad(`forget[${k}]: when must be a function`);
     return { patterns: f.fields.map(parsePattern), value: f.value, in: f.in, when: f.when };
   });
   // One field under another would make what is forgotten depend on what was forgotten.
@@ -92,7 +96,9 @@ function compile(modelId: string, p: Projection): Rule[] {
   for (let i = 0; i < all.length; i++) {
     for (let j = i + 1; j < all.length; j++) {
       if (prefixOf(all[i], all[j]) || prefixOf(all[j], all[i]))
-        throw bad(`declares ${all[i].join('.')} and ${all[j].join('.')}, which overlap: forget each field once`);
+        throw bad(
+          `declares ${all[i].join('.')} and ${all[j].join('.')}, which overlap: forget each field once`,
+        );
     }
   }
   return rules;
@@ -100,7 +106,9 @@ function compile(modelId: string, p: Projection): Rule[] {
 
 /** Every concrete path of the context that a pattern matches, with the keys its `*`s stand for. */
 function expand(context: unknown, pattern: Pattern): { segments: string[]; keys: string[] }[] {
-  let at: { value: unknown; segments: string[]; keys: string[] }[] = [{ value: context, segments: [], keys: [] }];
+  let at: { value: unknown; segments: string[]; keys: string[] }[] = [
+    { value: context, segments: [], keys: [] },
+  ];
   for (const seg of pattern) {
     const next: typeof at = [];
     for (const { value, segments, keys } of at) {
@@ -196,7 +204,9 @@ function projector<S>(engine: Engine<S>, projection: Projection, modelId: string
             const name = `the when of forget[${k}] (${pattern.join('.')}, keys ${JSON.stringify(keys)})`;
             const r = checkWhen ? new FieldReads(forgettable) : undefined;
             const seen = r ? recorded(snap, r) : snap;
-            const holds = callModel(name, () => (r ? r.during(() => rule.when!(seen, keys)) : rule.when!(seen, keys)));
+            const holds = callModel(name, () =>
+              r ? r.during(() => rule.when!(seen, keys)) : rule.when!(seen, keys),
+            );
             const [read] = r?.predicateReads() ?? [];
             if (read !== undefined)
               throw new ModelError(
@@ -238,7 +248,11 @@ export function withView<S>(
     throw new ModelError(`--view: model '${variant.modelId}' declares no view (View in explorer/model.ts)`);
   if (mode === 'unchecked') {
     const normalise = viewer(engine, view);
-    return { ...engine, initial: () => normalise(engine.initial()), step: (s, e) => nullable(engine.step(s, e), normalise) };
+    return {
+      ...engine,
+      initial: () => normalise(engine.initial()),
+      step: (s, e) => nullable(engine.step(s, e), normalise),
+    };
   }
   if (!isProjection(view))
     throw new ModelError(
@@ -246,8 +260,7 @@ export function withView<S>(
         'declare a projection (forget: [{ fields, value, in, when }], model.ts Projection), ' +
         'or run with --view=unchecked and every verdict will say it rests on that view',
     );
-  const { rules, forgottenIn, project } = projector(engine, view, variant.modelId);
-  const patterns = rules.flatMap((r) => r.patterns);
+  const { forgottenIn, project } = projector(engine, view, variant.modelId);
   const preds = predicates(variant);
   const modelId = variant.modelId;
   const machineId = variant.machine.id;
@@ -307,7 +320,9 @@ export function withView<S>(
     const f = byPath(forgotten, read);
     const ev = JSON.stringify(event);
     const guards = new FieldReads(trie);
-    const taken = guards.during(() => engine.transitionsOf(engine.withContext(s, guards.wrap(context)), event));
+    const taken = guards.during(() =>
+      engine.transitionsOf(engine.withContext(s, guards.wrap(context)), event),
+    );
     const byGuard = next === null || guards.predicateReads().has(read);
     throw unsound(
       f,
@@ -351,7 +366,10 @@ export function withView<S>(
           throw unsound(
             f,
             s,
-            `and ${JSON.stringify(event)} (${engine.transitionsOf(s, event).map((t) => transitionName(t, machineId)).join(', ')}) neither writes it ` +
+            `and ${JSON.stringify(event)} (${engine
+              .transitionsOf(s, event)
+              .map((t) => transitionName(t, machineId))
+              .join(', ')}) neither writes it ` +
               `nor leads to a state that forgets it (${where(n)}): the state's value would come back`,
           );
         }
