@@ -100,6 +100,7 @@ export function toJson(r: ExploreResult) {
     engine: r.engine,
     checking: r.checking,
     reductions: r.reductions,
+    ...(r.assumptions && { assumptions: r.assumptions }),
     ...(r.partialOrder && { partialOrder: r.partialOrder }),
     workers: r.workers,
     bounds: r.bounds,

@@ -174,6 +174,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
   if (o.por === 'propose') return proposeDeclaration(variant, o);
   if (o.por !== undefined && o.por !== true)
     throw new ModelError(`--por takes no value or 'propose', got '${o.por}'`);
+  if (o.view !== undefined && o.view !== true && o.view !== 'unchecked')
+    throw new ModelError(`--view takes no value or 'unchecked', got '${o.view}'`);
   if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
   if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
@@ -199,7 +201,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       ...(resumed && { resume: resumed.checkpoint }),
       ...(broker && { broker: { ...broker, log: brokerLog } }),
       symmetry: o.symmetry === true,
-      view: o.view === true,
+      view: o.view === 'unchecked' ? 'unchecked' : o.view === true,
       por: o.por === true,
       shortest: o.shortest === true,
       onProgress: (p) => progress.update(p),
@@ -762,7 +764,11 @@ export function buildProgram(): Command {
       .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
       .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
       .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
-      .option('--view', "store one state per view: the model's normalisation of what can no longer matter")
+      .option(
+        '--view [unchecked]',
+        "store one state per view: the model's projection forgetting what can no longer matter, checked on every step; " +
+          '--view=unchecked runs a view function unchecked, and every verdict says it rests on it',
+      )
       .option(
         '--por [propose]',
         "partial-order reduction by the model's declared footprints; --por=propose prints a declaration learnt on random walks",

@@ -374,7 +374,7 @@ export async function distributedSearch(
         const partitionCfg = {
           check: cfg.check,
           symmetry: cfg.symmetry,
-          view: cfg.view === true,
+          view: cfg.view ?? false,
           recordEdges: cfg.recordEdges,
         };
         await Promise.all(remotes.map((_, i) => coord.ask(i, { cmd: 'start', cfg: partitionCfg })));

@@ -21,7 +21,7 @@ import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } 
 import { checkedEngine } from './model-checks.ts';
 import { concreteEvents } from './representative.ts';
 import { withSymmetry } from './symmetry.ts';
-import { withView } from './view.ts';
+import { ASSUMING_VIEW, UNCHECKED_VIEW, type ViewMode, withView } from './view.ts';
 import {
   checkSample,
   Declared,
@@ -61,8 +61,12 @@ export interface ExploreConfig {
   readonly resume?: Checkpoint;
   /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
   readonly symmetry: boolean;
-  /** View reduction (view.ts): one state per view, the model's normalisation of what cannot matter any more. */
-  readonly view: boolean;
+  /**
+   * View reduction (view.ts): one state per view, the model's projection
+   * forgetting what cannot matter any more, checked on every step; 'unchecked':
+   * any view function, unchecked, and the result says it assumes it.
+   */
+  readonly view: ViewMode;
   /** Partial-order reduction (por.ts): in a state, one actor's steps only, where that loses no violation. */
   readonly por: boolean;
   /** The reduction's options (its test hook). */
@@ -114,7 +118,7 @@ export function chooseEngine(
   which: ExploreConfig['engine'],
   check = true,
   symmetry = false,
-  view = false,
+  view: ViewMode = false,
 ): {
   engine: AnyEngine;
   note?: string;
@@ -129,13 +133,13 @@ function wrapped(
   variant: ResolvedVariant,
   check: boolean,
   symmetry: boolean,
-  view: boolean,
+  view: ViewMode,
   por?: (inner: AnyEngine) => AnyEngine,
 ): AnyEngine {
   if (symmetry && variant.symmetry === undefined) {
     throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
   }
-  const viewed = view ? withView(engine, variant) : engine;
+  const viewed = view ? withView(engine, variant, view) : engine;
   const inner = symmetry ? withSymmetry(viewed, variant) : viewed;
   const reduced = por ? por(inner) : inner;
   return check ? checkedEngine(reduced, variant.machine.id) : reduced;
@@ -161,6 +165,10 @@ export function pickEngine(
 
 export async function explore(full: ResolvedVariant, options: ExploreOptions = {}): Promise<ExploreResult> {
   const cfg = resolveExploreOptions(full, options);
+  if (cfg.view === 'unchecked' && (cfg.checkpoint || cfg.resume))
+    throw new ModelError(
+      '--view=unchecked cannot be checkpointed or resumed: a checkpoint records a checked view only',
+    );
   if (cfg.por) return exploreReduced(full, cfg);
   return exploreWith(full, cfg);
 }
@@ -268,6 +276,11 @@ async function exploreWith(
   }
 
   const states = outcome.store.size;
+  // An unchecked view: every verdict, and so every line that prints one, says what it rests on.
+  const judgedVerdicts =
+    cfg.view === 'unchecked'
+      ? verdicts.map((v) => ({ ...v, note: v.note ? `${v.note}; ${ASSUMING_VIEW}` : ASSUMING_VIEW }))
+      : verdicts;
   return {
     model: variant.modelId,
     variant: variant.name,
@@ -276,7 +289,7 @@ async function exploreWith(
     ...(note && { engineNote: note }),
     checking: cfg.check,
     reductions: [
-      ...(cfg.view ? ['view'] : []),
+      ...(cfg.view ? [cfg.view === 'unchecked' ? 'view (unchecked)' : 'view'] : []),
       ...(cfg.symmetry ? ['symmetry'] : []),
       ...(cfg.por ? ['por'] : []),
     ],
@@ -284,6 +297,7 @@ async function exploreWith(
     ...(reduced && {
       partialOrder: { ...reduced.stats, restarts: reduced.restarts, checked: cfg.check },
     }),
+    ...(cfg.view === 'unchecked' && { assumptions: [UNCHECKED_VIEW] }),
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
@@ -295,7 +309,7 @@ async function exploreWith(
     peakMemoryMB: Math.round(outcome.peakRss / 2 ** 20),
     spilledMB: Math.round((outcome.spilledBytes / 2 ** 20) * 10) / 10,
     collisionProbability: collisionProbability(states, outcome.transitions + 1),
-    properties: verdicts,
+    properties: judgedVerdicts,
     violations,
     coverage: coverageOf(
       variant,

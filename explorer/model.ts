@@ -201,14 +201,48 @@ export interface Symmetry<TContext = any> {
 
 /**
  * TLC's VIEW, Spin's dead-variable reduction: the state with what cannot
- * matter any more normalised away, such as the last call's result that only
- * the reports show, or the counters of an mm that is dead. With `--view`
- * the explorer stores one state per view (view.ts). Sound only when equal
- * views have equal futures: the same invariants, the same events enabled,
- * successors with equal views. That is checked, not trusted, on a sample of
- * the steps (a state against its view); a view that fails is a model error.
+ * matter any more forgotten, such as the last call's result that only the
+ * reports show, or the counters of an mm that is dead. With `--view` the
+ * explorer stores one state per view (view.ts).
+ *
+ * A checked view is a Projection: it forgets declared fields (sets them to a
+ * canonical value) where declared. The explorer proves it on every step it
+ * evaluates (explorer/README.md, Reductions): nothing reads a forgotten field,
+ * and a forgotten field is, after each step, written by it or forgotten
+ * again. An arbitrary function of the context cannot be checked: it runs only
+ * with `--view=unchecked`, and every verdict then says it rests on it.
  */
-export type View<TContext = any> = (context: TContext, value: StateValue) => TContext;
+export type View<TContext = any> = Projection<TContext> | UncheckedView<TContext>;
+
+/** A view as any function of the state (`--view=unchecked` only). */
+export type UncheckedView<TContext = any> = (context: TContext, value: StateValue) => TContext;
+
+export interface Projection<TContext = any> {
+  readonly forget: readonly Forget<TContext>[];
+}
+
+/** Fields forgotten together: where, and to what value. */
+export interface Forget<TContext = any> {
+  /**
+   * Context paths, dotted, `*` standing for any one key or index: `ret.*`,
+   * `mms.*.lockedVm`. A path that is not in the context forgets nothing.
+   */
+  readonly fields: readonly string[];
+  /** The canonical value the fields take (plain data, the same for every state). */
+  readonly value: null | boolean | number | string;
+  /** The control states (`matches()` arguments) where they are forgotten, any of them; default: every state. */
+  readonly in?: readonly StateValue[];
+  /**
+   * A further condition, given the keys the field's `*`s stand for (`['mm1']`
+   * for `mms.mm1.lockedVm`). It must not read any field a projection of the
+   * model may forget (checked), so a state and its view agree on it.
+   */
+  readonly when?: (s: ModelSnapshot<TContext>, keys: readonly string[]) => boolean;
+}
+
+/** Whether a declared view is a Projection (checked) rather than a function (unchecked only). */
+export const isProjection = (v: View): v is Projection =>
+  typeof v === 'object' && v !== null && 'forget' in v;
 
 /**
  * A model parameter (TLC's CONSTANTS, Spin's `#define`): an integer size of

@@ -28,6 +28,7 @@ import {
 } from './checkpoint.ts';
 import { TOOL_VERSION } from './model-digest.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
+import type { ViewMode } from './view.ts';
 import { GatheredStates } from './state-store.ts';
 import {
   type Command,
@@ -43,7 +44,7 @@ export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
   readonly symmetry: boolean;
-  readonly view?: boolean;
+  readonly view?: ViewMode;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search instead of starting one. */
@@ -145,7 +146,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
       cfg: {
         check: cfg.check,
         symmetry: cfg.symmetry,
-        view: cfg.view === true,
+        view: cfg.view ?? false,
         recordEdges: cfg.recordEdges,
         ...(data !== undefined && { dataBytes: data / n }),
       },

@@ -85,6 +85,7 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
     `  fingerprint collision probability (optimistic, as TLC): ${r.collisionProbability.toExponential(1)}`,
   ];
   if (r.engineNote) lines.push(`  note: ${r.engineNote}`);
+  for (const a of r.assumptions ?? []) lines.push(`  ASSUMES ${a}`);
   if (r.partialOrder) {
     const p = r.partialOrder;
     lines.push(

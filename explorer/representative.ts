@@ -11,13 +11,13 @@ import type { EventObject } from 'xstate';
 import type { AnyEngine } from './engine.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { type Fingerprint, sameFingerprint } from './fingerprint.ts';
-import type { ResolvedVariant, Symmetry } from './model.ts';
+import { ModelError, type ResolvedVariant, type Symmetry } from './model.ts';
 import { canonicalizer } from './symmetry.ts';
-import { viewer } from './view.ts';
+import { type ViewMode, viewer } from './view.ts';
 
 export interface Classes {
   readonly symmetry: boolean;
-  readonly view: boolean;
+  readonly view: ViewMode;
 }
 
 /** A state's representative under the reductions in use: its view, then the least renaming of that. */
@@ -38,16 +38,26 @@ export function concreteEvents(
   const base: AnyEngine = createReferenceEngine(variant.machine);
   const rep = representativeOf(base, variant, classes);
   const fp = (s: unknown) => base.fingerprint(rep(s));
+  /**
+   * A checked reduction puts every concrete step into the class the search
+   * found; only an unchecked view can fail to, and that is the view's fault.
+   */
+  const lost = (what: string) =>
+    classes.view === 'unchecked'
+      ? new ModelError(
+          `--view=unchecked: the view of model '${variant.modelId}' is not sound: ${what}; ` +
+            'the counterexample the search found among views has no concrete run (run without --view to judge)',
+        )
+      : new Error(`internal error: ${what}`);
   let s = base.initial();
-  if (!sameFingerprint(fp(s), representatives[0]))
-    throw new Error('internal error: the initial state is not in its class');
+  if (!sameFingerprint(fp(s), representatives[0])) throw lost('the initial state is not in its class');
   const events: EventObject[] = [];
   for (let i = 1; i < representatives.length; i++) {
     const next = variant
       .events(base.view(s))
       .map((e: EventObject) => ({ e, n: base.step(s, e) }))
       .find(({ n }: { n: unknown }) => n !== null && sameFingerprint(fp(n), representatives[i]));
-    if (next === undefined) throw new Error(`internal error: no concrete step into class ${i} of the trace`);
+    if (next === undefined) throw lost(`no concrete step into class ${i} of the trace`);
     events.push(next.e);
     s = next.n;
   }

@@ -94,6 +94,12 @@ export interface ExploreResult extends ExploreStats {
   readonly checking: boolean;
   /** State-space reductions applied ('symmetry'): the states counted are orbit representatives. */
   readonly reductions: readonly string[];
+  /**
+   * What the verdicts rest on beyond the search itself: a reduction run
+   * unchecked (`--view=unchecked`). Absent when every reduction was checked
+   * on every step. Every report prints them beside the verdicts.
+   */
+  readonly assumptions?: readonly string[];
   /** Worker threads the search ran on (1: the one-thread search). */
   readonly workers: number;
   /** Partial-order reduction (`--por`): states expanded, those expanded with one actor's steps only, restarts. */

@@ -24,6 +24,7 @@ import { Frontier } from './frontier.ts';
 import { callModel, type ResolvedVariant } from './model.ts';
 import { StateStore } from './state-store.ts';
 import { temporalLabels } from './temporal.ts';
+import type { ViewMode } from './view.ts';
 
 export const gid = (partition: number, local: number): number => partition * 4294967296 + local;
 /** The sent-fingerprint cache: 2^18 slots (2 MB). */
@@ -34,7 +35,7 @@ export const localOf = (g: number): number => g % 4294967296;
 export interface PartitionConfig {
   readonly check: boolean;
   readonly symmetry?: boolean;
-  readonly view?: boolean;
+  readonly view?: ViewMode;
   readonly recordEdges: boolean;
   /** Bytes this partition's visited set and frontiers may use (its share of --memory). */
   readonly dataBytes?: number;

@@ -566,7 +566,7 @@ function body(p: Params): ModelBody<Ctx, Ev> {
     properties: { everyCloseCompletes: leadsTo(closeRequested, closeCompleted), ...WITNESSES },
     fairness: { weak: 'all' },
     footprints: DEVICE_CLOSE_FOOTPRINTS,
-    view: (c) => forgetDeadCounters(forgetResults(c)),
+    view: { forget: [forgetResults, forgetDeadCounters] },
     defaultVariant: 'notify-if-pinned-compliant',
     variants: {
       'notify-if-pinned-compliant': cross('if-pinned', 'compliant', ['driverViewConsistent'], 640, {

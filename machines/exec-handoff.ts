@@ -490,7 +490,7 @@ export default defineModel<HandoffCtx, HandoffEv>({
       invariants: handoffInvariantsOf(p.maps),
       properties: { recoverable: recoverable(oneLiveOwner) },
       calls: HANDOFF_CALLS,
-      view: forgetResults,
+      view: { forget: [forgetResults] },
       variants: Object.fromEntries(
         (Object.keys(VARIANTS) as DesignName[]).map((name) => {
           const v = VARIANTS[name];

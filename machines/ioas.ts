@@ -1008,7 +1008,7 @@ function body(p: Params): ModelBody<IoasCtx, IoasEv> {
     invariants: inv.ioasInvariants,
     calls: IOAS_CALLS,
     footprints: IOAS_FOOTPRINTS,
-    view: forgetResults,
+    view: { forget: [forgetResults] },
     variants: {
       'access-unmap': variant(
         'access-unmap',
