@@ -39,6 +39,8 @@ import { replay } from './trace.ts';
 export interface ExploreConfig {
   /** Maximum BFS depth (events from the initial state). @default variant bounds, else 100 */
   readonly depth: number;
+  /** Whether `depth` was chosen (the options, the variant's bounds, a checkpoint's non-default one). */
+  readonly depthExplicit: boolean;
   /** Maximum number of distinct states. @default variant bounds, else 1_000_000 */
   readonly maxStates: number;
   /** 'auto' uses the compiled engine when the machine allows it. @default 'auto' */
@@ -87,9 +89,13 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
   const maxStates =
     options.resume?.bounds.maxStates ?? options.maxStates ?? variant.bounds.maxStates ?? DEFAULT_MAX_STATES;
   requirePositiveIntegers('bound', { depth, maxStates });
+  const depthExplicit = options.resume
+    ? options.resume.bounds.depth !== DEFAULT_DEPTH
+    : options.depth !== undefined || variant.bounds.depth !== undefined;
   if (options.workers !== 'auto') requirePositiveIntegers('option', { workers: options.workers ?? 1 });
   return {
     depth,
+    depthExplicit,
     maxStates,
     engine: options.engine ?? 'auto',
     check: options.resume?.check ?? options.check ?? true,
@@ -285,6 +291,7 @@ async function exploreWith(
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
+    depthExplicit: cfg.depthExplicit,
     states,
     transitions: outcome.transitions,
     depth: outcome.maxDepth,

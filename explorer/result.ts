@@ -112,6 +112,11 @@ export interface ExploreResult extends ExploreStats {
   /** Which bound cut the search, when one did ('memory': the visited set outgrew --memory). */
   readonly cutBy?: 'depth' | 'maxStates' | 'memory';
   readonly bounds: { readonly depth: number; readonly maxStates: number };
+  /**
+   * True when the depth bound was chosen (--depth, or the model's own bounds), not the
+   * default: a search cut by it is "complete to depth N" (exit-codes.ts), not cut short.
+   */
+  readonly depthExplicit?: boolean;
   readonly properties: readonly PropertyVerdict[];
   readonly violations: readonly Violation[];
 }

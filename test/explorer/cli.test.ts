@@ -49,7 +49,7 @@ describe('exit codes and output', () => {
 
   it('says when a bound cut the search', async () => {
     const r = await run('explore', 'example-locks', '--variant', 'ordered', '--depth', '3');
-    expect(r.stdout).toContain('INCOMPLETE: cut off by the depth bound (3)');
+    expect(r.stdout).toContain('complete to depth 3: every state within the depth bound explored');
     expect(r.stdout).toContain('within the bounds (search cut off by --depth)');
   });
 
