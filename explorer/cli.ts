@@ -136,19 +136,25 @@ async function resumeOf(target: string | undefined, o: Opts) {
   return { checkpoint, variant };
 }
 
-/** Ctrl-C and SIGTERM: with --checkpoint, finish the level and write it; a second signal quits at once. */
+/**
+ * Ctrl-C and SIGTERM: the search stops (the one-thread search within a
+ * tenth of a second, the parallel one after its level) and the partial
+ * report is printed, with the counterexamples found so far and their trails,
+ * exit 130; with --checkpoint, the level is finished and written instead. A
+ * second signal quits at once.
+ */
 function stopOnSignal(file: string | undefined): { requested: () => boolean; release: () => void } {
   let requested = false;
   const handler = (signal: NodeJS.Signals) => {
-    if (requested || file === undefined) {
-      process.stderr.write(
-        `\nvfio-mc: ${signal}: stopped${file ? '' : ' (run with --checkpoint FILE to keep the work)'}\n`,
-      );
-      process.exit(130);
+    if (requested) {
+      process.stderr.write(`\nvfio-mc: ${signal}: stopped at once, no report\n`);
+      process.exit(EXIT.interrupted);
     }
     requested = true;
     process.stderr.write(
-      `\nvfio-mc: ${signal}: finishing this level, then writing ${file} (again to quit now)\n`,
+      file === undefined
+        ? `\nvfio-mc: ${signal}: stopping; the partial report follows (again to quit now)\n`
+        : `\nvfio-mc: ${signal}: finishing this level, then writing ${file} (again to quit now)\n`,
     );
   };
   process.on('SIGINT', handler);
@@ -204,6 +210,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       por: o.por === true,
       shortest: o.shortest === true,
       onProgress: (p) => progress.update(p),
+      // With --checkpoint a signal stops at the checkpoint (StoppedAtCheckpoint) instead.
+      ...(!o.checkpoint && { stopRequested: signals.requested }),
     });
   } catch (e) {
     progress.stop();
@@ -216,7 +224,9 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     progress.stop();
     signals.release();
   }
-  const compared = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
+  const interrupted = result.cutBy === 'interrupted';
+  const compared =
+    o.compareReductions && !interrupted ? await compareReductions(variant, result, o) : undefined;
   // Reductions that changed a verdict: the unreduced search is the result, the difference the exit code.
   if (compared && !compared.comparison.sameVerdicts) result = compared.unreduced;
   const code = compared && !compared.comparison.sameVerdicts ? EXIT.reductionsDiffer : exitOf(result, o);

@@ -71,7 +71,7 @@ export interface SearchExitFlags {
 }
 
 /**
- * The exit code of one search: a violation first (it is a real one, whatever
+ * The exit code of one search: an interrupted one is 130; then a violation first (it is a real one, whatever
  * cut the search); then a cut-short search (4, before coverage: a transition
  * that never fired may be beyond the cut); then --require-coverage; then a
  * depth-bounded search under --require-complete; then a property the search
@@ -83,6 +83,8 @@ export function searchExit(
   flags: SearchExitFlags,
   uncovered: () => boolean,
 ): number {
+  // Interrupted first: the user stopped it, whatever the partial report found (it says so).
+  if (r.cutBy === 'interrupted') return EXIT.interrupted;
   if (r.violations.length > 0) return EXIT.violation;
   const scope = searchScope(r);
   if (scope === 'cut') return EXIT.incomplete;

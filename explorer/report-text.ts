@@ -80,7 +80,7 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
       ? 'complete: every reachable state explored'
       : searchScope(r) === 'to-depth'
         ? `complete to depth ${r.bounds.depth}: every state within the depth bound explored (deeper ones not)`
-        : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `default depth bound (${r.bounds.depth}; --depth N sets one)` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : `state bound (${r.bounds.maxStates})`}`;
+        : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `default depth bound (${r.bounds.depth}; --depth N sets one)` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : r.cutBy === 'interrupted' ? `interrupt (SIGINT or SIGTERM) at depth ${r.depth}: a partial report` : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
     `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'}${r.reductions.length ? `, ${r.reductions.join(' + ')}` : ''})`,
     `  ${scope}`,

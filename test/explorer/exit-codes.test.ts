@@ -3,10 +3,11 @@
  * search cut short by a resource is never 0, a depth bound the user set is
  * "complete to depth N" and 0, --compare-reductions fails when a reduction
  * changes a verdict; and, with real processes, a reader that goes away
- * (`| head -1` under `set -o pipefail`) never changes the code.
+ * (`| head -1` under `set -o pipefail`) never changes the code, and SIGINT
+ * or SIGTERM print the partial report and exit 130.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -187,5 +188,69 @@ describe('a reader that goes away never changes the code', () => {
       paths: '0',
       list: '0',
     });
+  });
+});
+
+describe('SIGINT and SIGTERM: the partial report, the trails found, exit 130', () => {
+  // Three counters to 300 (27 million states): a violation at depth 2, then a long search. The
+  // invariant touches a file once the search is well under way, so the test signals a search
+  // that runs, not a process still starting.
+  const long = join(dir, 'long.ts');
+  writeFileSync(
+    long,
+    `import { writeFileSync } from 'node:fs';
+import { defineModel } from '${ROOT}/explorer/model.ts';
+import { countersModel } from '${ROOT}/test/fixtures/counters.ts';
+const base = countersModel(3, 300).variant();
+let checked = 0;
+export default defineModel({
+  id: 'long',
+  machine: base.machine,
+  events: base.events,
+  invariants: {
+    firstNeverTwo: (s: any) => s.context.count[0] !== 2,
+    // A violated invariant is not evaluated again: this one, always true, is.
+    running: () => {
+      if (++checked === 5000) writeFileSync(process.env.MARKER!, '');
+      return true;
+    },
+  },
+});
+`,
+  );
+
+  async function interrupted(signal: NodeJS.Signals, workers: string) {
+    const cwd = mkdtempSync(join(tmpdir(), 'vfio-mc-signal-'));
+    const marker = join(cwd, 'running');
+    const child = spawn(
+      process.execPath,
+      [BIN, 'explore', long, '--workers', workers, '--depth', '10000', '--trail-dir', cwd],
+      { cwd, env: { ...process.env, COLUMNS: '', MARKER: marker } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let waited = 0; !existsSync(marker) && waited < 60_000; waited += 50)
+      await new Promise((r) => setTimeout(r, 50));
+    child.kill(signal);
+    const code = await exited;
+    return { code, stdout, stderr, trails: readdirSync(cwd).filter((f) => f.endsWith('.trail.json')) };
+  }
+
+  it.each([
+    ['SIGINT', '1'],
+    ['SIGTERM', '2'],
+  ] as const)('%s, %s worker(s)', async (signal, workers) => {
+    const r = await interrupted(signal, workers);
+    expect(r.stderr).toContain(`vfio-mc: ${signal}: stopping; the partial report follows`);
+    expect(r.stdout).toMatch(
+      /INCOMPLETE: cut off by the interrupt \(SIGINT or SIGTERM\) at depth \d+: a partial report\n +[\d,]+ distinct states, [\d,]+ transitions, depth \d+/,
+    );
+    expect(r.stdout).toMatch(/firstNeverTwo +invariant +violated/);
+    expect(r.stdout).toContain("invariant 'firstNeverTwo' violated after 2 steps (shortest)");
+    expect(r.trails).toEqual(['long.default.firstNeverTwo.trail.json']);
+    expect(r.code).toBe(130);
   });
 });
