@@ -52,7 +52,7 @@ export function describeLoadError(e: unknown, shown: string, file: string): stri
   const first = err.message.split('\n')[0];
   const frame = frameIn(err, file);
   if (frame) {
-    return `${shown}:${frame.line}:${frame.column}: ${err.name}: ${first}${excerpt(file, frame.line, frame.column)}`;
+    return `${at(frame.file, file, shown)}:${frame.line}:${frame.column}: ${err.name}: ${first}${excerpt(frame.file, frame.line, frame.column)}`;
   }
   return `${shown}: cannot load the module: ${err.name === 'Error' ? '' : `${err.name}: `}${first}`;
 }
@@ -62,14 +62,20 @@ function at(where: string, file: string, shown: string): string {
   return resolve(where) === file ? shown : relative(process.cwd(), where) || where;
 }
 
-/** The first stack frame in `file`: where the module's own code threw while it was being evaluated. */
-function frameIn(err: Error, file: string): { line: number; column: number } | undefined {
-  const url = pathToFileURL(file).href;
+/**
+ * The first stack frame in the user's code: `file`, or a file it imports (machine.ts, shared.ts,
+ * at any depth; not the tool, not a dependency): where the model's own code threw while loading.
+ */
+function frameIn(err: Error, file: string): { file: string; line: number; column: number } | undefined {
   for (const l of (err.stack ?? '').split('\n')) {
     const m = /\((.*):(\d+):(\d+)\)$|at (.*):(\d+):(\d+)$/.exec(l.trim());
     if (!m) continue;
     const [where, line, column] = m[1] ? [m[1], m[2], m[3]] : [m[4], m[5], m[6]];
-    if (where === url || where === file) return { line: Number(line), column: Number(column) };
+    const path = where.startsWith('file:') ? fileURLToPath(where.replace(/[?#].*$/, '')) : where;
+    const users =
+      path === file ||
+      (path.startsWith('/') && !path.startsWith(`${ROOT}/`) && !path.includes('/node_modules/'));
+    if (users) return { file: path, line: Number(line), column: Number(column) };
   }
   return undefined;
 }
