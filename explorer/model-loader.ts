@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ModelError } from './model.ts';
+import { ModelError, wholeMessage } from './model.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 let registered = false;
@@ -30,10 +30,16 @@ export async function importUserModule(path: string): Promise<{ default?: unknow
   const file = resolve(path);
   if (!existsSync(file)) throw new ModelError(`${path}: no such file`);
   registerModelHooks();
+  // XState throws a machine's definition errors from deep in createMachine(): with the default
+  // 10 frames the stack ends inside xstate, before the model's line that called it.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = Math.max(limit, 100);
   try {
     return await import(pathToFileURL(file).href);
   } catch (e) {
     throw new ModelError(describeLoadError(e, path, file));
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
@@ -49,8 +55,8 @@ export function describeLoadError(e: unknown, shown: string, file: string): stri
     const column = Number(column0) + 1; // esbuild counts columns from 0, editors and V8 from 1
     return `${at(where, file, shown)}:${line}:${column}: syntax error: ${message}${excerpt(where, Number(line), column)}`;
   }
-  const first = err.message.split('\n')[0];
-  const frame = frameIn(err, file);
+  const first = wholeMessage(err.message);
+  const frame = namedIn(err.message, frameIn(err, file));
   if (frame) {
     return `${at(frame.file, file, shown)}:${frame.line}:${frame.column}: ${err.name}: ${first}${excerpt(frame.file, frame.line, frame.column)}`;
   }
@@ -78,6 +84,30 @@ function frameIn(err: Error, file: string): { file: string; line: number; column
     if (users) return { file: path, line: Number(line), column: Number(column) };
   }
   return undefined;
+}
+
+/**
+ * XState names a missing state ("Child state 'dnoe' does not exist on 'm'") but its stack points
+ * at createMachine(): when the name is quoted once in that file, that is the line to show.
+ */
+function namedIn<F extends { file: string; line: number; column: number }>(
+  message: string,
+  frame: F | undefined,
+): F | undefined {
+  const name = /Child state '([^']+)' does not exist/.exec(message)?.[1];
+  if (!frame || !name) return frame;
+  let lines: string[];
+  try {
+    lines = readFileSync(frame.file, 'utf8').split('\n');
+  } catch {
+    return frame;
+  }
+  const quoted = new RegExp(`(['"\`])(#[^'"\`]*\\.)?${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\1`);
+  const hits = lines.flatMap((l, i) => {
+    const m = quoted.exec(l);
+    return m ? [{ line: i + 1, column: m.index + 1 }] : [];
+  });
+  return hits.length === 1 ? { ...frame, ...hits[0] } : frame;
 }
 
 /** The offending line and a caret under the column, indented under the message. */
