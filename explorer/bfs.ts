@@ -41,7 +41,15 @@ export interface SearchConfig {
   readonly freeze?: boolean;
   /** Bytes the search may use (--memory); the frontier spills to disk past it. */
   readonly memoryLimit?: number;
+  /**
+   * Asked a few times a second (searchInSlices: after the event loop ran, so a signal
+   * handler could set it): true ends the search at once, as a bound would, cut by 'interrupted'.
+   */
+  readonly stop?: () => boolean;
 }
+
+/** What cut a search short: a bound, the memory limit, or a signal (SIGINT, SIGTERM). */
+export type CutBy = 'depth' | 'maxStates' | 'memory' | 'interrupted';
 
 /** The explored graph's edges, as parallel columns (from, to, event id, mask of the actors that moved). */
 export class EdgeList {
@@ -83,7 +91,7 @@ export interface SearchOutcome {
   /** Interned events: the store's event ids index this list. */
   readonly events: readonly EventObject[];
   readonly complete: boolean;
-  readonly cutBy?: 'depth' | 'maxStates' | 'memory';
+  readonly cutBy?: CutBy;
   readonly transitions: number;
   readonly maxDepth: number;
   readonly seconds: number;
@@ -131,18 +139,52 @@ class LabelColumns {
  * happened in (`ModelError.trace`).
  */
 export function search(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchConfig): SearchOutcome {
+  const next = slices(variant, engine, cfg);
+  for (;;) {
+    const r = next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same search, letting the event loop run a few times a second: a signal
+ * handler then runs (the one-thread search is otherwise one synchronous
+ * call, deaf to Ctrl-C until it ends) and `cfg.stop` can end it with a
+ * partial outcome.
+ */
+export async function searchInSlices(
+  variant: ResolvedVariant,
+  engine: AnyEngine,
+  cfg: SearchConfig,
+): Promise<SearchOutcome> {
+  const next = slices(variant, engine, cfg);
+  for (;;) {
+    const r = next();
+    if (r.done) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The search as slices of about SLICE_MS each; a model error gets the trace to its state. */
+function slices(variant: ResolvedVariant, engine: AnyEngine, cfg: SearchConfig) {
   const store = new StateStore(1 << 14);
   const events: EventObject[] = [];
   const at: Position = { state: 0, event: undefined };
-  try {
-    return searchFrom(variant, engine, cfg, store, events, at);
-  } catch (e) {
-    if (!(e instanceof ModelError) || e.trace !== undefined) throw e;
-    const path = store.size > 0 ? store.pathTo(at.state).slice(1) : [];
-    e.trace = [...path.map((i) => events[store.event(i)]), ...(at.event ? [at.event] : [])];
-    throw e;
-  }
+  const g = searchFrom(variant, engine, cfg, store, events, at);
+  return () => {
+    try {
+      return g.next();
+    } catch (e) {
+      if (!(e instanceof ModelError) || e.trace !== undefined) throw e;
+      const path = store.size > 0 ? store.pathTo(at.state).slice(1) : [];
+      e.trace = [...path.map((i) => events[store.event(i)]), ...(at.event ? [at.event] : [])];
+      throw e;
+    }
+  };
 }
+
+/** How long the search runs between two turns of the event loop (searchInSlices). */
+const SLICE_MS = 100;
 
 /** Where the search is: the state being expanded or checked, and the event being fired in it. */
 interface Position {
@@ -150,14 +192,14 @@ interface Position {
   event: EventObject | undefined;
 }
 
-function searchFrom(
+function* searchFrom(
   variant: ResolvedVariant,
   engine: AnyEngine,
   cfg: SearchConfig,
   store: StateStore,
   events: EventObject[],
   at: Position,
-): SearchOutcome {
+): Generator<void, SearchOutcome, void> {
   const started = performance.now();
   const eventIds = new Map<string, number>();
   const offered = new Map<string, boolean>();
@@ -184,8 +226,9 @@ function searchFrom(
   const actorBit = new Map(engine.actors.map((a, i) => [a, 1 << i]));
   let transitions = 0;
   let peakRss = process.memoryUsage().rss;
-  let cutBy: 'depth' | 'maxStates' | 'memory' | undefined;
+  let cutBy: CutBy | undefined;
   let lastReport = started;
+  let lastSlice = started;
 
   const labels = new LabelColumns(cfg.labels ?? []);
   const check = (s: unknown, index: number) => {
@@ -285,6 +328,19 @@ function searchFrom(
         const ended = engine.terminated(s).every(Boolean);
         if (ended) terminal.add(from);
         else if (!firstViolation.has('deadlock')) firstViolation.set('deadlock', from);
+      }
+      if ((f & 255) === 0 && performance.now() - lastSlice > SLICE_MS) {
+        yield;
+        lastSlice = performance.now();
+        if (cfg.stop?.()) {
+          // `from` is expanded; the rest of this level and the next one are not.
+          cutBy = 'interrupted';
+          for (let rest = records.next(); !rest.done; rest = records.next()) unexpanded.add(rest.value.index);
+          for (const n of next) unexpanded.add(n.index);
+          spilled += next.spilledBytes;
+          next.dispose();
+          break levels;
+        }
       }
       if ((f & 255) === 0 && cfg.onProgress) {
         const now = performance.now();

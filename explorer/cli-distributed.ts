@@ -5,7 +5,8 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { type BrokerTarget, checkBrokerUrl } from './broker-link.ts';
-import { EXIT, print } from './cli-output.ts';
+import { print } from './cli-output.ts';
+import { EXIT } from './exit-codes.ts';
 import { dataBudget } from './bfs.ts';
 import { DistributedFault, formatFault, runName } from './distributed-bfs.ts';
 import { NodeHost } from './distributed-node.ts';
@@ -54,7 +55,7 @@ export async function serveNode(
     const end = await host.run();
     if (end.fault) {
       log(`node ${target.node}/${target.nodes}: the run ended without a verdict: ${end.fault}`);
-      return EXIT.fault;
+      return EXIT.incomplete;
     }
     log(`node ${target.node}/${target.nodes}: the run is complete (its report is node 0's)`);
     return EXIT.ok;
@@ -65,10 +66,10 @@ export async function serveNode(
 
 export const brokerLog = log;
 
-/** A distributed search that stopped on a fault: its partial report, and exit code 5. */
+/** A distributed search that stopped on a fault: its partial report, and exit code 4 (cut short, no verdict). */
 export function faultExit(e: unknown, json: boolean): number | undefined {
   if (!(e instanceof DistributedFault)) return undefined;
   if (json) print(JSON.stringify({ complete: false, fault: e.report }, null, 2));
   process.stderr.write(`${formatFault(e.report)}\n`);
-  return EXIT.fault;
+  return EXIT.incomplete;
 }

@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { EXIT } from './exit-codes.ts';
 import { readJsonFile } from './json-file.ts';
 import { ModelError } from './model.ts';
 import { findModel } from './registry.ts';
@@ -55,7 +56,7 @@ async function cmdExportKselftest(target: string, o: Record<string, any>): Promi
   });
   if (o.out) writeFileSync(o.out, text);
   else process.stdout.write(text);
-  return 0;
+  return EXIT.ok;
 }
 
 /** Adds `export kselftest` to the program; `done` receives the exit code. */

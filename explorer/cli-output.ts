@@ -10,35 +10,39 @@ import { ModelError, type ResolvedVariant } from './model.ts';
 import type { ExploreResult, Violation } from './result.ts';
 import { toTrail, trailName } from './trail.ts';
 
-/** Exit codes, documented in the README. */
-export const EXIT = {
-  ok: 0,
-  violation: 1,
-  usage: 2,
-  /** --require-coverage: a transition never fired and the model does not say why. */
-  uncovered: 3,
-  /** --require-complete: a bound cut the search off. */
-  incomplete: 4,
-  /** A distributed search lost a node or its broker and could not resume: no verdict. */
-  fault: 5,
-  /** Stopped by a signal (after writing its --checkpoint). */
-  interrupted: 130,
-} as const;
+let installed = false;
+let stdoutGone = false;
 
-let quietPipe = false;
-
-/** A closed pipe (the reader exited) ends the process quietly, as `cat` does. */
+/**
+ * A reader that goes away (`vfio-mc replay t.json | head -1`: EPIPE) ends the
+ * output quietly, as `cat`'s does, and changes nothing else: the command runs
+ * on to its end, which is only the rest of its printing (the verdict is
+ * decided before any output), and exits with the verdict's code. Exiting at
+ * the EPIPE (with 0, as this did) turned a confirmed violation into a pass
+ * under `set -o pipefail`. The same for standard error (`2>&1 | head`).
+ */
 export function endQuietlyOnEpipe(): void {
-  if (quietPipe) return;
-  quietPipe = true;
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
+  if (installed) return;
+  installed = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      // ERR_STREAM_DESTROYED: a write queued after the EPIPE closed the stream.
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
+        if (stream === process.stdout) stdoutGone = true;
+        return;
+      }
+      throw e;
+    });
+  }
+}
+
+/** Standard output's reader went away (also when a write to /dev/stdout failed with EPIPE). */
+export function stdoutClosed(): void {
+  stdoutGone = true;
 }
 
 export const print = (s: string): void => {
-  process.stdout.write(`${s}\n`);
+  if (!stdoutGone) process.stdout.write(`${s}\n`);
 };
 
 /** Throws a ModelError unless a file can be written at `path` (checked before any work starts). */

@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { checkWritableDir, checkWritableFile, EXIT, print } from './cli-output.ts';
+import { checkWritableDir, checkWritableFile, print } from './cli-output.ts';
+import { EXIT } from './exit-codes.ts';
 import { readJsonFile } from './json-file.ts';
 import { formatMerged, mergeReports, parseSwarmReport } from './merge-reports.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';

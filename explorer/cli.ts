@@ -1,10 +1,8 @@
 /**
- * The vfio-mc command line. Exit codes (cli-output.ts EXIT): 0 every
- * property holds within the bounds, 1 a violation (or an unexpected
- * verdict), 2 a usage or model error, 3 a transition never fired without a
- * reason (--require-coverage), 4 a bound cut the search off
- * (--require-complete). Every error is one line `vfio-mc: error: ...`,
- * with the trace that reached the state when the model failed in one.
+ * The vfio-mc command line. Exit codes: one table for every subcommand
+ * (exit-codes.ts), decided before any output is written. Every error is one
+ * line `vfio-mc: error: ...`, with the trace that reached the state when the
+ * model failed in one.
  */
 import { readFileSync, writeFileSync as writeFileSyncRaw } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,13 +14,14 @@ import { registerExport } from './cli-export.ts';
 import {
   checkWritableDir,
   checkWritableFile,
-  EXIT,
   endQuietlyOnEpipe,
   print,
+  stdoutClosed,
   toJson,
   violationJson,
   writeTrails,
 } from './cli-output.ts';
+import { EXIT, formatExitTable, searchExit, searchScope } from './exit-codes.ts';
 import { unexplained } from './coverage.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { AUTO_PROBE_STATES, explore, pickEngine } from './explore.ts';
@@ -118,13 +117,13 @@ function trailDir(o: Opts, byDefault: boolean): string | undefined {
   return dir;
 }
 
-/** The exit code of one search: violations first, then the CI flags. */
+/** The exit code of one search (exit-codes.ts), with the CI flags. */
 function exitOf(r: ExploreResult, o: Opts): number {
-  if (r.violations.length > 0) return EXIT.violation;
-  if (o.requireCoverage && (unexplained(r.coverage).length > 0 || r.coverage.staleUnreachable.length > 0))
-    return EXIT.uncovered;
-  if (o.requireComplete && !r.complete) return EXIT.incomplete;
-  return EXIT.ok;
+  return searchExit(
+    r,
+    { requireCoverage: o.requireCoverage === true, requireComplete: o.requireComplete === true },
+    () => unexplained(r.coverage).length > 0 || r.coverage.staleUnreachable.length > 0,
+  );
 }
 
 /** --resume: the checkpoint, and its variant (loaded from the model file it names). */
@@ -138,19 +137,25 @@ async function resumeOf(target: string | undefined, o: Opts) {
   return { checkpoint, variant };
 }
 
-/** Ctrl-C and SIGTERM: with --checkpoint, finish the level and write it; a second signal quits at once. */
+/**
+ * Ctrl-C and SIGTERM: the search stops (the one-thread search within a
+ * tenth of a second, the parallel one after its level) and the partial
+ * report is printed, with the counterexamples found so far and their trails,
+ * exit 130; with --checkpoint, the level is finished and written instead. A
+ * second signal quits at once.
+ */
 function stopOnSignal(file: string | undefined): { requested: () => boolean; release: () => void } {
   let requested = false;
   const handler = (signal: NodeJS.Signals) => {
-    if (requested || file === undefined) {
-      process.stderr.write(
-        `\nvfio-mc: ${signal}: stopped${file ? '' : ' (run with --checkpoint FILE to keep the work)'}\n`,
-      );
-      process.exit(130);
+    if (requested) {
+      process.stderr.write(`\nvfio-mc: ${signal}: stopped at once, no report\n`);
+      process.exit(EXIT.interrupted);
     }
     requested = true;
     process.stderr.write(
-      `\nvfio-mc: ${signal}: finishing this level, then writing ${file} (again to quit now)\n`,
+      file === undefined
+        ? `\nvfio-mc: ${signal}: stopping; the partial report follows (again to quit now)\n`
+        : `\nvfio-mc: ${signal}: finishing this level, then writing ${file} (again to quit now)\n`,
     );
   };
   process.on('SIGINT', handler);
@@ -176,7 +181,10 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     throw new ModelError(`--por takes no value or 'propose', got '${o.por}'`);
   if (o.view !== undefined && o.view !== true && o.view !== 'unchecked')
     throw new ModelError(`--view takes no value or 'unchecked', got '${o.view}'`);
-  if (o.mermaid) checkWritableFile(o.mermaid, '--mermaid');
+  // `--mermaid -`: the diagrams on standard output, the text report on standard error.
+  if (o.mermaid === '-' && o.json)
+    throw new ModelError('--mermaid - and --json both print to standard output: give --mermaid a file');
+  if (o.mermaid && o.mermaid !== '-') checkWritableFile(o.mermaid, '--mermaid');
   if (o.html) checkWritableFile(o.html, '--html');
   if (o.checkpoint) checkWritableFile(o.checkpoint, '--checkpoint');
   const trails = trailDir(o, true);
@@ -205,6 +213,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       por: o.por === true,
       shortest: o.shortest === true,
       onProgress: (p) => progress.update(p),
+      // With --checkpoint a signal stops at the checkpoint (StoppedAtCheckpoint) instead.
+      ...(!o.checkpoint && { stopRequested: signals.requested }),
     });
   } catch (e) {
     progress.stop();
@@ -217,21 +227,31 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     progress.stop();
     signals.release();
   }
+  const interrupted = result.cutBy === 'interrupted';
+  const compared =
+    o.compareReductions && !interrupted ? await compareReductions(variant, result, o) : undefined;
+  // Reductions that changed a verdict: the unreduced search is the result, the difference the exit code.
+  if (compared && !compared.comparison.sameVerdicts) result = compared.unreduced;
+  const code = compared && !compared.comparison.sameVerdicts ? EXIT.reductionsDiffer : exitOf(result, o);
   if (trails) {
     const file = target !== undefined && isModelPath(target) ? target : variant.source?.file;
     result = { ...result, violations: writeTrails(result.violations, variant, trails, file) };
   }
   const actors = createReferenceEngine(variant.machine).actors;
-  if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
+  const comparison = compared?.comparison;
+  const report = o.json
+    ? JSON.stringify({ ...toJson(result), ...(comparison && { comparison }) }, null, 2)
+    : formatReport(result, actors, textOptions(o)) +
+      (comparison ? `\n\n${formatComparison(comparison)}` : '');
+  if (o.mermaid === '-') {
+    print(formatMermaidDocument(result, actors));
+    process.stderr.write(`${report}\n`);
+  } else {
+    if (o.mermaid) writeFileSyncChecked(o.mermaid, formatMermaidDocument(result, actors));
+    print(report);
+  }
   if (o.html) await writeHtml(o.html, [{ result, actors }]);
-  const comparison = o.compareReductions ? await compareReductions(variant, result, o) : undefined;
-  print(
-    o.json
-      ? JSON.stringify({ ...toJson(result), ...(comparison && { comparison }) }, null, 2)
-      : formatReport(result, actors, textOptions(o)) +
-          (comparison ? `\n\n${formatComparison(comparison)}` : ''),
-  );
-  return exitOf(result, o);
+  return code;
 }
 
 /** `--por=propose`: footprints learnt on random walks, printed as a declaration to review and paste. */
@@ -285,36 +305,46 @@ async function compareReductions(variant: ResolvedVariant, reduced: ExploreResul
           por: c.includes('por'),
         });
     const b = verdicts(r);
+    const differ = Object.keys(b)
+      .filter((k) => a[k] !== b[k])
+      .map((property) => ({ property, unreduced: a[property] ?? 'not judged', reduced: b[property] }));
     rows.push({
       reductions: c,
       states: r.states,
       factor: full.states / r.states,
       seconds: r.seconds,
-      sameVerdicts: Object.keys(b).every((k) => a[k] === b[k]),
+      sameVerdicts: differ.length === 0,
+      differ,
     });
   }
   const asked = rows.find((x) => x.reductions.join('+') === [...reduced.reductions].sort().join('+'))!;
   return {
-    reductions: reduced.reductions,
-    states: { unreduced: full.states, reduced: asked.states, factor: asked.factor },
-    seconds: { unreduced: full.seconds, reduced: asked.seconds },
-    sameVerdicts: rows.every((x) => x.sameVerdicts),
-    rows,
+    unreduced: full,
+    comparison: {
+      reductions: reduced.reductions,
+      states: { unreduced: full.states, reduced: asked.states, factor: asked.factor },
+      seconds: { unreduced: full.seconds, reduced: asked.seconds },
+      sameVerdicts: rows.every((x) => x.sameVerdicts),
+      rows,
+    },
   };
 }
 
-function formatComparison(c: NonNullable<Awaited<ReturnType<typeof compareReductions>>>): string {
+function formatComparison(c: Awaited<ReturnType<typeof compareReductions>>['comparison']): string {
   const n = (x: number) => x.toLocaleString('en');
   return [
     `reductions: ${n(c.states.unreduced)} states without, ${c.seconds.unreduced.toFixed(1)} s`,
-    ...c.rows.map(
-      (r) =>
-        `  ${r.reductions.join(' + ').padEnd(16)} ${n(r.states).padStart(10)} states  ${r.factor.toFixed(1).padStart(6)}x fewer  ` +
+    ...c.rows.flatMap((r) => [
+      `  ${r.reductions.join(' + ').padEnd(16)} ${n(r.states).padStart(10)} states  ${r.factor.toFixed(1).padStart(6)}x fewer  ` +
         `${r.seconds.toFixed(1).padStart(6)} s${r.sameVerdicts ? '' : '  VERDICTS DIFFER'}`,
-    ),
+      ...r.differ.map(
+        (d) =>
+          `    ${d.property}: ${d.unreduced} without reductions, ${d.reduced} with ${r.reductions.join(' + ')}`,
+      ),
+    ]),
     c.sameVerdicts
       ? '  the same verdict for every property judged'
-      : '  VERDICTS DIFFER: a bug in the reduction, please report it',
+      : `  VERDICTS DIFFER: the report above is the unreduced search's; a reduction is unsound on this model (exit ${EXIT.reductionsDiffer})`,
   ].join('\n');
 }
 
@@ -329,6 +359,8 @@ function writeFileSyncChecked(path: string, text: string): void {
   try {
     writeFileSyncRaw(path, text);
   } catch (e) {
+    // /dev/stdout into a reader that went away (`--mermaid /dev/stdout | head -3`): as for print().
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return stdoutClosed();
     throw new ModelError(`cannot write ${path}: ${(e as Error).message}`);
   }
 }
@@ -477,6 +509,12 @@ async function cmdVerdicts(o: Opts): Promise<number> {
     }
     rows.push(row);
   }
+  // An unexpected row first; else a search that a resource cut short has no verdict to compare.
+  const code = !rows.every((r) => r.asExpected)
+    ? EXIT.violation
+    : rows.some((r) => searchScope(r.result) === 'cut')
+      ? EXIT.incomplete
+      : EXIT.ok;
   if (o.html) {
     const actors = jobs.map(
       ({ model, v }) => createReferenceEngine(model.variant(v, params(model)).machine).actors,
@@ -497,7 +535,7 @@ async function cmdVerdicts(o: Opts): Promise<number> {
   } else {
     print(formatVerdictTable(rows, outputWidth(o.wide)));
   }
-  return rows.every((r) => r.asExpected) ? EXIT.ok : EXIT.violation;
+  return code;
 }
 
 async function cmdReplay(first: string, second: string | undefined, o: Opts): Promise<number> {
@@ -711,6 +749,7 @@ export function buildProgram(): Command {
     .version(VERSION, '--version', 'print the version')
     .option('--debug', 'show stack traces on errors')
     .exitOverride()
+    .addHelpText('afterAll', `\n${formatExitTable()}\n`)
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`vfio-mc: ${s.replace(/^error: /, 'error: ')}`),
@@ -736,7 +775,10 @@ export function buildProgram(): Command {
           .default('auto'),
       )
       .option('--json', 'print one JSON object and nothing else')
-      .option('--mermaid <file>', 'write the counterexamples as Mermaid sequence diagrams (Markdown)')
+      .option(
+        '--mermaid <file>',
+        'write the counterexamples as Mermaid sequence diagrams (Markdown); -: standard output (the report then goes to standard error)',
+      )
       .option('--html <file>', 'write a self-contained HTML report (opens offline)')
       .option(
         '--workers <n|auto>',
@@ -784,7 +826,7 @@ export function buildProgram(): Command {
       '--require-coverage',
       'exit 3 when a transition never fired and the model does not list it as unreachable',
     )
-    .option('--require-complete', 'exit 4 when a bound cut the search off')
+    .option('--require-complete', 'exit 4 also when a depth bound you set cut the search off')
     .addOption(wideOption())
     .option('--no-progress', 'no progress line on the terminal')
     .action(async (target, o) => setExit(await cmdExplore(target, o)));

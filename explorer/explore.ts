@@ -7,7 +7,7 @@
 
 import { availableParallelism } from 'node:os';
 import type { AnyMachineSnapshot } from 'xstate';
-import { type Progress, type SearchOutcome, search } from './bfs.ts';
+import { type CutBy, type Progress, type SearchOutcome, search, searchInSlices } from './bfs.ts';
 import { type Checkpoint, type CheckpointPolicy, checkResumable } from './checkpoint.ts';
 import { parallelSearch } from './parallel-bfs.ts';
 import type { BrokerTarget } from './broker-link.ts';
@@ -39,6 +39,8 @@ import { replay } from './trace.ts';
 export interface ExploreConfig {
   /** Maximum BFS depth (events from the initial state). @default variant bounds, else 100 */
   readonly depth: number;
+  /** Whether `depth` was chosen (the options, the variant's bounds, a checkpoint's non-default one). */
+  readonly depthExplicit: boolean;
   /** Maximum number of distinct states. @default variant bounds, else 1_000_000 */
   readonly maxStates: number;
   /** 'auto' uses the compiled engine when the machine allows it. @default 'auto' */
@@ -75,6 +77,11 @@ export interface ExploreConfig {
   readonly shortest: boolean;
   /** Called about four times a second with the search's progress. */
   readonly onProgress?: (p: Progress) => void;
+  /**
+   * Asked a few times a second (the one-thread search), or between levels (the parallel one):
+   * true ends the search with a partial result cut by 'interrupted' (the CLI's SIGINT, SIGTERM).
+   */
+  readonly stopRequested?: () => boolean;
   /** Run as node 0 of a distributed search over this broker (distributed-bfs.ts); `workers` is ignored. */
   readonly broker?: BrokerTarget & { readonly log?: (line: string) => void };
 }
@@ -93,9 +100,13 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
   requirePositiveIntegers('bound', { depth, maxStates });
   // A checkpoint continues only the search it was taken on (the same model files, tool, variant, parameters).
   if (options.resume) checkResumable(options.resume, variant);
+  const depthExplicit = options.resume
+    ? options.resume.bounds.depth !== DEFAULT_DEPTH
+    : options.depth !== undefined || variant.bounds.depth !== undefined;
   if (options.workers !== 'auto') requirePositiveIntegers('option', { workers: options.workers ?? 1 });
   return {
     depth,
+    depthExplicit,
     maxStates,
     engine: options.engine ?? 'auto',
     check: options.resume?.check ?? options.check ?? true,
@@ -109,6 +120,7 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     ...(options.porOptions && { porOptions: options.porOptions }),
     shortest: options.shortest ?? false,
     onProgress: options.onProgress,
+    ...(options.stopRequested && { stopRequested: options.stopRequested }),
     broker: options.broker,
   };
 }
@@ -188,6 +200,7 @@ async function exploreWith(
     memoryLimit: cfg.memoryLimit,
     labels: temporalLabels(variant),
     onProgress: cfg.onProgress,
+    ...(cfg.stopRequested && { stop: cfg.stopRequested }),
   };
   let workers = cfg.broker ? cfg.broker.nodes : cfg.workers === 'auto' ? 1 : cfg.workers;
   let outcome: SearchOutcome | undefined;
@@ -206,7 +219,7 @@ async function exploreWith(
   } else if (cfg.workers === 'auto') {
     const cores = availableParallelism();
     const probe = Math.min(cfg.maxStates, AUTO_PROBE_STATES);
-    outcome = search(variant, engine, {
+    outcome = await searchInSlices(variant, engine, {
       ...searchConfig,
       maxStates: cores > 1 && variant.source ? probe : cfg.maxStates,
     });
@@ -217,7 +230,10 @@ async function exploreWith(
   }
   const parallel = workers > 1 || cfg.checkpoint !== undefined || cfg.resume !== undefined;
   outcome ??= reduced
-    ? search(reduced.variant, engine, { ...searchConfig, labels: temporalLabels(reduced.variant) })
+    ? await searchInSlices(reduced.variant, engine, {
+        ...searchConfig,
+        labels: temporalLabels(reduced.variant),
+      })
     : parallel
       ? await searchInParallel(variant, {
           ...searchConfig,
@@ -228,7 +244,7 @@ async function exploreWith(
           checkpoint: cfg.checkpoint,
           resume: cfg.resume,
         })
-      : search(variant, engine, searchConfig);
+      : await searchInSlices(variant, engine, searchConfig);
   const violations: Violation[] = [];
   const verdicts: PropertyVerdict[] = [];
   const cut = outcome.complete ? undefined : `search cut off by ${boundName(outcome.cutBy)}`;
@@ -301,6 +317,7 @@ async function exploreWith(
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
+    depthExplicit: cfg.depthExplicit,
     states,
     transitions: outcome.transitions,
     depth: outcome.maxDepth,
@@ -363,8 +380,14 @@ function confirmedTrace(
 }
 
 /** How a report names the bound that cut a search. */
-export function boundName(cutBy: 'depth' | 'maxStates' | 'memory' | undefined): string {
-  return cutBy === 'depth' ? '--depth' : cutBy === 'memory' ? '--memory' : '--max-states';
+export function boundName(cutBy: CutBy | undefined): string {
+  return cutBy === 'depth'
+    ? '--depth'
+    : cutBy === 'memory'
+      ? '--memory'
+      : cutBy === 'interrupted'
+        ? 'an interrupt (SIGINT or SIGTERM)'
+        : '--max-states';
 }
 
 /**

@@ -20,10 +20,15 @@
  *   every transition are executed a second time on a thawed deep copy of the
  *   state: a copy the step changed is an in-place change, and a second
  *   successor that differs is a non-deterministic step.
+ * - While a step or the initial context runs, Date.now, performance.now,
+ *   Math.random, crypto.getRandomValues and `new Date()` throw
+ *   (determinism.ts): a model error on the first call, not by chance on a
+ *   re-executed step.
  * - What a guard or assign throws is named by the engine
  *   (ModelFunctionError); the search adds the trace that reached the state.
  */
 import type { EventObject, StateValue } from 'xstate';
+import { deterministic } from './determinism.ts';
 import { type Engine, transitionName } from './engine.ts';
 import { ModelError, ModelFunctionError } from './model.ts';
 import { diff } from './trace.ts';
@@ -72,7 +77,7 @@ export function checkedEngine<S>(engine: Engine<S>, machineId: string): Engine<S
     const copy = structuredClone(event);
     let again: S | null;
     try {
-      again = engine.step(engine.withContext(s, context), copy);
+      again = deterministic(() => engine.step(engine.withContext(s, context), copy));
     } catch {
       again = null; // a difference the comparison below reports
     }
@@ -96,7 +101,7 @@ export function checkedEngine<S>(engine: Engine<S>, machineId: string): Engine<S
   return {
     ...engine,
     initial() {
-      const s = engine.initial();
+      const s = deterministic(() => engine.initial());
       sealValue(contextOf(s), 'context', 'the initial context');
       return s;
     },
@@ -104,7 +109,7 @@ export function checkedEngine<S>(engine: Engine<S>, machineId: string): Engine<S
       sealValue(event, 'event', `event '${event.type}' from the event generator`);
       let next: S | null;
       try {
-        next = engine.step(s, event);
+        next = deterministic(() => engine.step(s, event));
       } catch (e) {
         throw explain(s, event, e);
       }

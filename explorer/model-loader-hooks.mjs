@@ -33,8 +33,13 @@ export async function resolve(specifier, context, next) {
     return next(specifier, { ...context, parentURL: tool.index });
   }
   const resolved = await next(specifier, context);
-  if (outsideTool(resolved.url) && /\.m?ts$/.test(resolved.url) && packageType(resolved.url) === undefined) {
-    return { ...resolved, format: 'module' };
+  // tsx marks a .ts file it takes for CommonJS with queries (some percent-encoded into the path:
+  // 'machine.ts%3Ftsx-commonjs-export-preparse=1?tsx-commonjs-virtual-query=1'): the file a model
+  // imports (machine.ts from model.ts) came back so, was loaded with require(), and its own imports
+  // (xstate) then bypassed this hook. Its plain URL, as an ES module, goes through it again.
+  const plain = typeof resolved.url === 'string' ? resolved.url.replace(/(%3F|\?)tsx-.*$/, '') : resolved.url;
+  if (outsideTool(plain) && /\.m?ts$/.test(plain) && packageType(plain) === undefined) {
+    return { ...resolved, url: plain, format: 'module' };
   }
   return resolved;
 }

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ModelError } from './model.ts';
+import { ModelError, wholeMessage } from './model.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 let registered = false;
@@ -30,10 +30,16 @@ export async function importUserModule(path: string): Promise<{ default?: unknow
   const file = resolve(path);
   if (!existsSync(file)) throw new ModelError(`${path}: no such file`);
   registerModelHooks();
+  // XState throws a machine's definition errors from deep in createMachine(): with the default
+  // 10 frames the stack ends inside xstate, before the model's line that called it.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = Math.max(limit, 100);
   try {
     return await import(pathToFileURL(file).href);
   } catch (e) {
     throw new ModelError(describeLoadError(e, path, file));
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
@@ -49,10 +55,10 @@ export function describeLoadError(e: unknown, shown: string, file: string): stri
     const column = Number(column0) + 1; // esbuild counts columns from 0, editors and V8 from 1
     return `${at(where, file, shown)}:${line}:${column}: syntax error: ${message}${excerpt(where, Number(line), column)}`;
   }
-  const first = err.message.split('\n')[0];
-  const frame = frameIn(err, file);
+  const first = wholeMessage(err.message);
+  const frame = namedIn(err.message, frameIn(err, file));
   if (frame) {
-    return `${shown}:${frame.line}:${frame.column}: ${err.name}: ${first}${excerpt(file, frame.line, frame.column)}`;
+    return `${at(frame.file, file, shown)}:${frame.line}:${frame.column}: ${err.name}: ${first}${excerpt(frame.file, frame.line, frame.column)}`;
   }
   return `${shown}: cannot load the module: ${err.name === 'Error' ? '' : `${err.name}: `}${first}`;
 }
@@ -62,16 +68,46 @@ function at(where: string, file: string, shown: string): string {
   return resolve(where) === file ? shown : relative(process.cwd(), where) || where;
 }
 
-/** The first stack frame in `file`: where the module's own code threw while it was being evaluated. */
-function frameIn(err: Error, file: string): { line: number; column: number } | undefined {
-  const url = pathToFileURL(file).href;
+/**
+ * The first stack frame in the user's code: `file`, or a file it imports (machine.ts, shared.ts,
+ * at any depth; not the tool, not a dependency): where the model's own code threw while loading.
+ */
+function frameIn(err: Error, file: string): { file: string; line: number; column: number } | undefined {
   for (const l of (err.stack ?? '').split('\n')) {
     const m = /\((.*):(\d+):(\d+)\)$|at (.*):(\d+):(\d+)$/.exec(l.trim());
     if (!m) continue;
     const [where, line, column] = m[1] ? [m[1], m[2], m[3]] : [m[4], m[5], m[6]];
-    if (where === url || where === file) return { line: Number(line), column: Number(column) };
+    const path = where.startsWith('file:') ? fileURLToPath(where.replace(/[?#].*$/, '')) : where;
+    const users =
+      path === file ||
+      (path.startsWith('/') && !path.startsWith(`${ROOT}/`) && !path.includes('/node_modules/'));
+    if (users) return { file: path, line: Number(line), column: Number(column) };
   }
   return undefined;
+}
+
+/**
+ * XState names a missing state ("Child state 'dnoe' does not exist on 'm'") but its stack points
+ * at createMachine(): when the name is quoted once in that file, that is the line to show.
+ */
+function namedIn<F extends { file: string; line: number; column: number }>(
+  message: string,
+  frame: F | undefined,
+): F | undefined {
+  const name = /Child state '([^']+)' does not exist/.exec(message)?.[1];
+  if (!frame || !name) return frame;
+  let lines: string[];
+  try {
+    lines = readFileSync(frame.file, 'utf8').split('\n');
+  } catch {
+    return frame;
+  }
+  const quoted = new RegExp(`(['"\`])(#[^'"\`]*\\.)?${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\1`);
+  const hits = lines.flatMap((l, i) => {
+    const m = quoted.exec(l);
+    return m ? [{ line: i + 1, column: m.index + 1 }] : [];
+  });
+  return hits.length === 1 ? { ...frame, ...hits[0] } : frame;
 }
 
 /** The offending line and a caret under the column, indented under the message. */

@@ -551,8 +551,20 @@ export class ModelFunctionError extends ModelError {
     override readonly cause: unknown,
   ) {
     const e = cause instanceof Error ? cause : new Error(String(cause));
-    super(`${what} threw ${e.name}: ${e.message.split('\n')[0]}`);
+    super(`${what} threw ${e.name}: ${wholeMessage(e.message)}`);
   }
+}
+
+/**
+ * An error's message whole, its later lines indented: XState puts the cause on the second line
+ * ("Invalid transition definition for state node 'm.a':" then "Child state 'x' does not exist").
+ */
+export function wholeMessage(message: string): string {
+  return message
+    .trimEnd()
+    .split('\n')
+    .map((l, i) => (i === 0 ? l : `  ${l}`))
+    .join('\n');
 }
 
 /** Call a model function; what it throws becomes a ModelFunctionError naming it. */

@@ -16,7 +16,14 @@
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { EventObject } from 'xstate';
-import { dataBudget, EdgeList, type Progress, type SearchConfig, type SearchOutcome } from './bfs.ts';
+import {
+  type CutBy,
+  dataBudget,
+  EdgeList,
+  type Progress,
+  type SearchConfig,
+  type SearchOutcome,
+} from './bfs.ts';
 import { canonical } from './canonical.ts';
 import {
   CHECKPOINT_FORMAT,
@@ -159,7 +166,7 @@ function startThreads(variant: ResolvedVariant, cfg: ParallelConfig): PartitionT
 
 export interface LevelsOutcome {
   transitions: number;
-  cutBy?: 'depth' | 'maxStates' | 'memory';
+  cutBy?: CutBy;
   /** Property -> [partition, its state number] of the first violation (at the shallowest depth). */
   firstViolation: Map<string, [number, number]>;
   peakRss: number;
@@ -250,8 +257,10 @@ export async function runLevels(
       break;
     }
     if (added === 0) break;
-    if (states >= cfg.maxStates || reports.some((r) => r.memoryExhausted)) {
-      out.cutBy = states >= cfg.maxStates ? 'maxStates' : 'memory';
+    // A signal (cfg.stop) ends the search after the level, with the partial outcome, as a bound would.
+    const stop = cfg.stop?.() === true;
+    if (states >= cfg.maxStates || reports.some((r) => r.memoryExhausted) || stop) {
+      out.cutBy = stop ? 'interrupted' : states >= cfg.maxStates ? 'maxStates' : 'memory';
       await Promise.all(threads.map((t) => t.ask({ cmd: 'unexpanded' })));
       break;
     }

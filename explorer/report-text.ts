@@ -8,6 +8,7 @@
 import { relative } from 'node:path';
 import { inspect } from 'node:util';
 import type { EventObject } from 'xstate';
+import { searchScope } from './exit-codes.ts';
 import type { Change, ExploreResult, TraceStep, Violation } from './result.ts';
 import { fitWidths, formatTable, renderRows, textWidth, wrapCell } from './text-table.ts';
 
@@ -74,9 +75,12 @@ export function formatChanges(
 }
 
 export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): string {
-  const scope = r.complete
-    ? 'complete: every reachable state explored'
-    : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `depth bound (${r.bounds.depth})` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : `state bound (${r.bounds.maxStates})`}`;
+  const scope =
+    searchScope(r) === 'complete'
+      ? 'complete: every reachable state explored'
+      : searchScope(r) === 'to-depth'
+        ? `complete to depth ${r.bounds.depth}: every state within the depth bound explored (deeper ones not)`
+        : `INCOMPLETE: cut off by the ${r.cutBy === 'depth' ? `default depth bound (${r.bounds.depth}; --depth N sets one)` : r.cutBy === 'memory' ? 'memory limit (--memory): the visited set did not fit' : r.cutBy === 'interrupted' ? `interrupt (SIGINT or SIGTERM) at depth ${r.depth}: a partial report` : `state bound (${r.bounds.maxStates})`}`;
   const lines = [
     `${r.model} / ${r.variant}  (${r.engine} engine, ${r.workers === 1 ? '1 thread' : `${r.workers} workers`}${r.checking ? '' : ', model checks off'}${r.reductions.length ? `, ${r.reductions.join(' + ')}` : ''})`,
     `  ${scope}`,

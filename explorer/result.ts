@@ -115,9 +115,14 @@ export interface ExploreResult extends ExploreStats {
   readonly coverage: Coverage;
   /** True when every reachable state was explored (no bound cut the search). */
   readonly complete: boolean;
-  /** Which bound cut the search, when one did ('memory': the visited set outgrew --memory). */
-  readonly cutBy?: 'depth' | 'maxStates' | 'memory';
+  /** Which bound cut the search, when one did ('memory': the visited set outgrew --memory; 'interrupted': SIGINT or SIGTERM). */
+  readonly cutBy?: 'depth' | 'maxStates' | 'memory' | 'interrupted';
   readonly bounds: { readonly depth: number; readonly maxStates: number };
+  /**
+   * True when the depth bound was chosen (--depth, or the model's own bounds), not the
+   * default: a search cut by it is "complete to depth N" (exit-codes.ts), not cut short.
+   */
+  readonly depthExplicit?: boolean;
   readonly properties: readonly PropertyVerdict[];
   readonly violations: readonly Violation[];
 }

@@ -6,7 +6,8 @@
  * (the coverage is then of a run the models do not describe), 2 on a usage or setup error.
  */
 import { writeFileSync } from 'node:fs';
-import { EXIT, checkWritableFile, print } from '../../explorer/cli-output.ts';
+import { checkWritableFile, print } from '../../explorer/cli-output.ts';
+import { EXIT } from '../../explorer/exit-codes.ts';
 import { ModelError } from '../../explorer/model.ts';
 import { outputWidth } from '../../explorer/text-table.ts';
 import { ensureCoverageKernel } from '../kernel/coverage.ts';

@@ -49,7 +49,7 @@ describe('exit codes and output', () => {
 
   it('says when a bound cut the search', async () => {
     const r = await run('explore', 'example-locks', '--variant', 'ordered', '--depth', '3');
-    expect(r.stdout).toContain('INCOMPLETE: cut off by the depth bound (3)');
+    expect(r.stdout).toContain('complete to depth 3: every state within the depth bound explored');
     expect(r.stdout).toContain('within the bounds (search cut off by --depth)');
   });
 
@@ -217,6 +217,52 @@ describe('bad input: one line naming the problem, exit 2, no stack trace', () =>
     const r = await run('explore', file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}: the default export is not a model made with defineModel()`);
+  });
+
+  it("XState's error whole, at the model's line: a target that does not exist", async () => {
+    const file = join(dir, 'bad-target.ts');
+    writeFileSync(
+      file,
+      `import { setup } from 'xstate';
+import { defineModel } from '${join(import.meta.dirname, '../../explorer/model.ts')}';
+const machine = setup({}).createMachine({
+  id: 'm',
+  initial: 'a',
+  states: {
+    a: { on: { Go: { target: 'dnoe' } } },
+  },
+});
+export default defineModel({ id: 'm', machine, events: () => [{ type: 'Go' }], invariants: {} });
+`,
+    );
+    const r = await run('explore', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `vfio-mc: error: ${file}:7:30: Error: Invalid transition definition for state node 'm.a':\n` +
+        "  Child state 'dnoe' does not exist on 'm'\n" +
+        "  7 |     a: { on: { Go: { target: 'dnoe' } } },\n" +
+        `${' '.repeat(35)}^\n`,
+    );
+  });
+
+  it('a model function that throws a message of several lines: every line', async () => {
+    const file = join(dir, 'two-lines.ts');
+    writeFileSync(
+      file,
+      `import { setup } from 'xstate';
+import { defineModel } from '${join(import.meta.dirname, '../../explorer/model.ts')}';
+const machine = setup({}).createMachine({ id: 'm', initial: 'a', states: { a: { on: { Go: 'b' } }, b: {} } });
+export default defineModel({
+  id: 'm',
+  machine,
+  events: () => [{ type: 'Go' }],
+  invariants: { twoLines: (s) => { if (s.value === 'b') throw new Error('first line\\nsecond line'); return true; } },
+});
+`,
+    );
+    const r = await run('explore', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("invariant 'twoLines' threw Error: first line\n  second line\n");
   });
 
   it('a trace with an event the machine rejects names the step and the event', async () => {

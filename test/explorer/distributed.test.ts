@@ -111,7 +111,7 @@ describe('faults', () => {
     expect(text).toMatch(/no verdict/);
     expect(text).toMatch(/lost: node 2's partition \([\d,]+ states\)/);
     // The surviving node is told the run ended without a verdict.
-    expect((await n1.exited).code).toBe(5);
+    expect((await n1.exited).code).toBe(4);
   });
 });
 

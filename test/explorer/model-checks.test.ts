@@ -7,7 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { explore } from '../../explorer/explore.ts';
 import { ModelError } from '../../explorer/model.ts';
-import { type Bug, regionCache } from '../fixtures/buggy.ts';
+import {
+  type Bug,
+  NON_DETERMINISTIC_CALLS,
+  type NonDeterministicCall,
+  regionCache,
+} from '../fixtures/buggy.ts';
 
 const engines = ['compiled', 'reference'] as const;
 
@@ -68,6 +73,36 @@ describe('a non-deterministic step', () => {
     await expect(explore(regionCache('non-deterministic').variant(), { check: false })).rejects.toThrow(
       /not a function of \(state, event\)/,
     );
+  });
+});
+
+describe('the clock and random sources in model code', () => {
+  const calls = Object.keys(NON_DETERMINISTIC_CALLS) as NonDeterministicCall[];
+  // Two re-executions of a step within one millisecond agree: the comparison alone caught
+  // Date.now() in 3 of 5 runs, and gave "holds" with too many states in the others.
+  it.each(engines.flatMap((engine) => calls.map((call) => [engine, call] as const)))(
+    '%s: %s is a model error on its first call, naming the call and the assign',
+    async (engine, call) => {
+      for (let run = 0; run < 3; run++) {
+        const e = await error(call, engine);
+        expect(e.message).toContain(
+          `${call} in model code: a step must depend only on the state and the event`,
+        );
+        expect(e.message).toMatch(engine === 'compiled' ? /^assign of vmm#Remap\[0\] threw/ : /Remap/);
+        // The first Remap from the initial state: the first call.
+        expect(e.trace).toEqual([{ type: 'Remap', region: 0 }]);
+      }
+    },
+  );
+
+  it('outside model code (after a trapped call too), and with checking off, the calls work', async () => {
+    await error('Math.random()', 'compiled');
+    expect(Date.now()).toBeGreaterThan(0);
+    expect(Math.random()).toBeLessThan(1);
+    expect(new Date().getTime()).toBeGreaterThan(0);
+    // Unchecked, the model is explored (and its jitter may make a counterexample fail to replay).
+    const unchecked = await explore(regionCache('Math.random()').variant(), { check: false }).catch((e) => e);
+    expect(String(unchecked.message)).not.toContain('in model code');
   });
 });
 

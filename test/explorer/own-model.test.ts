@@ -30,7 +30,47 @@ function expectStartingModelOutput(r: ReturnType<typeof vfioMc>) {
   expect(r.stdout.split('\n').every((l) => l.length <= 100)).toBe(true);
 }
 
+/**
+ * A model of three files, as models grow: model.ts imports ./machine.ts, which imports
+ * ./shared.ts; each imports xstate or vfio-mc. Only the entry file used to resolve them: the
+ * others were loaded with require(), and 'xstate' was not found (then a second, uncaught stack).
+ */
+const three = join(home, 'three');
+const THREE_FILES = {
+  'shared.ts': `import { assign } from 'xstate';
+export const bump = assign({ n: ({ context }: { context: { n: number } }) => context.n + 1 });
+export const LIMIT = 3;
+`,
+  'machine.ts': `import { setup } from 'xstate';
+import { bump, LIMIT } from './shared.ts';
+export const machine = setup({ types: { context: {} as { n: number }, events: {} as { type: 'Inc' } } }).createMachine({
+  id: 'three',
+  context: { n: 0 },
+  initial: 'run',
+  states: { run: { on: { Inc: { guard: ({ context }) => context.n < LIMIT, actions: bump } } } },
+});
+`,
+  'model.ts': `import { defineModel } from 'vfio-mc';
+import { machine } from './machine.ts';
+export default defineModel({
+  id: 'three',
+  machine,
+  events: () => [{ type: 'Inc' as const }],
+  invariants: { belowTwo: (s) => s.context.n < 2 },
+});
+`,
+};
+
+function expectThreeFileModelOutput(r: ReturnType<typeof vfioMc>) {
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toContain('4 distinct states');
+  expect(r.stdout).toContain("invariant 'belowTwo' violated after 2 steps (shortest)");
+  expect(r.code).toBe(1);
+}
+
 beforeAll(() => {
+  mkdirSync(three);
+  for (const [name, text] of Object.entries(THREE_FILES)) writeFileSync(join(three, name), text);
   const r = vfioMc('node', [BIN, 'init', review]);
   expect(r.stderr).toBe('');
   expect(r.stdout).toContain('wrote review/model.ts, review/spec.md, review/README.md');
@@ -46,6 +86,19 @@ describe('vfio-mc init, then explore, in a directory outside the repository', ()
     const r = vfioMc('node', [BIN, 'explore', 'review/model.ts', '--variant', 'notify-always']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('coverage: all 4 transitions fired');
+  });
+
+  it('a model of three files loads; a failure in the third is one error naming its line', () => {
+    expectThreeFileModelOutput(vfioMc('node', [BIN, 'explore', 'three/model.ts', '--no-trails']));
+    const broken = join(home, 'three-broken');
+    mkdirSync(broken);
+    for (const [name, text] of Object.entries(THREE_FILES))
+      writeFileSync(join(broken, name), name === 'shared.ts' ? `${text}throw new Error('boom');\n` : text);
+    const r = vfioMc('node', [BIN, 'explore', 'three-broken/model.ts']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `vfio-mc: error: three-broken/shared.ts:4:7: Error: boom\n  4 | throw new Error('boom');\n            ^\n`,
+    );
   });
 
   it('init refuses to overwrite, and writes nothing then', () => {
@@ -110,6 +163,9 @@ describe('installed as a user would install it', () => {
     const prefix = join(home, 'link');
     npm(['link'], REPO, { npm_config_prefix: prefix });
     expectStartingModelOutput(vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'review/model.ts']));
+    expectThreeFileModelOutput(
+      vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'three/model.ts', '--no-trails']),
+    );
   });
 
   it('from a packed tarball: npm pack, npm install -g', () => {
@@ -117,6 +173,9 @@ describe('installed as a user would install it', () => {
     const tgz = npm(['pack', '--pack-destination', home], REPO).trim().split('\n').pop() as string;
     npm(['install', '-g', '--prefix', prefix, join(home, tgz)], home);
     expectStartingModelOutput(vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'review/model.ts']));
+    expectThreeFileModelOutput(
+      vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'three/model.ts', '--no-trails']),
+    );
   });
 
   it('from a git URL', () => {
@@ -137,5 +196,8 @@ describe('installed as a user would install it', () => {
     const prefix = join(home, 'git');
     npm(['install', '-g', '--prefix', prefix, `git+file://${src}`], home);
     expectStartingModelOutput(vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'review/model.ts']));
+    expectThreeFileModelOutput(
+      vfioMc(join(prefix, 'bin', 'vfio-mc'), ['explore', 'three/model.ts', '--no-trails']),
+    );
   });
 });
