@@ -181,6 +181,8 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
     throw new ModelError(`--por takes no value or 'propose', got '${o.por}'`);
   if (o.view !== undefined && o.view !== true && o.view !== 'unchecked')
     throw new ModelError(`--view takes no value or 'unchecked', got '${o.view}'`);
+  if (o.symmetry !== undefined && o.symmetry !== true && o.symmetry !== 'unchecked')
+    throw new ModelError(`--symmetry takes no value or 'unchecked', got '${o.symmetry}'`);
   // `--mermaid -`: the diagrams on standard output, the text report on standard error.
   if (o.mermaid === '-' && o.json)
     throw new ModelError('--mermaid - and --json both print to standard output: give --mermaid a file');
@@ -208,7 +210,7 @@ async function cmdExplore(target: string | undefined, o: Opts): Promise<number> 
       }),
       ...(resumed && { resume: resumed.checkpoint }),
       ...(broker && { broker: { ...broker, log: brokerLog } }),
-      symmetry: o.symmetry === true,
+      symmetry: o.symmetry === 'unchecked' ? 'unchecked' : o.symmetry === true,
       view: o.view === 'unchecked' ? 'unchecked' : o.view === true,
       por: o.por === true,
       shortest: o.shortest === true,
@@ -805,7 +807,11 @@ export function buildProgram(): Command {
       .option('--broker <url>', 'run distributed over this Redis server (redis://HOST:PORT), with --node')
       .option('--node <i/n>', 'with --broker: this process is node i of n; node 0 coordinates', nodeOption)
       .option('--run <name>', 'with --broker: the run’s name (default: model, variant, parameters, n)')
-      .option('--symmetry', "store one state of each orbit under the model's interchangeable ids")
+      .option(
+        '--symmetry [unchecked]',
+        "store one state of each orbit under the model's interchangeable ids, the renamings proved on every stored state; " +
+          '--symmetry=unchecked does not prove them, and every verdict says it rests on them',
+      )
       .option(
         '--view [unchecked]',
         "store one state per view: the model's projection forgetting what can no longer matter, checked on every step; " +

@@ -20,7 +20,7 @@ import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import { checkedEngine } from './model-checks.ts';
 import { concreteEvents } from './representative.ts';
-import { withSymmetry } from './symmetry.ts';
+import { ASSUMING_SYMMETRY, type SymmetryMode, UNCHECKED_SYMMETRY, withSymmetry } from './symmetry.ts';
 import { ASSUMING_VIEW, UNCHECKED_VIEW, type ViewMode, withView } from './view.ts';
 import {
   checkSample,
@@ -61,8 +61,12 @@ export interface ExploreConfig {
   readonly checkpoint?: CheckpointPolicy;
   /** Continue a checkpointed search: its workers and bounds, on this variant (which must be the one it names). */
   readonly resume?: Checkpoint;
-  /** Symmetry reduction (symmetry.ts): one state of each orbit under the model's id renamings. */
-  readonly symmetry: boolean;
+  /**
+   * Symmetry reduction (symmetry.ts): one state of each orbit under the
+   * model's id renamings, the group proved on every stored state;
+   * 'unchecked': not proved, and the result says it assumes it.
+   */
+  readonly symmetry: SymmetryMode;
   /**
    * View reduction (view.ts): one state per view, the model's projection
    * forgetting what cannot matter any more, checked on every step; 'unchecked':
@@ -129,7 +133,7 @@ export function chooseEngine(
   variant: ResolvedVariant,
   which: ExploreConfig['engine'],
   check = true,
-  symmetry = false,
+  symmetry: SymmetryMode = false,
   view: ViewMode = false,
 ): {
   engine: AnyEngine;
@@ -144,7 +148,7 @@ function wrapped(
   engine: AnyEngine,
   variant: ResolvedVariant,
   check: boolean,
-  symmetry: boolean,
+  symmetry: SymmetryMode,
   view: ViewMode,
   por?: (inner: AnyEngine) => AnyEngine,
 ): AnyEngine {
@@ -152,7 +156,7 @@ function wrapped(
     throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
   }
   const viewed = view ? withView(engine, variant, view) : engine;
-  const inner = symmetry ? withSymmetry(viewed, variant) : viewed;
+  const inner = symmetry ? withSymmetry(viewed, variant, symmetry) : viewed;
   const reduced = por ? por(inner) : inner;
   return check ? checkedEngine(reduced, variant.machine.id) : reduced;
 }
@@ -180,6 +184,10 @@ export async function explore(full: ResolvedVariant, options: ExploreOptions = {
   if (cfg.view === 'unchecked' && (cfg.checkpoint || cfg.resume))
     throw new ModelError(
       '--view=unchecked cannot be checkpointed or resumed: a checkpoint records a checked view only',
+    );
+  if (cfg.symmetry === 'unchecked' && (cfg.checkpoint || cfg.resume))
+    throw new ModelError(
+      '--symmetry=unchecked cannot be checkpointed or resumed: a checkpoint records a checked symmetry only',
     );
   if (cfg.por) return exploreReduced(full, cfg);
   return exploreWith(full, cfg);
@@ -292,10 +300,15 @@ async function exploreWith(
   }
 
   const states = outcome.store.size;
-  // An unchecked view: every verdict, and so every line that prints one, says what it rests on.
+  // An unchecked reduction: every verdict, and so every line that prints one, says what it rests on.
+  const assumed = [
+    ...(cfg.view === 'unchecked' ? [{ assumption: UNCHECKED_VIEW, note: ASSUMING_VIEW }] : []),
+    ...(cfg.symmetry === 'unchecked' ? [{ assumption: UNCHECKED_SYMMETRY, note: ASSUMING_SYMMETRY }] : []),
+  ];
+  const assuming = assumed.map((a) => a.note).join('; ');
   const judgedVerdicts =
-    cfg.view === 'unchecked'
-      ? verdicts.map((v) => ({ ...v, note: v.note ? `${v.note}; ${ASSUMING_VIEW}` : ASSUMING_VIEW }))
+    assumed.length > 0
+      ? verdicts.map((v) => ({ ...v, note: v.note ? `${v.note}; ${assuming}` : assuming }))
       : verdicts;
   return {
     model: variant.modelId,
@@ -306,14 +319,14 @@ async function exploreWith(
     checking: cfg.check,
     reductions: [
       ...(cfg.view ? [cfg.view === 'unchecked' ? 'view (unchecked)' : 'view'] : []),
-      ...(cfg.symmetry ? ['symmetry'] : []),
+      ...(cfg.symmetry ? [cfg.symmetry === 'unchecked' ? 'symmetry (unchecked)' : 'symmetry'] : []),
       ...(cfg.por ? ['por'] : []),
     ],
     workers,
     ...(reduced && {
       partialOrder: { ...reduced.stats, restarts: reduced.restarts, checked: cfg.check },
     }),
-    ...(cfg.view === 'unchecked' && { assumptions: [UNCHECKED_VIEW] }),
+    ...(assumed.length > 0 && { assumptions: assumed.map((a) => a.assumption) }),
     complete: outcome.complete,
     ...(outcome.cutBy && { cutBy: outcome.cutBy }),
     bounds: { depth: cfg.depth, maxStates: cfg.maxStates },

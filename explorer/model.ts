@@ -171,8 +171,9 @@ export interface ActorFootprint extends FootprintSpec {
  * interchangeable when every guard, assign and property treats them the
  * same way. With `--symmetry` the explorer stores one representative of each
  * set of states that differ only by a renaming of those ids (symmetry.ts),
- * after checking on sampled states that the renaming maps invariants and
- * steps onto themselves.
+ * checking on every state it stores that each renaming keeps every judged
+ * property's value and maps the state's steps onto its renamed copy's;
+ * `--symmetry=unchecked` assumes it instead, and every verdict says so.
  */
 export interface Symmetry<TContext = any> {
   /** Each set of interchangeable ids and its size: ids 0..size-1 (e.g. `{ dma: params.dmas }`). */

@@ -35,6 +35,7 @@ import {
 } from './checkpoint.ts';
 import { TOOL_VERSION } from './model-digest.ts';
 import { ModelError, type ResolvedVariant } from './model.ts';
+import type { SymmetryMode } from './symmetry.ts';
 import type { ViewMode } from './view.ts';
 import { GatheredStates } from './state-store.ts';
 import {
@@ -50,7 +51,7 @@ import {
 export interface ParallelConfig extends SearchConfig {
   readonly workers: number;
   readonly check: boolean;
-  readonly symmetry: boolean;
+  readonly symmetry: SymmetryMode;
   readonly view?: ViewMode;
   /** Write checkpoints (checkpoint.ts). */
   readonly checkpoint?: CheckpointPolicy;
@@ -204,7 +205,7 @@ export async function runLevels(
       workers: threads.length,
       bounds: { depth: cfg.depth, maxStates: cfg.maxStates },
       check: cfg.check,
-      symmetry: cfg.symmetry,
+      symmetry: cfg.symmetry === true,
       view: cfg.view === true,
       coordinator: {
         depth,

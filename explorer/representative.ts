@@ -12,11 +12,11 @@ import type { AnyEngine } from './engine.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { type Fingerprint, sameFingerprint } from './fingerprint.ts';
 import { ModelError, type ResolvedVariant, type Symmetry } from './model.ts';
-import { canonicalizer } from './symmetry.ts';
+import { canonicalizer, type SymmetryMode } from './symmetry.ts';
 import { type ViewMode, viewer } from './view.ts';
 
 export interface Classes {
-  readonly symmetry: boolean;
+  readonly symmetry: SymmetryMode;
   readonly view: ViewMode;
 }
 
@@ -40,7 +40,7 @@ export function concreteEvents(
   const fp = (s: unknown) => base.fingerprint(rep(s));
   /**
    * A checked reduction puts every concrete step into the class the search
-   * found; only an unchecked view can fail to, and that is the view's fault.
+   * found; only an unchecked view or symmetry can fail to, and that is its fault.
    */
   const lost = (what: string) =>
     classes.view === 'unchecked'
@@ -48,7 +48,12 @@ export function concreteEvents(
           `--view=unchecked: the view of model '${variant.modelId}' is not sound: ${what}; ` +
             'the counterexample the search found among views has no concrete run (run without --view to judge)',
         )
-      : new Error(`internal error: ${what}`);
+      : classes.symmetry === 'unchecked'
+        ? new ModelError(
+            `--symmetry=unchecked: the symmetry of model '${variant.modelId}' is not sound: ${what}; ` +
+              'the counterexample the search found among representatives has no concrete run (run without --symmetry to judge)',
+          )
+        : new Error(`internal error: ${what}`);
   let s = base.initial();
   if (!sameFingerprint(fp(s), representatives[0])) throw lost('the initial state is not in its class');
   const events: EventObject[] = [];

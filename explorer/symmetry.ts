@@ -3,25 +3,50 @@
  * sets of interchangeable ids (its dmas, its mdevs) and how to rename them in
  * a state (model.ts Symmetry). The explorer then stores one representative
  * of every orbit: of a state and all its renamings, the one with the least
- * fingerprint. An engine wrapper does it, so no search strategy changes: its
- * `step` returns the representative of the successor.
+ * fingerprint (or, with a key, the least among those that sort the ids). An
+ * engine wrapper does it, so no search strategy changes: its `initial` and
+ * `step` return representatives.
  *
- * Sound when the renamings are automorphisms: each maps every invariant to
- * itself and the transition relation onto itself. That is checked, not
- * trusted: on the first states and then on a sample, a random renaming of
- * the state must satisfy the same invariants, and its successors must have
- * the same representatives. A declaration that fails is a model error.
- * Invariants and deadlocks are preserved (a state violates one iff its
- * representative does); temporal properties other than `sometimes` are not
- * checked under symmetry, as in TLC.
+ * Proved on the states it is applied to, not sampled (explorer/README.md,
+ * Reductions, has the argument). For every representative r the search
+ * stores, and every distinct renamed copy π(r) of it (one π for each; the
+ * renamings that give r itself need nothing: π(r) is r):
+ * 1. every predicate the search judges (invariants, the `sometimes`
+ *    properties' predicates) has the same value in π(r) as in r;
+ * 2. the successors of π(r) are exactly the successors of r renamed by π,
+ *    as sets of states (the events may differ: they carry ids too);
+ * 3. renaming π(r) back by π⁻¹ gives r (permute() is a renaming).
+ * Then every reachable state is a renamed copy of a stored representative,
+ * with the same predicate values and renamed successors: the graph of
+ * representatives is the exact quotient of the state graph. Invariants,
+ * deadlocks and `sometimes` are judged on it soundly (a `sometimes` state
+ * anywhere in a representative's orbit counts, since its predicate is the
+ * same there). Other temporal properties are not judged (the check does not
+ * relate the actors that take the steps, which their fairness needs).
+ * A failure is a model error naming the renaming, the state and the event
+ * or predicate. `--symmetry=unchecked` runs without the check, and the
+ * result then carries the assumption (result.ts `assumptions`).
  *
  * Counterexamples are found among representatives; representative.ts turns
  * a path of them back into the events of a concrete run from the real
  * initial state, which is then replayed on xstate's transition().
  */
+import type { EventObject } from 'xstate';
 import type { Engine } from './engine.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import { callModel, ModelError, type ResolvedVariant, type Symmetry } from './model.ts';
+import { callModel, ModelError, type ResolvedVariant, type StatePredicate, type Symmetry } from './model.ts';
+import { temporalLabels } from './temporal.ts';
+import { FingerprintSet } from './view-reads.ts';
+
+/** `--symmetry` proves the declared group on every stored state; `--symmetry=unchecked` assumes it. */
+export type SymmetryMode = boolean | 'unchecked';
+
+/** The assumption a result carries when its symmetry was not checked (result.ts `assumptions`). */
+export const UNCHECKED_SYMMETRY =
+  'unchecked symmetry: every verdict assumes the renamings keep the steps and properties';
+
+/** The note every verdict of such a result carries. */
+export const ASSUMING_SYMMETRY = 'assuming the unchecked symmetry';
 
 type Perm = Readonly<Record<string, readonly number[]>>;
 
@@ -52,10 +77,6 @@ const describe = (p: Perm) =>
   Object.entries(p)
     .map(([k, v]) => `${k} ${v.map((to, from) => `${from}→${to}`).join(' ')}`)
     .join(', ');
-
-/** A sampled check every this many steps, after the first CHECK_FIRST. */
-const CHECK_FIRST = 200;
-const CHECK_EVERY = 997;
 
 /**
  * With a key: the renamings that sort each set's ids by key, every order of
@@ -119,60 +140,149 @@ export function canonicalizer<S>(engine: Engine<S>, sym: Symmetry) {
   return { others, rename, canonical, fp: (s: S) => engine.fingerprint(canonical(s)) };
 }
 
-export function withSymmetry<S>(engine: Engine<S>, variant: ResolvedVariant): Engine<S> {
+const fpKey = (f: Fingerprint) => `${f.hi >>> 0}:${f.lo >>> 0}`;
+
+/** The inverse of a renaming. */
+const inverse = (p: Perm): Perm =>
+  Object.fromEntries(
+    Object.entries(p).map(([k, v]) => {
+      const inv = new Array<number>(v.length);
+      v.forEach((to, from) => {
+        inv[to] = from;
+      });
+      return [k, inv];
+    }),
+  );
+
+/** A state for a message: its control state and context, cut to a readable length. */
+function shown(engine: Engine<unknown>, s: unknown): string {
+  const v = engine.view(s);
+  const text = `${typeof v.value === 'string' ? v.value : JSON.stringify(v.value)} ${JSON.stringify(v.context)}`;
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
+/** `options.check: false` is the tests' mutant: the same reduction without its check. */
+export function withSymmetry<S>(
+  engine: Engine<S>,
+  variant: ResolvedVariant,
+  mode: SymmetryMode = true,
+  options = { check: true },
+): Engine<S> {
   const { others, rename, canonical } = canonicalizer(engine, variant.symmetry as Symmetry);
-  // The check compares orbits by their least member over every renaming, whatever the key says.
-  const { fp: orbitFp } = canonicalizer(engine, { ...(variant.symmetry as Symmetry), key: undefined });
-  let steps = 0;
-  let seed = 0x2545f491;
-  const random = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
+  if (mode === 'unchecked' || !options.check) {
+    return {
+      ...engine,
+      initial: () => canonical(engine.initial()),
+      step(s, event) {
+        const n = engine.step(s, event);
+        return n === null ? null : canonical(n);
+      },
+    };
+  }
+  const inverses = others.map(inverse);
+  const preds: { name: string; holds: StatePredicate }[] = [
+    ...Object.entries(variant.invariants).map(([name, holds]) => ({ name: `invariant '${name}'`, holds })),
+    ...temporalLabels(variant),
+  ];
+  const modelId = variant.modelId;
+  const any = engine as Engine<unknown>;
+  const refuse = (p: Perm, what: string) =>
+    new ModelError(
+      `--symmetry: the renaming ${describe(p)} is not a symmetry of model '${modelId}': ${what}. ` +
+        'Every renaming must map each step onto a step and keep every property’s value ' +
+        '(does permute() rename every field, and do the guards, actions and properties treat every id alike?)',
+    );
+
+  /** A state's successors: by fingerprint, the event that reaches each and the state. */
+  const successors = (s: S) => {
+    const out = new Map<string, { event: EventObject; next: S }>();
+    for (const event of callModel('the event generator (events)', () => variant.events(engine.view(s)))) {
+      const next = engine.step(s, event);
+      if (next !== null && !out.has(fpKey(engine.fingerprint(next))))
+        out.set(fpKey(engine.fingerprint(next)), { event, next });
+    }
+    return out;
   };
 
-  /** The declared renaming must be an automorphism: checked on `s` and one random renaming of it. */
-  const check = (s: S) => {
-    if (others.length === 0) return;
-    const p = others[random(others.length)];
-    const t = rename(s, p);
-    const vs = engine.view(s);
-    const vt = engine.view(t);
-    for (const [name, holds] of Object.entries(variant.invariants)) {
-      if (holds(vs) !== holds(vt)) {
-        throw new ModelError(
-          `--symmetry: invariant '${name}' is not symmetric under the renaming ${describe(p)}: ` +
-            `it ${holds(vs) ? 'holds' : 'fails'} in a state and ${holds(vt) ? 'holds' : 'fails'} in its renamed copy`,
+  /** Condition 2 for one renaming: the successors of m = p(r) are those of r renamed by p. */
+  const commutes = (
+    r: S,
+    p: Perm,
+    ofR: Map<string, { event: EventObject; next: S }>,
+    m: S,
+    ofM: Map<string, { event: EventObject; next: S }>,
+  ) => {
+    const renamed = new Set<string>();
+    for (const { event, next } of ofR.values()) {
+      const k = fpKey(engine.fingerprint(rename(next, p)));
+      renamed.add(k);
+      if (!ofM.has(k))
+        throw refuse(
+          p,
+          `in state ${shown(any, r)}, ${JSON.stringify(event)} leads to ${shown(any, next)}, ` +
+            `but no step of its renamed copy ${shown(any, m)} leads to the renamed successor`,
         );
-      }
     }
-    const successors = (x: S) =>
-      variant
-        .events(engine.view(x))
-        .map((e) => engine.step(x, e))
-        .filter((n): n is NonNullable<typeof n> => n !== null)
-        .map((n) => orbitFp(n as S))
-        .map((f) => `${f.hi}:${f.lo}`)
-        .sort();
-    const a = successors(s);
-    const b = successors(t);
-    if (a.join() !== b.join()) {
-      throw new ModelError(
-        `--symmetry: the renaming ${describe(p)} does not map the model's steps onto themselves: ` +
-          `a state and its renamed copy have ${a.length} and ${b.length} successors, ` +
-          `not the same ones up to renaming (does permute() rename every field, and treat every id alike?)`,
-      );
+    for (const [k, { event, next }] of ofM) {
+      if (!renamed.has(k))
+        throw refuse(
+          p,
+          `in the renamed copy ${shown(any, m)} of state ${shown(any, r)}, ${JSON.stringify(event)} leads to ` +
+            `${shown(any, next)}, which is no renamed successor of the state`,
+        );
     }
+  };
+
+  /** The representatives checked: each once, however many steps reach it. */
+  const checked = new FingerprintSet();
+  /** Conditions 1 to 3 on a representative about to be stored. */
+  const check = (r: S) => {
+    const fp = engine.fingerprint(r);
+    if (!checked.add(fp.hi, fp.lo)) return;
+    const self = fpKey(fp);
+    const vr = engine.view(r);
+    const values = preds.map(({ name, holds }) => Boolean(callModel(name, () => holds(vr))));
+    const ofR = successors(r);
+    // Each distinct copy once, by the first renaming that gives it: the argument needs one for each reachable copy.
+    const copies = new Set<string>([self]);
+    others.forEach((p, k) => {
+      const m = rename(r, p);
+      if (fpKey(engine.fingerprint(rename(m, inverses[k]))) !== self)
+        throw refuse(
+          p,
+          `renaming state ${shown(any, r)} by it and back by its inverse gives another state, ` +
+            'so permute() is not a renaming',
+        );
+      const mk = fpKey(engine.fingerprint(m));
+      if (copies.has(mk)) return;
+      copies.add(mk);
+      const vm = engine.view(m);
+      preds.forEach(({ name, holds }, i) => {
+        const there = Boolean(callModel(name, () => holds(vm)));
+        if (there !== values[i])
+          throw refuse(
+            p,
+            `${name} ${values[i] ? 'holds' : 'fails'} in state ${shown(any, r)} and ` +
+              `${there ? 'holds' : 'fails'} in its renamed copy ${shown(any, m)}`,
+          );
+      });
+      commutes(r, p, ofR, m, successors(m));
+    });
   };
 
   return {
     ...engine,
-    initial: () => canonical(engine.initial()),
+    initial: () => {
+      const r = canonical(engine.initial());
+      check(r);
+      return r;
+    },
     step(s, event) {
       const n = engine.step(s, event);
       if (n === null) return null;
-      steps++;
-      if (steps <= CHECK_FIRST || steps % CHECK_EVERY === 0) check(s);
-      return canonical(n);
+      const r = canonical(n);
+      check(r);
+      return r;
     },
   };
 }

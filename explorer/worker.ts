@@ -24,6 +24,7 @@ import { Frontier } from './frontier.ts';
 import { callModel, type ResolvedVariant } from './model.ts';
 import { StateStore } from './state-store.ts';
 import { temporalLabels } from './temporal.ts';
+import type { SymmetryMode } from './symmetry.ts';
 import type { ViewMode } from './view.ts';
 
 export const gid = (partition: number, local: number): number => partition * 4294967296 + local;
@@ -34,7 +35,7 @@ export const localOf = (g: number): number => g % 4294967296;
 
 export interface PartitionConfig {
   readonly check: boolean;
-  readonly symmetry?: boolean;
+  readonly symmetry?: SymmetryMode;
   readonly view?: ViewMode;
   readonly recordEdges: boolean;
   /** Bytes this partition's visited set and frontiers may use (its share of --memory). */
@@ -155,7 +156,7 @@ export class Partition {
     private readonly exchange: Exchange,
     private readonly cfg: PartitionConfig,
   ) {
-    this.variant = judged(full, { symmetry: cfg.symmetry === true }).variant;
+    this.variant = judged(full, { symmetry: cfg.symmetry ?? false }).variant;
     const variant = this.variant;
     this.engine = chooseEngine(variant, 'auto', cfg.check, cfg.symmetry, cfg.view).engine;
     this.invariants = Object.entries(variant.invariants);
