@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// `npm run test:distributed`: the distributed search on every registered variant, and its
-// resumes after faults (test/**/*.slow.ts); npm test runs a representative subset.
+// The slow tests (test/**/*.slow.ts), each run by its own script: `npm run test:distributed` (the
+// distributed search on the registered variants, and its resumes after faults; npm test runs a
+// representative subset) and `npm run test:por-large`.
 export default defineConfig({
   test: {
     include: ['test/**/*.slow.ts'],

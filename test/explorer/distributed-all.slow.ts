@@ -1,7 +1,11 @@
 /**
  * `npm run test:distributed` (vitest.distributed.config.ts): every registered
- * variant explored by 2 and 3 processes over a loopback redis-server gives
- * the one-process counts, verdicts and counterexample lengths; and faults
+ * variant of at most SMALL states (53 of the 73, every model and every kind of
+ * verdict) explored by 2 processes over a loopback redis-server gives the
+ * one-process counts, verdicts and counterexample lengths (3 processes, and a
+ * 55,000-state search, are in npm test's representative set:
+ * distributed.test.ts; every variant at 2 and 3 processes was over 40 minutes
+ * of CI on two cores); and faults
  * with checkpoints: a node killed mid-run and restarted by hand, or the
  * broker restarted mid-run, and the run resumes from its last checkpoint to
  * the uninterrupted answer. (npm test runs a representative subset and the
@@ -18,10 +22,13 @@ import { findModel, registeredModels } from '../../explorer/registry.ts';
 import type { ExploreResult } from '../../explorer/result.ts';
 import { exploreDistributed, freshRun, startNode, summary } from './distributed-helpers.ts';
 
+const SMALL = 25_000;
 const models = await registeredModels();
-const cases: [string, string, ResolvedVariant][] = models.flatMap((m) =>
-  m.variantNames.map((v) => [`${m.id}/${v}`, m.id, m.variant(v)] as [string, string, ResolvedVariant]),
-);
+const cases: [string, string, ResolvedVariant][] = models
+  .flatMap((m) =>
+    m.variantNames.map((v) => [`${m.id}/${v}`, m.id, m.variant(v)] as [string, string, ResolvedVariant]),
+  )
+  .filter(([, , v]) => (v.expect?.states ?? 0) <= SMALL);
 
 let redis: Server;
 beforeAll(async () => {
@@ -36,7 +43,7 @@ describe.each(cases)('%s: N processes = one process', (_name, model, variant) =>
   beforeAll(async () => {
     one = await explore(variant, { workers: 1 });
   });
-  it.each([2, 3])('%i processes', async (nodes) => {
+  it.each([2])('%i processes', async (nodes) => {
     const { result, others } = await exploreDistributed(redis.url, model, variant, nodes);
     expect(summary(result)).toEqual(summary(one));
     expect(others.map((o) => o.code)).toEqual(others.map(() => 0));
