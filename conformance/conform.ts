@@ -8,7 +8,7 @@
 import { readJsonFile } from '../explorer/json-file.ts';
 import type { EventObject } from 'xstate';
 import type { AnyEngine } from '../explorer/engine.ts';
-import { chooseEngine } from '../explorer/explore.ts';
+import { chooseEngine } from '../explorer/engine-choice.ts';
 import { type Model, ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import type { Adapter, ReplayTarget } from './adapters/adapter.ts';
 import { barMmapAdapter } from './adapters/bar-mmap.ts';

@@ -9,7 +9,8 @@
  */
 import type { EventObject, StateNode } from 'xstate';
 import { type AnyEngine, transitionId } from '../explorer/engine.ts';
-import { chooseEngine, resolveExploreOptions } from '../explorer/explore.ts';
+import { chooseEngine } from '../explorer/engine-choice.ts';
+import { resolveExploreOptions } from '../explorer/explore.ts';
 import { ModelError, type ResolvedVariant } from '../explorer/model.ts';
 import { StateStore } from '../explorer/state-store.ts';
 import { replay } from '../explorer/trace.ts';

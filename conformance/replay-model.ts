@@ -11,7 +11,7 @@
  */
 import type { EventObject, StateNode } from 'xstate';
 import type { AnyEngine } from '../explorer/engine.ts';
-import { chooseEngine } from '../explorer/explore.ts';
+import { chooseEngine } from '../explorer/engine-choice.ts';
 import type { ResolvedVariant } from '../explorer/model.ts';
 
 /** Bound on the states one consistent set may hold (the replayed models are small). */

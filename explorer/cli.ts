@@ -24,7 +24,8 @@ import {
 import { EXIT, formatExitTable, searchExit, searchScope } from './exit-codes.ts';
 import { unexplained } from './coverage.ts';
 import { createReferenceEngine } from './engine-reference.ts';
-import { AUTO_PROBE_STATES, explore, pickEngine } from './explore.ts';
+import { pickEngine } from './engine-choice.ts';
+import { AUTO_PROBE_STATES, explore } from './explore.ts';
 import { DEFAULT_SAMPLE, proposeFootprints } from './por.ts';
 import { initModelDir } from './init.ts';
 import { readJsonFile } from './json-file.ts';

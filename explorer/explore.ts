@@ -14,14 +14,13 @@ import type { BrokerTarget } from './broker-link.ts';
 import { distributedSearch } from './distributed-bfs.ts';
 import { coverageOf } from './coverage.ts';
 import type { AnyEngine } from './engine.ts';
-import { createCompiledEngine, Unsupported } from './engine-compiled.ts';
+import { chooseEngine, type EngineChoice, judged, pickEngine, wrapped } from './engine-choice.ts';
 import { createReferenceEngine } from './engine-reference.ts';
 import { collisionProbability } from './fingerprint.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
-import { checkedEngine } from './model-checks.ts';
 import { concreteEvents } from './representative.ts';
-import { ASSUMING_SYMMETRY, type SymmetryMode, UNCHECKED_SYMMETRY, withSymmetry } from './symmetry.ts';
-import { ASSUMING_VIEW, UNCHECKED_VIEW, type ViewMode, withView } from './view.ts';
+import { ASSUMING_SYMMETRY, type SymmetryMode, UNCHECKED_SYMMETRY } from './symmetry.ts';
+import { ASSUMING_VIEW, UNCHECKED_VIEW, type ViewMode } from './view.ts';
 import {
   checkSample,
   Declared,
@@ -44,7 +43,7 @@ export interface ExploreConfig {
   /** Maximum number of distinct states. @default variant bounds, else 1_000_000 */
   readonly maxStates: number;
   /** 'auto' uses the compiled engine when the machine allows it. @default 'auto' */
-  readonly engine: 'auto' | 'compiled' | 'reference';
+  readonly engine: EngineChoice;
   /** Checking mode (model-checks.ts): catch in-place changes, non-determinism, non-plain data. @default true */
   readonly check: boolean;
   /** Bytes the search may use: past it the frontier spills to disk; a visited set that outgrows it ends the search. */
@@ -127,56 +126,6 @@ export function resolveExploreOptions(variant: ResolvedVariant, options: Explore
     ...(options.stopRequested && { stopRequested: options.stopRequested }),
     broker: options.broker,
   };
-}
-
-export function chooseEngine(
-  variant: ResolvedVariant,
-  which: ExploreConfig['engine'],
-  check = true,
-  symmetry: SymmetryMode = false,
-  view: ViewMode = false,
-): {
-  engine: AnyEngine;
-  note?: string;
-} {
-  const chosen = pickEngine(variant, which);
-  return { ...chosen, engine: wrapped(chosen.engine, variant, check, symmetry, view) };
-}
-
-/** An engine with the reductions and checking mode laid over it. */
-function wrapped(
-  engine: AnyEngine,
-  variant: ResolvedVariant,
-  check: boolean,
-  symmetry: SymmetryMode,
-  view: ViewMode,
-  por?: (inner: AnyEngine) => AnyEngine,
-): AnyEngine {
-  if (symmetry && variant.symmetry === undefined) {
-    throw new ModelError(`--symmetry: model '${variant.modelId}' declares no interchangeable ids (symmetry)`);
-  }
-  const viewed = view ? withView(engine, variant, view) : engine;
-  const inner = symmetry ? withSymmetry(viewed, variant, symmetry) : viewed;
-  const reduced = por ? por(inner) : inner;
-  return check ? checkedEngine(reduced, variant.machine.id) : reduced;
-}
-
-export function pickEngine(
-  variant: ResolvedVariant,
-  which: ExploreConfig['engine'],
-): {
-  engine: AnyEngine;
-  note?: string;
-} {
-  if (which === 'reference') return { engine: createReferenceEngine(variant.machine) };
-  try {
-    return { engine: createCompiledEngine(variant.machine) };
-  } catch (e) {
-    if (!(e instanceof Unsupported)) throw e;
-    const note = `compiled engine does not support ${e.message}; using xstate's transition()`;
-    if (which === 'compiled') throw new ModelError(`model '${variant.modelId}': ${note}`);
-    return { engine: createReferenceEngine(variant.machine), note };
-  }
 }
 
 export async function explore(full: ResolvedVariant, options: ExploreOptions = {}): Promise<ExploreResult> {
@@ -420,23 +369,6 @@ async function searchInParallel(
     search(variant, engine, cfg);
     throw e;
   }
-}
-
-/**
- * The variant as the search judges it, and the properties it does not judge:
- * under symmetry or partial-order reduction, temporal properties other than
- * `sometimes` (as in TLC; the ample sets here keep reachability, not paths).
- */
-export function judged(
-  variant: ResolvedVariant,
-  cfg: Pick<ExploreConfig, 'symmetry'> & Partial<Pick<ExploreConfig, 'por'>>,
-): { variant: ResolvedVariant; skipped: [string, PropertyVerdict['kind']][] } {
-  if (!cfg.symmetry && !cfg.por) return { variant, skipped: [] };
-  const kept = Object.entries(variant.properties).filter(([, p]) => p.kind === 'sometimes');
-  const skipped = Object.entries(variant.properties)
-    .filter(([, p]) => p.kind !== 'sometimes')
-    .map(([name, p]) => [name, p.kind] as [string, PropertyVerdict['kind']]);
-  return { variant: { ...variant, properties: Object.fromEntries(kept) }, skipped };
 }
 
 /** A search under partial-order reduction: its engine, the variant whose predicates record the visible set, its counts. */

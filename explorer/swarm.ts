@@ -21,7 +21,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { EventObject } from 'xstate';
 import type { AnyEngine } from './engine.ts';
 import { transitionName } from './engine.ts';
-import { chooseEngine } from './explore.ts';
+import { chooseEngine } from './engine-choice.ts';
 import { callModel, type ResolvedVariant } from './model.ts';
 import { StateStore } from './state-store.ts';
 import { replay } from './trace.ts';

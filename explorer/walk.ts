@@ -10,7 +10,7 @@
  */
 import fc from 'fast-check';
 import type { EventObject } from 'xstate';
-import { chooseEngine } from './explore.ts';
+import { chooseEngine } from './engine-choice.ts';
 import { callModel, ModelError, requirePositiveIntegers, type ResolvedVariant } from './model.ts';
 import type { Violation } from './result.ts';
 import { replay } from './trace.ts';

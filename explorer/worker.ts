@@ -17,7 +17,7 @@ import { type DecodeMemo, type DictEntry, Words } from './codec.ts';
 import type { AnyEngine } from './engine.ts';
 import type { MessagePort } from 'node:worker_threads';
 import { BatchWriter, type Exchange, ownerOf, PortExchange, PROBE, readBatch } from './exchange.ts';
-import { chooseEngine, judged } from './explore.ts';
+import { chooseEngine, judged } from './engine-choice.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { memoryBudget } from './bfs.ts';
 import { Frontier } from './frontier.ts';

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { EventObject } from 'xstate';
-import { chooseEngine } from '../../explorer/explore.ts';
+import { chooseEngine } from '../../explorer/engine-choice.ts';
 import type { ResolvedVariant } from '../../explorer/model.ts';
 import { findModel } from '../../explorer/registry.ts';
 import type { ReplayTarget } from '../adapters/adapter.ts';

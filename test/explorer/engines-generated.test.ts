@@ -39,7 +39,8 @@ import { describe, expect, it } from 'vitest';
 import type { AnyEngine } from '../../explorer/engine.ts';
 import { createCompiledEngine, Unsupported } from '../../explorer/engine-compiled.ts';
 import { createReferenceEngine } from '../../explorer/engine-reference.ts';
-import { explore, pickEngine } from '../../explorer/explore.ts';
+import { pickEngine } from '../../explorer/engine-choice.ts';
+import { explore } from '../../explorer/explore.ts';
 import { defineModel, type ModelSnapshot, type ResolvedVariant } from '../../explorer/model.ts';
 
 // ---- The specification of a machine, as fast-check generates (and shrinks) it.
