@@ -23,9 +23,18 @@ module.exports = {
     {
       name: 'explorer-is-below-its-users',
       severity: 'error',
-      comment: 'explorer/ is the core: conformance/, view/ and the command line use it, not the other way round',
-      from: { path: '^explorer/' },
+      comment:
+        'explorer/ is the core: conformance/, view/ and the command line use it, not the other way round',
+      from: { path: '^explorer/', pathNot: '\\.(test|slow)\\.ts$' },
       to: { path: '^(conformance|view|cli)/' },
+    },
+    {
+      name: 'the-command-line-is-on-top',
+      severity: 'error',
+      comment:
+        'cli/ is the one place that puts explorer/, conformance/ and view/ together: nothing imports it but its entry points',
+      from: { path: '^(explorer|conformance|view|machines|invariants)/', pathNot: '\\.(test|slow)\\.ts$' },
+      to: { path: '^cli/' },
     },
   ],
   options: {

@@ -312,7 +312,7 @@ export function reproducer(
   model: string = report.model,
 ): string {
   return [
-    'npx tsx explorer/cli.ts conform',
+    'npx tsx cli/main.ts conform',
     model,
     `--variant ${report.variant}`,
     ...(pathsFile ? [`--paths ${pathsFile}`] : []),

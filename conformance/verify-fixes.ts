@@ -54,7 +54,7 @@ function run(what: string, args: string[], want = 0): boolean {
 }
 
 const conform = (model: string, variant: string, bzImage: string, paths?: string, strict = false) => [
-  'explorer/cli.ts',
+  'cli/main.ts',
   'conform',
   model,
   '--variant',

@@ -1,10 +1,8 @@
-// Writes the exported finding tests again (conformance/kselftest/exported.json):
-//   npm run kselftest:export
+// The exported finding tests (conformance/kselftest/exported.json) and the CLI arguments that
+// write each; `npm run kselftest:export` (cli/kselftest-export.ts) writes them again.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../../explorer/cli.ts';
 import { projectTestDir } from '../qemu/selftests.ts';
-import { isMain, runMain } from '../run.ts';
 
 export interface ExportedTest {
   readonly file: string;
@@ -17,13 +15,3 @@ export const exportedTests = (): readonly ExportedTest[] =>
 
 /** The CLI arguments that write one exported test to `out`. */
 export const exportArgs = (t: ExportedTest, out: string) => ['export', 'kselftest', ...t.args, '--out', out];
-
-if (isMain(import.meta.url))
-  runMain('kselftest:export', async () => {
-    for (const t of exportedTests()) {
-      const code = await main(exportArgs(t, join(projectTestDir, t.file)));
-      if (code !== 0) return code;
-      console.log(`wrote conformance/kselftest/${t.file}`);
-    }
-    return 0;
-  });

@@ -282,7 +282,7 @@ describe('conformance of the models on Linux 7.3.4 (vfio-mc conform)', () => {
   });
 
   it('the CLI: a divergence exits 1 with the replay command and a JUnit failure', async () => {
-    const { main } = await import('../../explorer/cli.ts');
+    const { main } = await import('../../cli/main.ts');
     const junit = join(mkdtempSync(join(tmpdir(), 'conform-')), 'junit.xml');
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
@@ -300,7 +300,7 @@ describe('conformance of the models on Linux 7.3.4 (vfio-mc conform)', () => {
     expect(code, text).toBe(1);
     expect(text).toContain('DIVERGE container/current/');
     expect(text).toContain(
-      `replay alone: npx tsx explorer/cli.ts conform ${WRONG_MODEL} --variant current --path container/current/p`,
+      `replay alone: npx tsx cli/main.ts conform ${WRONG_MODEL} --variant current --path container/current/p`,
     );
     const xml = readFileSync(junit, 'utf8');
     expect(xml).toContain('<failure message="VmmUnmapVaddr by vmm: observed EBUSY');

@@ -360,7 +360,7 @@ describe('vfio-mc conform: usage errors exit 2 before any VM boots', () => {
     [['conform', 'container', '--fail-nth', 'x'], '--fail-nth must be STEP:N'],
     [['conform', 'container', '--target', 'moon'], "argument 'moon' is invalid"],
   ])('%j', async (argv, message) => {
-    const { main } = await import('../../explorer/cli.ts');
+    const { main } = await import('../../cli/main.ts');
     const err: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((s: string) => {

@@ -10,7 +10,7 @@ import { expectedResult, formatKselftest, recordPath } from '../../conformance/e
 import { exportArgs, exportedTests } from '../../conformance/kselftest/export-all.ts';
 import { generatePaths } from '../../conformance/paths.ts';
 import { projectTestDir } from '../../conformance/qemu/selftests.ts';
-import { main } from '../../explorer/cli.ts';
+import { main } from '../../cli/main.ts';
 import { findModel } from '../../explorer/registry.ts';
 
 const quiet = async (args: string[]) => {

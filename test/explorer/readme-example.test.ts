@@ -16,7 +16,7 @@ describe('the README example model', () => {
         .replace(/\s+/g, ' ')
         .replace(/\s*([(){}|;,:=])\s*/g, '$1')
         .replace(/=\|/g, '=');
-    const file = readFileSync(join(import.meta.dirname, '../../explorer/init/model.ts'), 'utf8');
+    const file = readFileSync(join(import.meta.dirname, '../../cli/init/model.ts'), 'utf8');
     expect(tokens(code)).toBe(tokens(file));
   });
 

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { main } from '../../explorer/cli.ts';
+import { main } from '../../cli/main.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vfio-mc-replay-'));
 const TRANSIENT = join(import.meta.dirname, '../fixtures/transient.ts');

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mergeReports, parseSwarmReport } from '../../explorer/merge-reports.ts';
+import { mergeReports, parseSwarmReport } from '../../cli/merge-reports.ts';
 import { findModel } from '../../explorer/registry.ts';
 import { parseBudget, runShard, type SwarmReport } from '../../explorer/swarm.ts';
 import { confirmTrail, parseTrail } from '../../explorer/trail.ts';

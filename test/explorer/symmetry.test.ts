@@ -9,7 +9,7 @@
  * everything. `--symmetry=unchecked` runs without it, and says so.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../explorer/cli.ts';
+import { main } from '../../cli/main.ts';
 import { explore } from '../../explorer/explore.ts';
 import { leadsTo, ModelError, type ResolvedVariant, sometimes } from '../../explorer/model.ts';
 import { findModel } from '../../explorer/registry.ts';

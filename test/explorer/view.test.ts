@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { search } from '../../explorer/bfs.ts';
-import { main } from '../../explorer/cli.ts';
+import { main } from '../../cli/main.ts';
 import { createCompiledEngine } from '../../explorer/engine-compiled.ts';
 import { explore } from '../../explorer/explore.ts';
 import { ModelError, type Projection, type ResolvedVariant } from '../../explorer/model.ts';

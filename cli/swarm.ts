@@ -7,14 +7,14 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { checkWritableDir, checkWritableFile, print } from './cli-output.ts';
-import { EXIT } from './exit-codes.ts';
-import { readJsonFile } from './json-file.ts';
+import { checkWritableDir, checkWritableFile, print } from './output.ts';
+import { EXIT } from '../explorer/exit-codes.ts';
+import { readJsonFile } from '../explorer/json-file.ts';
 import { formatMerged, mergeReports, parseSwarmReport } from './merge-reports.ts';
-import { ModelError, type ResolvedVariant } from './model.ts';
-import { isModelPath } from './registry.ts';
-import { type Budget, parseBudget, runShard } from './swarm.ts';
-import { trailName } from './trail.ts';
+import { ModelError, type ResolvedVariant } from '../explorer/model.ts';
+import { isModelPath } from '../explorer/registry.ts';
+import { type Budget, parseBudget, runShard } from '../explorer/swarm.ts';
+import { trailName } from '../explorer/trail.ts';
 
 /** `--shard I/N`: this is shard I of N. */
 export function shardOption(raw: string): { index: number; count: number } {

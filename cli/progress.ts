@@ -7,7 +7,7 @@
  * its label.
  */
 import cliProgress from 'cli-progress';
-import type { Progress } from './bfs.ts';
+import type { Progress } from '../explorer/bfs.ts';
 
 export interface ProgressSink {
   update(p: Progress): void;

@@ -7,8 +7,8 @@
  * property no shard violated is "not violated": a swarm samples the state
  * space, it does not exhaust it.
  */
-import { ModelError } from './model.ts';
-import { SWARM_FORMAT, type ShardViolation, type SwarmReport } from './swarm.ts';
+import { ModelError } from '../explorer/model.ts';
+import { SWARM_FORMAT, type ShardViolation, type SwarmReport } from '../explorer/swarm.ts';
 
 export interface MergedViolation {
   readonly property: string;

@@ -4,13 +4,13 @@
  * 0 served until the coordinator ends the run, and a fault's partial report.
  */
 import { InvalidArgumentError } from 'commander';
-import { type BrokerTarget, checkBrokerUrl } from './broker-link.ts';
-import { print } from './cli-output.ts';
-import { EXIT } from './exit-codes.ts';
-import { dataBudget } from './bfs.ts';
-import { DistributedFault, formatFault, runName } from './distributed-bfs.ts';
-import { NodeHost } from './distributed-node.ts';
-import { ModelError, type ResolvedVariant } from './model.ts';
+import { type BrokerTarget, checkBrokerUrl } from '../explorer/broker-link.ts';
+import { print } from './output.ts';
+import { EXIT } from '../explorer/exit-codes.ts';
+import { dataBudget } from '../explorer/bfs.ts';
+import { DistributedFault, formatFault, runName } from '../explorer/distributed-bfs.ts';
+import { NodeHost } from '../explorer/distributed-node.ts';
+import { ModelError, type ResolvedVariant } from '../explorer/model.ts';
 
 /** `--node I/N`: this process is node I of N (0 coordinates). */
 export function nodeOption(raw: string): { node: number; nodes: number } {

@@ -6,15 +6,20 @@
  * (the coverage is then of a run the models do not describe), 2 on a usage or setup error.
  */
 import { writeFileSync } from 'node:fs';
-import { checkWritableFile, print } from '../../explorer/cli-output.ts';
-import { EXIT } from '../../explorer/exit-codes.ts';
-import { ModelError } from '../../explorer/model.ts';
-import { outputWidth } from '../../explorer/text-table.ts';
-import { ensureCoverageKernel } from '../kernel/coverage.ts';
-import { coveragePlans, planName } from './replays.ts';
-import { readJsonFile } from '../../explorer/json-file.ts';
-import { analyseCoverage, collectCoverage, type CoverageResult, type RawCoverage } from './run.ts';
-import { formatCoverage, summaryOf } from './text.ts';
+import { checkWritableFile, print } from './output.ts';
+import { EXIT } from '../explorer/exit-codes.ts';
+import { ModelError } from '../explorer/model.ts';
+import { outputWidth } from '../explorer/text-table.ts';
+import { ensureCoverageKernel } from '../conformance/kernel/coverage.ts';
+import { coveragePlans, planName } from '../conformance/coverage/replays.ts';
+import { readJsonFile } from '../explorer/json-file.ts';
+import {
+  analyseCoverage,
+  collectCoverage,
+  type CoverageResult,
+  type RawCoverage,
+} from '../conformance/coverage/run.ts';
+import { formatCoverage, summaryOf } from '../conformance/coverage/text.ts';
 
 export interface CoverageCliOptions {
   json?: boolean;
@@ -79,7 +84,7 @@ export async function cmdCoverage(o: CoverageCliOptions): Promise<number> {
   if (o.out) writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);
   if (o.summary) writeFileSync(o.summary, `${JSON.stringify(summaryOf(result), null, 2)}\n`);
   if (o.html) {
-    const { coverageHtml } = await import('../../view/report/coverage-report.tsx');
+    const { coverageHtml } = await import('../view/report/coverage-report.tsx');
     writeFileSync(o.html, coverageHtml(result, sourceDir));
   }
   print(o.json ? JSON.stringify(result, null, 2) : formatCoverage(result, outputWidth()));

@@ -6,11 +6,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { EXIT } from './exit-codes.ts';
-import { readJsonFile } from './json-file.ts';
-import { ModelError } from './model.ts';
-import { findModel } from './registry.ts';
-import { replay } from './trace.ts';
+import { EXIT } from '../explorer/exit-codes.ts';
+import { readJsonFile } from '../explorer/json-file.ts';
+import { ModelError } from '../explorer/model.ts';
+import { findModel } from '../explorer/registry.ts';
+import { replay } from '../explorer/trace.ts';
 
 async function cmdExportKselftest(target: string, o: Record<string, any>): Promise<number> {
   const { generatePaths, PATH_FORMAT } = await import('../conformance/paths.ts');

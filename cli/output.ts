@@ -6,9 +6,9 @@
  */
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ModelError, type ResolvedVariant } from './model.ts';
-import type { ExploreResult, Violation } from './result.ts';
-import { toTrail, trailName } from './trail.ts';
+import { ModelError, type ResolvedVariant } from '../explorer/model.ts';
+import type { ExploreResult, Violation } from '../explorer/result.ts';
+import { toTrail, trailName } from '../explorer/trail.ts';
 
 let installed = false;
 let stdoutGone = false;

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import bytes from 'bytes';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { registerExport } from './cli-export.ts';
+import { registerExport } from './export.ts';
 import {
   checkWritableDir,
   checkWritableFile,
@@ -20,15 +20,15 @@ import {
   toJson,
   violationJson,
   writeTrails,
-} from './cli-output.ts';
-import { EXIT, formatExitTable, searchExit, searchScope } from './exit-codes.ts';
-import { unexplained } from './coverage.ts';
-import { createReferenceEngine } from './engine-reference.ts';
-import { pickEngine } from './engine-choice.ts';
-import { AUTO_PROBE_STATES, explore } from './explore.ts';
-import { DEFAULT_SAMPLE, proposeFootprints } from './por.ts';
+} from './output.ts';
+import { EXIT, formatExitTable, searchExit, searchScope } from '../explorer/exit-codes.ts';
+import { unexplained } from '../explorer/coverage.ts';
+import { createReferenceEngine } from '../explorer/engine-reference.ts';
+import { pickEngine } from '../explorer/engine-choice.ts';
+import { AUTO_PROBE_STATES, explore } from '../explorer/explore.ts';
+import { DEFAULT_SAMPLE, proposeFootprints } from '../explorer/por.ts';
 import { initModelDir } from './init.ts';
-import { readJsonFile } from './json-file.ts';
+import { readJsonFile } from '../explorer/json-file.ts';
 import {
   type Model,
   ModelError,
@@ -36,19 +36,19 @@ import {
   type Params,
   parseParamAssignments,
   type ResolvedVariant,
-} from './model.ts';
+} from '../explorer/model.ts';
 import { progressLine } from './progress.ts';
-import { findModel, isModelPath, registeredModels } from './registry.ts';
-import { formatMermaidDocument } from './report-mermaid.ts';
-import { formatEvent, formatReport, formatViolation, type TextOptions } from './report-text.ts';
-import type { ExploreResult } from './result.ts';
-import { formatTable, outputWidth, wrapCell } from './text-table.ts';
-import { readCheckpoint, StoppedAtCheckpoint } from './checkpoint.ts';
-import { confirmTrail, parseTrail, recordedModelFile } from './trail.ts';
+import { findModel, isModelPath, registeredModels } from '../explorer/registry.ts';
+import { formatMermaidDocument } from '../explorer/report-mermaid.ts';
+import { formatEvent, formatReport, formatViolation, type TextOptions } from '../explorer/report-text.ts';
+import type { ExploreResult } from '../explorer/result.ts';
+import { formatTable, outputWidth, wrapCell } from '../explorer/text-table.ts';
+import { readCheckpoint, StoppedAtCheckpoint } from '../explorer/checkpoint.ts';
+import { confirmTrail, parseTrail, recordedModelFile } from '../explorer/trail.ts';
 import { formatVerdictTable, type VerdictRow, verdictRow } from './verdicts.ts';
-import { parseReplay, walk } from './walk.ts';
-import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './cli-distributed.ts';
-import { budgetOption, cmdMerge, cmdSwarm, shardOption } from './cli-swarm.ts';
+import { parseReplay, walk } from '../explorer/walk.ts';
+import { brokerLog, brokerTargetOf, faultExit, nodeOption, serveNode } from './distributed.ts';
+import { budgetOption, cmdMerge, cmdSwarm, shardOption } from './swarm.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -949,7 +949,7 @@ export function buildProgram(): Command {
     .option('--from-raw <file>', 'analyse a --raw file again, without booting')
     .option('--json', 'print one JSON object and nothing else')
     .option('--no-progress', 'no progress on standard error')
-    .action(async (o) => setExit(await (await import('../conformance/coverage/command.ts')).cmdCoverage(o)));
+    .action(async (o) => setExit(await (await import('./coverage.ts')).cmdCoverage(o)));
   program
     .command('replay')
     .description(

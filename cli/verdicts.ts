@@ -6,12 +6,12 @@
  * verdict, a changed pinned state count, a transition that stopped firing
  * (or started) all make a row unexpected.
  */
-import type { Progress } from './bfs.ts';
-import { unexplained } from './coverage.ts';
-import { explore } from './explore.ts';
-import type { Model, Params } from './model.ts';
-import type { ExploreResult } from './result.ts';
-import { formatTable, wrapCell } from './text-table.ts';
+import type { Progress } from '../explorer/bfs.ts';
+import { unexplained } from '../explorer/coverage.ts';
+import { explore } from '../explorer/explore.ts';
+import type { Model, Params } from '../explorer/model.ts';
+import type { ExploreResult } from '../explorer/result.ts';
+import { formatTable, wrapCell } from '../explorer/text-table.ts';
 
 export interface VerdictRow {
   readonly model: string;

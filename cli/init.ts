@@ -1,14 +1,14 @@
 /**
  * `vfio-mc init <dir>`: a starting model in a directory of the user's own,
  * its spec page and a README that says how to run it. The model is
- * explorer/init/model.ts, the example explorer/README.md walks through; it
+ * cli/init/model.ts, the example explorer/README.md walks through; it
  * runs as written and shows one violation. Nothing is overwritten: an
  * existing file is an error, and nothing is written at all then.
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelError } from './model.ts';
+import { ModelError } from '../explorer/model.ts';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), 'init');
 
