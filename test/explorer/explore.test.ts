@@ -112,7 +112,7 @@ describe('counterexamples are shortest (against brute force on random graphs)', 
           if (nearest === Number.POSITIVE_INFINITY) expect(found).toBeUndefined();
           else {
             expect(found?.trace.length).toBe(nearest);
-            expect(bads).toContain((found?.trace.at(-1)?.event as { to: number }).to);
+            expect(bads).toContain((found?.trace.at(-1)?.event as unknown as { to: number }).to);
           }
         },
       ),
