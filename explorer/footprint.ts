@@ -9,16 +9,19 @@
  * on the way down (`t1`, `t1.dmas`) is a *shallow* read, of that path's kind
  * and existence only. Writes are the paths whose values differ between the
  * context before and after the step (a structural diff), so a step that puts
- * back what was there writes nothing. Two kinds of reads are copies, not
- * dependencies, and are not recorded:
- * - a value read by enumeration (spread, Object.assign, Object.values) whose
- *   object the step replaces by a new one: `{ ...c.ret, vmm: '0' }` copies
- *   `ret.mdev` and overwrites `ret.vmm`;
- * - an object read and put back at its own path.
- * An object put anywhere else is a read of its whole subtree (a deep read).
- * The one thing this cannot see is a decision taken on values read by
- * enumeration whose object is then rebuilt with them unchanged; read what a
- * decision depends on by property access (`c.ret.mdev`), which is always a read.
+ * back what was there writes nothing.
+ *
+ * An enumeration by model code (spread, Object.keys/values/entries, for...in,
+ * JSON.stringify) reads every field of the object and its key set: a copy
+ * `{ ...c.ret, vmm: '0' }` cannot be told from a decision on the values it
+ * enumerates (`Object.values(c.ret).some(...)`), so both are reads. The one
+ * enumeration that is a copy by construction is the engine's own merge of an
+ * assign's update into the root context (xstate's
+ * `Object.assign({}, context, update)`, the compiled engine's spread), which
+ * runs no model code: told apart by its caller (the stack), it reads nothing
+ * the update overwrites or the new root copies unchanged. An object read and
+ * put back at its own path is not a read of what is below it; put anywhere
+ * else, it is a read of its whole subtree (a deep read).
  */
 import type { EventObject } from 'xstate';
 import type { Engine } from './engine.ts';
@@ -56,10 +59,12 @@ export class Recorder {
   private readonly shallow = new Set<string>();
   private readonly nav = new Set<string>();
   private readonly deep = new Set<string>();
-  /** Reads by enumeration: path -> value; kept only if the step did not copy them (see settle). */
+  /** Root fields read by the engine's merge of an assign's update: path -> value; kept only if the step did not copy them (see settle). */
   private readonly enumerated = new Map<string, unknown>();
-  /** Key sets read (ownKeys): the object paths. */
+  /** The root's key set read by that merge. */
   private readonly keySets = new Map<string, object>();
+  /** Key sets read by model code (an enumeration): the object paths, always reads. */
+  private readonly keyReads = new Map<string, object>();
   private readonly wrappers = new WeakMap<object, Wrapped>();
   private readonly cache = new Map<string, object>();
   private recording = true;
@@ -69,6 +74,8 @@ export class Recorder {
     const known = this.cache.get(path);
     if (known !== undefined && this.wrappers.get(known)?.real === real) return known as T;
     let pending: PropertyKey | undefined;
+    // Whether the last enumeration of this object was the engine's merge (the root only).
+    let merging = false;
     const target = Array.isArray(real) ? [] : {};
     const proxy = new Proxy(target, {
       get: (_t, k) => {
@@ -81,7 +88,9 @@ export class Recorder {
         if (!own && k in real) return v; // a method from the prototype (map, filter...)
         const p = join(path, k);
         if (this.recording) {
-          if (viaEnumeration && own) {
+          // The engine's merge copies the root's fields (settle decides whether that was a read);
+          // any other enumeration reads each field as a property access would.
+          if (viaEnumeration && own && merging) {
             if (!isObject(v)) this.enumerated.set(p, v);
           } else (isObject(v) ? this.nav : this.shallow).add(p);
         }
@@ -93,7 +102,8 @@ export class Recorder {
         return k in real;
       },
       ownKeys: () => {
-        if (this.recording) this.keySets.set(path, real);
+        merging = path === '' && this.recording && engineMerge();
+        if (this.recording) (merging ? this.keySets : this.keyReads).set(path, real);
         return Reflect.ownKeys(real);
       },
       getOwnPropertyDescriptor: (_t, k) => {
@@ -166,6 +176,7 @@ export class Recorder {
       ...[...this.deep].map((path) => ({ path, deep: true })),
       ...[...this.shallow].map((path) => ({ path, deep: false })),
       ...[...this.nav].filter((p) => !this.shallow.has(p)).map((path) => ({ path, deep: false, nav: true })),
+      ...[...this.keyReads].map(([p, real]) => ({ path: join(p, keysOf(real)), deep: false })),
     ];
   }
 
@@ -194,6 +205,27 @@ export class Recorder {
       globalThis.structuredClone = original;
     }
   }
+}
+
+/** Model code never runs in these files: an enumeration they make of the root context is the engine's merge. */
+const ENGINE_FRAME = /[\\/]node_modules[\\/]xstate[\\/]|[\\/]explorer[\\/]engine-compiled\.[cm]?[jt]s:/;
+
+/**
+ * Whether the enumeration being trapped is the engine's merge of an assign's
+ * update into the context: its first caller outside this file and outside
+ * built-ins (Object.assign) is xstate or the compiled engine. Anything else,
+ * or a stack that cannot be read, is model code: a read (the sound side).
+ */
+function engineMerge(): boolean {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 8;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = limit;
+  const caller = stack
+    .split('\n')
+    .slice(1)
+    .find((l) => !/footprint\.[cm]?[jt]s:|\(<anonymous>\)|\(native\)|at <anonymous>$/.test(l));
+  return caller !== undefined && ENGINE_FRAME.test(caller);
 }
 
 /** The value at a dotted path, through proxies, without recording. */

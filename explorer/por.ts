@@ -11,11 +11,14 @@
  *   C1  P's declared footprint in its current node is independent of every
  *       other running actor's footprint over all its nodes (no write of one
  *       overlaps a read or write of the other), and of what the event
- *       generator reads: no step of another actor can enable, disable or be
- *       affected by a step of P, so P's disabled steps stay disabled until P
- *       moves;
+ *       generator reads, and P and every other running actor are independent
+ *       through control state (controlDependencies: `stateIn` guards,
+ *       `always` transitions, targets in another actor, read off the
+ *       machine): no step of another actor can enable, disable or be affected
+ *       by a step of P, so P's disabled steps stay disabled until P moves;
  *   C2  P's declared writes overlap no visible path (what the invariants and
- *       `sometimes` predicates read), and no predicate reads P's control state;
+ *       `sometimes` predicates read), and no predicate reads the control state
+ *       of P or of an actor P's steps may move;
  *   C3  no ample step leads to a closed state (the closed-set proviso of
  *       Bošnački, Leue and Lluch-Lafuente for general state exploring
  *       algorithms, BFS included), where closed is over-approximated by "reached
@@ -30,7 +33,7 @@
  * recorded on every state they are evaluated on, and a read outside the
  * visible set assumed so far restarts the search with the larger set.
  */
-import type { EventObject, StateValue } from 'xstate';
+import type { AnyStateMachine, EventObject, StateNode, StateValue } from 'xstate';
 import { canonical } from './canonical.ts';
 import { type Engine, type SearchQuery, transitionName } from './engine.ts';
 import {
@@ -289,10 +292,166 @@ export function watched(
   return { ...variant, invariants, properties };
 }
 
+/**
+ * Dependencies through control state, which footprints (context paths) do
+ * not see, read off the machine's definition:
+ * - a guard `stateIn(...)` (in `and`/`or`/`not`, named or inline) reads the
+ *   control of the actor it names: `reads`;
+ * - a transition whose target lies in another actor moves that actor: `writes`;
+ * - an `always` transition fires inside whatever step enables it. Guarded by
+ *   `stateIn` alone, it is enabled only by the moves of the actors it names,
+ *   whose steps then move its actor (`writes`); guarded by anything that reads
+ *   the context, any step of any actor may fire it, and its actor is dependent
+ *   on every other (`everyone`, with the reason);
+ * - a transition of the machine's root (not of an actor) may read and move
+ *   anything: no actor is independent (`none`, with the reason).
+ * Guards and actions of XState v5 see only the context and the event, so no
+ * other code reads a state value.
+ */
+export interface Control {
+  readonly reads: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly writes: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly everyone: ReadonlyMap<string, string>;
+  readonly none?: string;
+  /** What was found, for the report. */
+  readonly notes: readonly string[];
+}
+
+/** What a guard reads: the actors whose control it tests, and whether it reads anything else (the context, the event). */
+function guardReads(
+  guard: unknown,
+  machine: AnyStateMachine,
+  actorOf: (v: unknown) => string | undefined,
+  depth = 0,
+): { controls: Set<string>; other: boolean } {
+  const out = { controls: new Set<string>(), other: false };
+  if (guard === undefined || depth > 32) return { ...out, other: guard !== undefined };
+  const named = (name: string) => (machine.implementations.guards as Record<string, unknown>)[name];
+  const g =
+    typeof guard === 'string'
+      ? named(guard)
+      : typeof guard === 'object' && guard !== null && 'type' in guard
+        ? named((guard as { type: string }).type)
+        : guard;
+  if (typeof g !== 'function') return { ...out, other: true };
+  const f = g as { check?: unknown; stateValue?: unknown; guards?: unknown[] };
+  if (f.check !== undefined && 'stateValue' in f) {
+    const actor = actorOf(f.stateValue);
+    if (actor === undefined) return { ...out, other: true }; // cannot tell which: treat as a read of everything
+    out.controls.add(actor);
+    return out;
+  }
+  if (f.check !== undefined && Array.isArray(f.guards)) {
+    for (const x of f.guards) {
+      const r = guardReads(x, machine, actorOf, depth + 1);
+      r.controls.forEach((a) => out.controls.add(a));
+      out.other ||= r.other;
+    }
+    return out;
+  }
+  return { ...out, other: true };
+}
+
+/** The control dependencies of a machine whose root is parallel, its regions the actors. */
+export function controlDependencies(machine: AnyStateMachine): Control {
+  const reads = new Map<string, Set<string>>();
+  const writes = new Map<string, Set<string>>();
+  const everyone = new Map<string, string>();
+  const notes: string[] = [];
+  const root = machine.root;
+  const add = (m: Map<string, Set<string>>, a: string, b: string) => {
+    const set = m.get(a) ?? new Set<string>();
+    set.add(b);
+    m.set(a, set);
+  };
+  if (root.type !== 'parallel') return { reads, writes, everyone, notes }; // one actor: nothing to reduce
+  const regionOf = (n: StateNode<any, any>): string | undefined => {
+    let x: StateNode<any, any> | undefined = n;
+    while (x?.parent !== undefined && x.parent !== root) x = x.parent;
+    return x === undefined || x === root ? undefined : x.key;
+  };
+  const actorOf = (v: unknown): string | undefined => {
+    if (typeof v === 'string') {
+      if (v.startsWith('#')) {
+        try {
+          return regionOf(machine.getStateNodeById(v.slice(1)));
+        } catch {
+          return undefined;
+        }
+      }
+      const first = v.split('.')[0];
+      return first in root.states ? first : undefined;
+    }
+    if (typeof v === 'object' && v !== null) {
+      const keys = Object.keys(v);
+      return keys.length === 1 && keys[0] in root.states ? keys[0] : undefined;
+    }
+    return undefined;
+  };
+  let none: string | undefined;
+  const visit = (node: StateNode<any, any>) => {
+    const actor = regionOf(node);
+    const all = [...node.transitions.values()].flat().concat(node.always ?? []);
+    if (actor === undefined) {
+      if (all.length > 0)
+        none = `the machine's root has transitions of its own (${all.map((t) => t.eventType || 'always').join(', ')}), which may read and move every actor`;
+    } else {
+      for (const t of all) {
+        const g = guardReads(t.guard, machine, actorOf);
+        const always = t.eventType === '';
+        for (const q of g.controls) {
+          if (q === actor) continue;
+          add(reads, actor, q);
+          notes.push(`${actor} reads the control of ${q} (stateIn in ${node.id}${always ? ', always' : ''})`);
+          if (always) add(writes, q, actor); // q's moves fire it: they move `actor`
+        }
+        if (always && g.other && !everyone.has(actor))
+          everyone.set(
+            actor,
+            `${actor} has an always transition whose guard reads the context (in ${node.id}): any step may fire it`,
+          );
+        for (const target of t.target ?? []) {
+          const q = regionOf(target);
+          if (q === undefined) none ??= `a transition of ${actor} (${node.id}) targets the machine's root`;
+          else if (q !== actor) {
+            add(writes, actor, q);
+            notes.push(`${actor} moves ${q} (a transition in ${node.id} targets ${target.id})`);
+          }
+        }
+      }
+    }
+    Object.values(node.states).forEach(visit);
+  };
+  visit(root);
+  notes.push(...everyone.values());
+  if (none !== undefined) notes.push(none);
+  return { reads, writes, everyone, ...(none !== undefined && { none }), notes };
+}
+
+/** Whether actors p and q may affect each other through control state (either order: the relation is symmetric). */
+function controlDependent(c: Control, p: string, q: string): boolean {
+  if (c.none !== undefined || c.everyone.has(p) || c.everyone.has(q)) return true;
+  const w = (a: string) => c.writes.get(a) ?? new Set<string>();
+  const r = (a: string) => c.reads.get(a) ?? new Set<string>();
+  // Each actor reads and moves its own control; a write of one meets a read or write of the other.
+  const touch = (x: ReadonlySet<string>, ys: ReadonlySet<string>[]) =>
+    [...x].some((a) => ys.some((y) => y.has(a)));
+  const P = { w: new Set([p, ...w(p)]), r: new Set([p, ...r(p)]) };
+  const Q = { w: new Set([q, ...w(q)]), r: new Set([q, ...r(q)]) };
+  return touch(P.w, [Q.r, Q.w]) || touch(Q.w, [P.r]);
+}
+
+/** The actors whose control a step of p may move: its own, those its transitions target, and every actor an always with a context guard makes dependent on everyone. */
+function controlWrites(c: Control, p: string): string[] {
+  return [p, ...(c.writes.get(p) ?? []), ...[...c.everyone.keys()].filter((a) => a !== p)];
+}
+
 export interface PorStats {
   /** States expanded, and those of them expanded with one actor's steps only. */
   expanded: number;
   reduced: number;
+  /** The dependencies through control state found in the machine (controlDependencies), for the report. */
+  control?: readonly string[];
 }
 
 /**
@@ -313,6 +472,8 @@ export function withPor<S>(
   const owners = eventOwners(base.transitionIds, machineId);
   const shared = new Set([...owners.values()].filter((l) => l.length > 1).flat());
   const actors = inner.actors;
+  const control = controlDependencies(variant.machine);
+  stats.control = control.notes;
   let query: SearchQuery | undefined;
   let cachedState: S | undefined;
   let allowed: Set<string> | null = null;
@@ -327,12 +488,14 @@ export function withPor<S>(
     ok =
       own !== undefined &&
       !shared.has(p) &&
-      !visible.controls.has(p) &&
+      control.none === undefined &&
+      !controlWrites(control, p).some((a) => visible.controls.has(a)) &&
       !visible.touchedBy(own.writes) &&
       running.every((q) => {
         const other = q === p || shared.has(q) ? undefined : declared.any(q);
         const verdict =
           other !== undefined &&
+          !controlDependent(control, p, q) &&
           !touches(own.writes, [...other.reads, ...other.writes, ...declared.events]) &&
           !touches([...own.reads, ...declared.events], other.writes);
         return q === p || (options.independent ? options.independent(p, q, verdict) : verdict);

@@ -99,6 +99,8 @@ export function formatSummary(r: ExploreResult, o: TextOptions = DEFAULT): strin
           ? 'every evaluated step within its declared footprint'
           : 'footprints not checked (--no-check)'),
     );
+    for (const c of p.control ?? [])
+      lines.push(`  partial-order reduction: dependent through control state: ${c}`);
   }
   if (r.spilledMB > 0) lines.push(`  the frontier spilled ${r.spilledMB} MB to disk (--memory)`);
   if (Object.keys(r.params).length > 0)

@@ -110,6 +110,8 @@ export interface ExploreResult extends ExploreStats {
     readonly restarts: number;
     /** Whether every step the search evaluated had its footprint checked (off with --no-check). */
     readonly checked: boolean;
+    /** Dependencies through control state found in the machine (stateIn, always, targets in another actor), treated as dependent. */
+    readonly control?: readonly string[];
   };
   /** Which transitions fired, which never did, and the event types never enabled. */
   readonly coverage: Coverage;

@@ -10,8 +10,10 @@
  * they are dependent on every other actor, so no state is reduced with two mdevs.
  */
 import type { Footprints } from '../../explorer/model.ts';
+import { withReads } from './enumerated.ts';
 
-export const CONTAINER_FOOTPRINTS: Footprints = {
+/** As learnt, before enumerations were reads. */
+const LEARNT: Footprints = {
   actors: {
     vmm: {
       reads: [
@@ -525,3 +527,163 @@ export const CONTAINER_FOOTPRINTS: Footprints = {
     },
   },
 };
+
+/**
+ * The fields each actor's steps enumerate (the spreads that rebuild an object,
+ * the whole context included, read every field of it and its key set: see
+ * enumerated.ts), per state node, as the check of a full search of every
+ * variant up to 25,000 states named them; `p.#keys` where a step reads only
+ * that `p` is there (an object read on the way down).
+ */
+export const CONTAINER_FOOTPRINTS: Footprints = withReads(LEARNT, {
+  mdev: {
+    idle: [
+      'drv.#keys',
+      'mms.#keys',
+      'mms.*.#keys',
+      'mms.*.pinnedVm',
+      'ret.#keys',
+      'ret.vmm',
+      't1.#keys',
+      't1.dmas.*.#keys',
+      't1.dmas.*.newVa',
+      't1.dmas.*.va',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.listLock',
+      't1.task',
+    ],
+  },
+  release: {
+    finish: [
+      'drv.#keys',
+      'drv.inflight',
+      'drv.open',
+      'drv.pending.#keys',
+      'drv.view.#keys',
+      't1.#keys',
+      't1.devices.#keys',
+      't1.domain',
+      't1.leaked.#keys',
+      't1.listLock',
+      't1.task',
+    ],
+    idle: [
+      'drv.#keys',
+      'drv.pending.#keys',
+      'drv.vfioOpen',
+      'mms.#keys',
+      'mms.*.#keys',
+      'mms.*.pinnedVm',
+      't1.#keys',
+      't1.devices.#keys',
+      't1.dmas.*.#keys',
+      't1.dmas.*.mm',
+      't1.dmas.*.newVa',
+      't1.dmas.*.va',
+      't1.dmas.*.vaddrMm',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.listLock',
+      't1.task',
+    ],
+    unregister: [
+      't1.#keys',
+      't1.devices.#keys',
+      't1.dmas.#keys',
+      't1.domain',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.task',
+    ],
+    unregisterList: [
+      't1.#keys',
+      't1.dmas.#keys',
+      't1.domain',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.task',
+    ],
+  },
+  vmm: {
+    closingDevice: [
+      '#keys',
+      'drv.#keys',
+      'lastUnmap.#keys',
+      'mms.#keys',
+      'ret.#keys',
+      'ret.mdev',
+      't1.#keys',
+      'wait.#keys',
+      'walk.#keys',
+    ],
+    idle: [
+      '#keys',
+      'drv.#keys',
+      'drv.inflight',
+      'drv.pending.#keys',
+      'lastUnmap.#keys',
+      'mms.#keys',
+      'mms.*.#keys',
+      'mms.*.pinnedVm',
+      'ret.#keys',
+      'ret.mdev',
+      't1.leaked.#keys',
+      'vmm.#keys',
+      'walk.#keys',
+    ],
+    unmapCallbacks: [
+      'drv.#keys',
+      'drv.inflight',
+      'drv.open',
+      'drv.pending.#keys',
+      'drv.vfioOpen',
+      't1.#keys',
+      't1.dmas.*.#keys',
+      't1.dmas.*.lockedVm',
+      't1.dmas.*.mm',
+      't1.dmas.*.newVa',
+      't1.dmas.*.va',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.task',
+      'walk.#keys',
+      'walk.vmm.#keys',
+      'walk.vmm.advised.#keys',
+      'walk.vmm.dmaLast',
+      'walk.vmm.range.#keys',
+      'walk.vmm.retries',
+    ],
+    unmapListLock: [
+      't1.#keys',
+      't1.devices.#keys',
+      't1.domain',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.task',
+    ],
+    unmapRelock: [
+      '#keys',
+      'closing',
+      'drv.#keys',
+      'lastUnmap.#keys',
+      'mms.#keys',
+      'mms.*.#keys',
+      'mms.*.pinnedVm',
+      'ret.#keys',
+      'ret.mdev',
+      't1.#keys',
+      't1.dmas.*.#keys',
+      't1.dmas.*.newVa',
+      't1.emulated.#keys',
+      't1.leaked.#keys',
+      't1.listLock',
+      't1.task',
+      'vmm.#keys',
+      'walk.#keys',
+      'walk.vmm.#keys',
+      'walk.vmm.called',
+      'walk.vmm.retries',
+    ],
+  },
+});

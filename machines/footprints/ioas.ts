@@ -6,8 +6,10 @@
  * each variant named a step outside them. Patterns over indices (`t1.dmas.*`).
  */
 import type { Footprints } from '../../explorer/model.ts';
+import { withReads } from './enumerated.ts';
 
-export const IOAS_FOOTPRINTS: Footprints = {
+/** As learnt, before enumerations were reads. */
+const LEARNT: Footprints = {
   actors: {
     vmm: {
       reads: ['budget', 'k', 'log', 'op.vmm', 'ret.vmm', 't1'],
@@ -237,3 +239,150 @@ export const IOAS_FOOTPRINTS: Footprints = {
   },
   events: ['k.access'],
 };
+
+/**
+ * The fields each actor's steps enumerate (the spreads that rebuild an object,
+ * the whole context included, read every field of it and its key set: see
+ * enumerated.ts), per state node, as the check of a full search of every
+ * variant up to 25,000 states named them; `p.#keys` where a step reads only
+ * that `p` is there (an object read on the way down).
+ */
+export const IOAS_FOOTPRINTS: Footprints = withReads(LEARNT, {
+  access: {
+    attached: ['#keys', 'log', 'op.#keys', 'ret.#keys', 'ret.child', 'ret.vmm'],
+  },
+  child: {
+    cpCreation: [
+      '#keys',
+      'k.#keys',
+      'k.access',
+      'k.areas.#keys',
+      'k.creation.#keys',
+      'k.creation.granted.#keys',
+      'k.ctxMode',
+      'k.domain',
+      'k.ioas.#keys',
+      'k.mms.#keys',
+      'k.pages.#keys',
+      'k.procs.#keys',
+      'k.users.#keys',
+      'k.warn.#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'ret.#keys',
+    ],
+    cpIoas: ['#keys', 'op.#keys', 'op.vmm', 'op.vmm.#keys', 'ret.#keys', 'ret.access', 'ret.vmm'],
+    idle: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.vmm',
+      'op.vmm.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.vmm',
+    ],
+  },
+  vmm: {
+    allocFinalize: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+    cpCreation: [
+      '#keys',
+      'k.#keys',
+      'k.access',
+      'k.areas.#keys',
+      'k.creation.#keys',
+      'k.creation.granted.#keys',
+      'k.ctxMode',
+      'k.domain',
+      'k.ioas.#keys',
+      'k.mms.#keys',
+      'k.pages.#keys',
+      'k.procs.#keys',
+      'k.users.#keys',
+      'k.warn.#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'ret.#keys',
+    ],
+    cpIoas: ['#keys', 'op.#keys', 'op.child', 'op.child.#keys', 'ret.#keys', 'ret.access', 'ret.child'],
+    idle: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+    mapFill: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+    mapInsert: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+    unmapNotify: [
+      '#keys',
+      'log',
+      'op.#keys',
+      'op.child',
+      'op.vmm.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+      'ret.vmm',
+    ],
+    unmapScan: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+    unmapUnfill: [
+      '#keys',
+      'log',
+      'log.#keys',
+      'op.#keys',
+      'op.child',
+      'op.child.#keys',
+      'ret.#keys',
+      'ret.access',
+      'ret.child',
+    ],
+  },
+});

@@ -81,6 +81,45 @@ describe('counterexamples are shortest (against brute force on random graphs)', 
     );
   });
 
+  it('invariant violations at several depths: the shallowest is reported, not the last found', async () => {
+    // Deterministic: 0 -> 1 -> 2 -> 3 and 0 -> 4 -> 5; nodes 2, 3 and 5 are bad (depths 2, 3, 2). The
+    // search goes on after the first violation (other properties, coverage), so it meets all three.
+    const chain = graphModel([[1, 4], [2], [3], [], [5], []], [3, 5, 2]);
+    const v = (await explore(chain.variant())).violations.find((x) => x.property === 'neverBad');
+    expect(v?.trace.map((t) => t.event)).toEqual([
+      { type: 'Go', to: 1 },
+      { type: 'Go', to: 2 },
+    ]);
+    // Random graphs with two to four bad nodes: the trace is as short as the nearest one.
+    await fc.assert(
+      fc.asyncProperty(
+        graphs
+          .filter(({ edges }) => edges.length >= 3)
+          .chain(({ edges }) =>
+            fc.record({
+              edges: fc.constant(edges),
+              bads: fc.uniqueArray(fc.integer({ min: 1, max: edges.length - 1 }), {
+                minLength: 2,
+                maxLength: 4,
+              }),
+            }),
+          ),
+        async ({ edges, bads }) => {
+          const r = await explore(graphModel(edges, bads).variant());
+          const dist = distances(edges);
+          const nearest = Math.min(...bads.map((b) => dist[b]));
+          const found = r.violations.find((x) => x.property === 'neverBad');
+          if (nearest === Number.POSITIVE_INFINITY) expect(found).toBeUndefined();
+          else {
+            expect(found?.trace.length).toBe(nearest);
+            expect(bads).toContain((found?.trace.at(-1)?.event as unknown as { to: number }).to);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('deadlocks: the shortest path to a reachable sink', async () => {
     await fc.assert(
       fc.asyncProperty(graphs, async ({ edges, bad }) => {

@@ -128,7 +128,7 @@ describe('partial-order reduction: soundness against the unreduced search', () =
   it('random guarded-assignment machines: reduced and unreduced agree on every invariant and deadlock', async () => {
     await fc.assert(
       fc.asyncProperty(specArb(), async (spec) => {
-        const v = guardedModel(spec).variant();
+        const v = guardedModel(spec, 'flat').variant();
         const full = await explore(v);
         const reduced = await explore(v, { por: true });
         expect(safety(reduced)).toEqual(safety(full));
@@ -141,7 +141,7 @@ describe('partial-order reduction: soundness against the unreduced search', () =
   it('random machines catch the mutant independence too', async () => {
     const found = await fc.check(
       fc.asyncProperty(specArb(), async (spec) => {
-        const v = guardedModel(spec).variant();
+        const v = guardedModel(spec, 'flat').variant();
         const full = await explore(v);
         const reduced = await explore(v, { por: true, porOptions: { independent: () => true } });
         return JSON.stringify(safety(reduced)) === JSON.stringify(safety(full));
@@ -158,7 +158,7 @@ describe('partial-order reduction: soundness against the unreduced search', () =
       actors: [0, 1, 2].map((a) => [[{ write: a, k: 1, move: true }], [{ write: a, k: 2, move: true }]]),
       invariants: [{ a: 3, c: 1 }],
     };
-    const v = guardedModel(spec).variant();
+    const v = guardedModel(spec, 'flat').variant();
     const full = await explore(v);
     const reduced = await explore(v, { por: true });
     expect(full.states).toBe(27); // each actor: (s0,0) (s1,1) (s0,2), then (s1,1) again

@@ -1,3 +1,4 @@
+import { assign, setup } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { createReferenceEngine } from '../../explorer/engine-reference.ts';
 import { explore } from '../../explorer/explore.ts';
@@ -57,6 +58,56 @@ describe('leadsTo under weak fairness', () => {
     await expect(explore(closeWaitModel({ weak: ['nobody'] }).variant())).rejects.toThrow(
       "fairness names actor 'nobody', which the machine does not have (actors: release, vmm)",
     );
+  });
+});
+
+/**
+ * A worker, weakly fair, whose one step (to done) is enabled only while a
+ * toggler, also fair, has its switch on; the toggler flips it forever. The
+ * cycle on/off never runs the worker, and is weakly fair: the worker is not
+ * continuously enabled (disabled at every off state). Strong fairness (enabled
+ * infinitely often, so it must move) would exclude that cycle and say holds.
+ */
+function flickerModel(alwaysOn: boolean) {
+  type C = { on: boolean };
+  const machine = setup({ types: { context: {} as C } }).createMachine({
+    id: 'flicker',
+    type: 'parallel',
+    context: { on: false },
+    states: {
+      worker: {
+        initial: 'waiting',
+        states: {
+          waiting: { on: { Work: { guard: ({ context }) => alwaysOn || context.on, target: 'done' } } },
+          done: { type: 'final' },
+        },
+      },
+      toggler: { on: { Flip: { actions: assign({ on: ({ context }) => !context.on }) } } },
+    },
+  });
+  return defineModel<C, { type: string }>({
+    id: 'flicker',
+    machine,
+    events: () => [{ type: 'Work' }, { type: 'Flip' }],
+    invariants: {},
+    properties: { workerFinishes: eventually((s) => s.matches({ worker: 'done' })) },
+    fairness: { weak: 'all' },
+  }).variant();
+}
+
+describe('weak fairness is weak: an actor disabled somewhere on a cycle need not move on it', () => {
+  it('the worker, disabled whenever the switch is off, may starve: violated, with the flicker as the cycle', async () => {
+    const r = await explore(flickerModel(false));
+    const v = r.violations.find((x) => x.property === 'workerFinishes');
+    expect(v?.kind).toBe('liveness');
+    const cycle = v?.trace.slice(v.cycleStart ?? 0) ?? [];
+    expect(cycle.length).toBeGreaterThan(0);
+    expect(cycle.every((step) => step.event.type === 'Flip')).toBe(true);
+  });
+
+  it('the same worker continuously enabled must move: holds', async () => {
+    const r = await explore(flickerModel(true));
+    expect(r.properties.find((p) => p.name === 'workerFinishes')?.status).toBe('holds');
   });
 });
 
