@@ -9,7 +9,7 @@
  * everything. `--symmetry=unchecked` runs without it, and says so.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { run } from './run-cli.ts';
 import { explore } from '../../explorer/explore.ts';
 import { leadsTo, ModelError, type ResolvedVariant, sometimes } from '../../explorer/model.ts';
 import { findModel } from '../../explorer/registry.ts';
@@ -244,23 +244,4 @@ describe('--symmetry=unchecked: the assumption every verdict carries', () => {
   });
 });
 
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    stdout += String(s);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    stderr += String(s);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 afterEach(() => vi.restoreAllMocks());

@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { search } from '../../explorer/bfs.ts';
-import { main } from '../../cli/main.ts';
+import { run } from './run-cli.ts';
 import { createCompiledEngine } from '../../explorer/engine-compiled.ts';
 import { explore } from '../../explorer/explore.ts';
 import { ModelError, type Projection, type ResolvedVariant } from '../../explorer/model.ts';
@@ -198,25 +198,6 @@ describe('--view=unchecked: a view function, run as an assumption every verdict 
   });
 });
 
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    stdout += String(s);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    stderr += String(s);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 afterEach(() => vi.restoreAllMocks());
 
 /** The container with its view replaced. */
