@@ -186,24 +186,44 @@ export class Recorder {
 
   /** Run `fn` with structuredClone reading what it clones deeply (a proxy cannot be cloned). */
   during<T>(fn: () => T): T {
-    const original = globalThis.structuredClone;
-    const real = (x: unknown): unknown => {
-      if (!isObject(x)) return x;
-      const w = this.wrappers.get(x);
-      if (w !== undefined) {
+    return cloningUnwrapped(
+      (x) => this.wrappers.get(x),
+      (w) => {
         if (this.recording) this.deep.add(w.path);
-        return w.real;
-      }
-      if (Array.isArray(x)) return x.map(real);
-      return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, real(v)]));
-    };
-    globalThis.structuredClone = ((x: unknown, o?: StructuredSerializeOptions) =>
-      original(real(x), o)) as typeof structuredClone;
-    try {
-      return fn();
-    } finally {
-      globalThis.structuredClone = original;
+      },
+      fn,
+    );
+  }
+}
+
+/**
+ * Runs `fn` with structuredClone taking recording proxies apart first (it cannot clone a
+ * Proxy): each wrapped object `unwrap` knows is cloned as its real object, after `onWrapped`
+ * has counted the clone as a read of all of it. Shared by the footprint recorder and the view
+ * check's recorder (view-reads.ts).
+ */
+export function cloningUnwrapped<W extends { readonly real: unknown }, T>(
+  unwrap: (x: object) => W | undefined,
+  onWrapped: (w: W) => void,
+  fn: () => T,
+): T {
+  const original = globalThis.structuredClone;
+  const real = (x: unknown): unknown => {
+    if (!isObject(x)) return x;
+    const w = unwrap(x);
+    if (w !== undefined) {
+      onWrapped(w);
+      return w.real;
     }
+    if (Array.isArray(x)) return x.map(real);
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, real(v)]));
+  };
+  globalThis.structuredClone = ((x: unknown, o?: StructuredSerializeOptions) =>
+    original(real(x), o)) as typeof structuredClone;
+  try {
+    return fn();
+  } finally {
+    globalThis.structuredClone = original;
   }
 }
 

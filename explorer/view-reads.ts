@@ -17,6 +17,8 @@
  * value read, by enumeration or not, is a read.
  */
 
+import { cloningUnwrapped } from './footprint.ts';
+
 /** A path pattern's trie: a key or '*' per level; `leaf` where a watched field ends. */
 interface Node {
   leaf: boolean;
@@ -158,24 +160,11 @@ export class FieldReads {
 
   /** Run `fn` with structuredClone reading whole what it clones (a proxy cannot be cloned). */
   during<T>(fn: () => T): T {
-    const original = globalThis.structuredClone;
-    const real = (x: unknown): unknown => {
-      if (!isObject(x)) return x;
-      const w = this.wrappers.get(x);
-      if (w !== undefined) {
-        this.readAll(w);
-        return w.real;
-      }
-      if (Array.isArray(x)) return x.map(real);
-      return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, real(v)]));
-    };
-    globalThis.structuredClone = ((x: unknown, o?: StructuredSerializeOptions) =>
-      original(real(x), o)) as typeof structuredClone;
-    try {
-      return fn();
-    } finally {
-      globalThis.structuredClone = original;
-    }
+    return cloningUnwrapped(
+      (x) => this.wrappers.get(x),
+      (w) => this.readAll(w),
+      fn,
+    );
   }
 
   /** The watched fields a predicate read: by enumeration or not. */
